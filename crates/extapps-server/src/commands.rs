@@ -1,0 +1,181 @@
+//! The subcommands of `extapps-server`: `serve`, `migrate` and `keys`.
+
+use std::{future::Future, path::Path, sync::Arc};
+
+use secrecy::ExposeSecret;
+
+use crate::config::{Cli, Command, GlobalOptions, KeysCommand, RoleArg, ServeOptions};
+use crate::domain::{
+    Error, caller::Role, catalog::Catalog, catalog::DEFAULT_CATALOG, clock::SystemClock,
+    names::OrganizationId,
+};
+use crate::service::Service;
+use crate::store::Store;
+
+/// Runs one command; the error is a message for the operator.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(options) => serve(&cli.global, &options, shutdown_signal()).await,
+        Command::Migrate => {
+            let store = Store::connect(&cli.global.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            tracing::info!("database schema is up to date");
+            Ok(())
+        }
+        Command::Keys(command) => keys(&cli.global, command).await,
+    }
+}
+
+/// Reads the catalog named by `--catalog`, or the built-in one.
+pub fn load_catalog(path: Option<&Path>) -> Result<Catalog, String> {
+    match path {
+        None => Catalog::from_toml(DEFAULT_CATALOG)
+            .map_err(|e| format!("the built-in catalog is invalid: {e}")),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read catalog {}: {e}", path.display()))?;
+            Catalog::from_toml(&text).map_err(|e| format!("catalog {}: {e}", path.display()))
+        }
+    }
+}
+
+/// Connects, migrates (unless told not to) and builds the service.
+pub async fn open(global: &GlobalOptions, migrate: bool) -> Result<Service, String> {
+    let catalog = load_catalog(global.catalog.as_deref())?;
+    let store = Store::connect(&global.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    if migrate {
+        store.migrate().await.map_err(|e| e.to_string())?;
+    } else {
+        store.check_schema().await.map_err(|e| e.to_string())?;
+    }
+    Service::new(store, catalog, Arc::new(SystemClock))
+        .await
+        .map_err(|e| format!("cannot start: {e}"))
+}
+
+async fn serve(
+    global: &GlobalOptions,
+    options: &ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let service = open(global, !options.no_migrate).await?;
+    let listener = crate::server::bind(options.listen).await?;
+    let router = crate::server::router(service)
+        .await
+        .map_err(|e| format!("cannot build reflection service: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, "extapps listening (gRPC)");
+    crate::server::serve(listener, router, shutdown, options.shutdown_timeout)
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    tracing::info!("extapps stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: draining in-flight calls");
+}
+
+fn describe(error: Error) -> String {
+    match error {
+        Error::InvalidArgument { violations, .. } => violations
+            .iter()
+            .map(|v| format!("--{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
+}
+
+async fn keys(global: &GlobalOptions, command: KeysCommand) -> Result<(), String> {
+    let service = open(global, true).await?;
+    match command {
+        KeysCommand::Create {
+            organization,
+            role,
+            resources,
+        } => {
+            let organization = organization
+                .as_deref()
+                .map(OrganizationId::parse)
+                .transpose()
+                .map_err(|why| format!("--organization: {why}"))?;
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Introspect => Role::Introspect,
+                RoleArg::Signin => Role::Signin,
+                RoleArg::Operator => Role::Operator,
+            };
+            let created = service
+                .create_caller_key(organization, role, resources)
+                .await
+                .map_err(describe)?;
+            // The key alone on stdout, so scripts can capture it; the rest on stderr.
+            println!("{}", created.key.expose_secret());
+            eprintln!(
+                "created {role} key {} (shown once: store it now; only its hash is kept)",
+                created.id
+            );
+            Ok(())
+        }
+        KeysCommand::List => {
+            let keys = service.list_caller_keys().await.map_err(describe)?;
+            println!(
+                "{:<36}  {:<10}  {:<20}  {:<20}  {:<25}  REVOKED",
+                "ID", "ROLE", "ORGANIZATION", "RESOURCES", "CREATED"
+            );
+            for key in keys {
+                println!(
+                    "{:<36}  {:<10}  {:<20}  {:<20}  {:<25}  {}",
+                    key.id,
+                    key.role,
+                    key.organization
+                        .as_ref()
+                        .map_or("*".to_owned(), ToString::to_string),
+                    if key.resources.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        key.resources.join(",")
+                    },
+                    rfc3339(key.create_time),
+                    key.revoke_time.map_or("-".to_owned(), rfc3339),
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { id } => {
+            service.revoke_caller_key(&id).await.map_err(describe)?;
+            eprintln!("revoked key {id}");
+            Ok(())
+        }
+    }
+}
+
+fn rfc3339(time: time::OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,315 @@
+//! The application aggregate and the rules of registering and editing one
+//! (SPEC section 2).
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::catalog::Catalog;
+use super::error::{Error, Violations};
+use super::grants::{GrantInput, Grants};
+use super::names::{ApplicationName, ClientId, OrganizationId};
+use super::redirect_url::{MAX_REDIRECT_URLS, RedirectUrl};
+
+/// Whether an application can keep a secret (RFC 6749 section 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplicationType {
+    Confidential,
+    NonConfidential,
+}
+
+impl ApplicationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationType::Confidential => "confidential",
+            ApplicationType::NonConfidential => "non_confidential",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "confidential" => Some(ApplicationType::Confidential),
+            "non_confidential" => Some(ApplicationType::NonConfidential),
+            _ => None,
+        }
+    }
+}
+
+/// A display name: trimmed, 1 to 128 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 128;
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let trimmed = value.trim();
+        let chars = trimmed.chars().count();
+        if chars == 0 {
+            return Err("is required".into());
+        }
+        if chars > Self::MAX_CHARS {
+            return Err(format!(
+                "must be at most {} characters (got {chars})",
+                Self::MAX_CHARS
+            ));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Metadata of one live client secret; the secret itself is never kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub secret_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub create_time: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expire_time: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_use_time: Option<OffsetDateTime>,
+}
+
+/// A registered application as stored and shown (never with a secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Application {
+    pub organization: OrganizationId,
+    pub client_id: ClientId,
+    pub display_name: DisplayName,
+    pub app_type: ApplicationType,
+    pub grants: Grants,
+    pub redirect_urls: Vec<RedirectUrl>,
+    pub secrets: Vec<SecretInfo>,
+    pub revision: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub create_time: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub update_time: OffsetDateTime,
+}
+
+impl Application {
+    pub fn name(&self) -> ApplicationName {
+        ApplicationName {
+            organization: self.organization.clone(),
+            client_id: self.client_id,
+        }
+    }
+
+    pub fn etag(&self) -> String {
+        Etag(self.revision).to_string()
+    }
+}
+
+/// The concurrency token of an application (AIP-154): its revision, quoted as
+/// HTTP entity tags are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Etag(pub i64);
+
+impl Etag {
+    /// `""` means "no precondition"; anything else must be an etag we issued.
+    pub fn parse_optional(field: &str, value: &str) -> Result<Option<Self>, Error> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|revision| Some(Etag(revision)))
+            .ok_or_else(|| Error::invalid_field(field, "is not an etag returned by this service"))
+    }
+}
+
+impl std::fmt::Display for Etag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{}\"", self.0)
+    }
+}
+
+/// A registration request as received.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrationInput {
+    pub display_name: String,
+    pub app_type: Option<ApplicationType>,
+    pub grants: Vec<GrantInput>,
+    pub redirect_urls: Vec<String>,
+}
+
+/// A registration that passed every rule. Its JSON is the canonical form of
+/// the request, for telling an idempotent retry from a reused request ID.
+#[derive(Debug, Clone, Serialize)]
+pub struct Registration {
+    pub display_name: DisplayName,
+    pub app_type: ApplicationType,
+    pub grants: Grants,
+    pub redirect_urls: Vec<RedirectUrl>,
+}
+
+impl RegistrationInput {
+    /// Checks the whole request; `prefix` is the path of the application
+    /// message in the request (`application`).
+    pub fn validate(&self, prefix: &str, catalog: &Catalog) -> Result<Registration, Error> {
+        let mut violations = Violations::default();
+        let display_name = check_display_name(prefix, &self.display_name, &mut violations);
+        if self.app_type.is_none() {
+            violations.push(
+                format!("{prefix}.type"),
+                "is required: APPLICATION_TYPE_CONFIDENTIAL or APPLICATION_TYPE_NON_CONFIDENTIAL",
+            );
+        }
+        let grants = Grants::validate(
+            &format!("{prefix}.grants"),
+            &self.grants,
+            self.app_type,
+            catalog,
+            &mut violations,
+        );
+        let redirect_urls = check_redirect_urls(prefix, &self.redirect_urls, &mut violations);
+        if let (Some(grants), Some(urls)) = (&grants, &redirect_urls) {
+            check_redirect_urls_needed(
+                &format!("{prefix}.redirect_urls"),
+                grants,
+                urls,
+                &mut violations,
+            );
+        }
+        violations.into_result()?;
+        match (display_name, self.app_type, grants, redirect_urls) {
+            (Some(display_name), Some(app_type), Some(grants), Some(redirect_urls)) => {
+                Ok(Registration {
+                    display_name,
+                    app_type,
+                    grants,
+                    redirect_urls,
+                })
+            }
+            _ => Err(Error::Internal),
+        }
+    }
+}
+
+/// Validates a new display name under `{prefix}.display_name`.
+pub fn check_display_name(
+    prefix: &str,
+    value: &str,
+    violations: &mut Violations,
+) -> Option<DisplayName> {
+    DisplayName::parse(value)
+        .map_err(|why| violations.push(format!("{prefix}.display_name"), why))
+        .ok()
+}
+
+/// Validates a redirect URL list under `{prefix}.redirect_urls`.
+pub fn check_redirect_urls(
+    prefix: &str,
+    values: &[String],
+    violations: &mut Violations,
+) -> Option<Vec<RedirectUrl>> {
+    let field = format!("{prefix}.redirect_urls");
+    if values.len() > MAX_REDIRECT_URLS {
+        violations.push(
+            field,
+            format!(
+                "at most {MAX_REDIRECT_URLS} redirect URLs (got {})",
+                values.len()
+            ),
+        );
+        return None;
+    }
+    let before = violations.len();
+    let mut seen = HashSet::new();
+    let mut urls = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        match RedirectUrl::parse(value) {
+            Ok(url) if !seen.insert(url.clone()) => {
+                violations.push(format!("{field}[{i}]"), "is listed twice")
+            }
+            Ok(url) => urls.push(url),
+            Err(why) => violations.push(format!("{field}[{i}]"), why),
+        }
+    }
+    (violations.len() == before).then_some(urls)
+}
+
+/// Rule 5: user scopes need somewhere to send the user back.
+pub fn check_redirect_urls_needed(
+    field: &str,
+    grants: &Grants,
+    urls: &[RedirectUrl],
+    violations: &mut Violations,
+) {
+    if grants.has_user_scopes() && urls.is_empty() {
+        violations.push(
+            field,
+            "at least one redirect URL is required when user scopes are granted",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::catalog::DEFAULT_CATALOG;
+
+    fn input() -> RegistrationInput {
+        RegistrationInput {
+            display_name: "  Billing sync  ".into(),
+            app_type: Some(ApplicationType::Confidential),
+            grants: vec![GrantInput {
+                resource: "OR".into(),
+                user_scopes: vec!["OR.Jobs".into()],
+                application_scopes: vec![],
+            }],
+            redirect_urls: vec!["https://billing.example.com/cb".into()],
+        }
+    }
+
+    #[test]
+    fn trims_the_display_name() {
+        let catalog = Catalog::from_toml(DEFAULT_CATALOG).unwrap();
+        let valid = input().validate("application", &catalog).unwrap();
+        assert_eq!(valid.display_name.as_str(), "Billing sync");
+    }
+
+    #[test]
+    fn user_scopes_need_a_redirect_url() {
+        let catalog = Catalog::from_toml(DEFAULT_CATALOG).unwrap();
+        let mut no_url = input();
+        no_url.redirect_urls.clear();
+        let Err(Error::InvalidArgument { violations, .. }) =
+            no_url.validate("application", &catalog)
+        else {
+            panic!("expected InvalidArgument")
+        };
+        assert_eq!(violations[0].field, "application.redirect_urls");
+    }
+
+    #[test]
+    fn display_name_limits_count_characters() {
+        assert!(DisplayName::parse(&"é".repeat(128)).is_ok());
+        assert!(DisplayName::parse(&"é".repeat(129)).is_err());
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn etags_round_trip_and_reject_garbage() {
+        assert_eq!(
+            Etag::parse_optional("etag", &Etag(7).to_string()).unwrap(),
+            Some(Etag(7))
+        );
+        assert_eq!(Etag::parse_optional("etag", "").unwrap(), None);
+        assert!(Etag::parse_optional("etag", "7").is_err());
+        assert!(Etag::parse_optional("etag", "\"x\"").is_err());
+    }
+}

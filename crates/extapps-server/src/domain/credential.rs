@@ -1,0 +1,150 @@
+//! Generated credentials: client secrets and caller keys.
+//!
+//! A credential is a recognizable prefix, 256 bits from the OS CSPRNG in
+//! base64url, and a CRC-32 checksum: scanners can find leaked ones by their
+//! shape, and a mistyped one is rejected without touching the database. The
+//! value lives in a `SecretString`, whose `Debug` prints `[REDACTED]`.
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::error::Error;
+
+/// What a credential is for; each kind has its own prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    ClientSecret,
+    CallerKey,
+}
+
+impl CredentialKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            CredentialKind::ClientSecret => "extapps_cs_",
+            CredentialKind::CallerKey => "extapps_key_",
+        }
+    }
+}
+
+const RANDOM_BYTES: usize = 32;
+const BODY_CHARS: usize = 43; // base64url of 32 bytes, unpadded
+const CHECKSUM_CHARS: usize = 8;
+
+/// Makes a new credential of `kind`.
+pub fn generate(kind: CredentialKind) -> Result<SecretString, Error> {
+    let mut random = [0u8; RANDOM_BYTES];
+    getrandom::fill(&mut random).map_err(|e| {
+        tracing::error!(error = %e, "the OS random number generator failed");
+        Error::Internal
+    })?;
+    let mut value = String::with_capacity(kind.prefix().len() + BODY_CHARS + CHECKSUM_CHARS);
+    value.push_str(kind.prefix());
+    URL_SAFE_NO_PAD.encode_string(random, &mut value);
+    let checksum = crc32fast::hash(value.as_bytes());
+    value.push_str(&format!("{checksum:08x}"));
+    Ok(SecretString::from(value))
+}
+
+/// Whether `value` has the shape and checksum of a credential of `kind`.
+pub fn is_well_formed(kind: CredentialKind, value: &str) -> bool {
+    let Some(body) = value.strip_prefix(kind.prefix()) else {
+        return false;
+    };
+    if body.len() != BODY_CHARS + CHECKSUM_CHARS || !body.is_ascii() {
+        return false;
+    }
+    let (signed, checksum) = value.split_at(value.len() - CHECKSUM_CHARS);
+    u32::from_str_radix(checksum, 16).is_ok_and(|c| c == crc32fast::hash(signed.as_bytes()))
+        && checksum.bytes().all(|b| !b.is_ascii_uppercase())
+}
+
+/// SHA-256 of a high-entropy credential, hex: enough to store a caller key
+/// (256 random bits cannot be guessed) and cheap enough to check on every call.
+pub fn digest(value: &SecretString) -> String {
+    let hash = Sha256::digest(value.expose_secret().as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// argon2id with the OWASP minimum parameters (19 MiB, 2 passes, 1 lane).
+fn argon2() -> Result<Argon2<'static>, Error> {
+    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| {
+        tracing::error!(error = %e, "invalid argon2 parameters");
+        Error::Internal
+    })?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Hashes a client secret to a PHC string. CPU-heavy (~15 ms): call it from a
+/// blocking thread.
+pub fn hash_secret(secret: &SecretString) -> Result<String, Error> {
+    argon2()?
+        .hash_password(secret.expose_secret().as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| {
+            tracing::error!(error = %e, "hashing a secret failed");
+            Error::Internal
+        })
+}
+
+/// Whether `secret` matches the PHC string. CPU-heavy: call it from a blocking
+/// thread.
+pub fn verify_secret(secret: &SecretString, phc: &str) -> bool {
+    argon2().is_ok_and(|a| {
+        a.verify_password(secret.expose_secret().as_bytes(), phc)
+            .is_ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_credentials_are_well_formed_and_distinct() {
+        let a = generate(CredentialKind::ClientSecret).unwrap();
+        let b = generate(CredentialKind::ClientSecret).unwrap();
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert!(is_well_formed(
+            CredentialKind::ClientSecret,
+            a.expose_secret()
+        ));
+        assert!(!is_well_formed(
+            CredentialKind::CallerKey,
+            a.expose_secret()
+        ));
+        assert_eq!(a.expose_secret().len(), "extapps_cs_".len() + 43 + 8);
+    }
+
+    #[test]
+    fn a_typo_breaks_the_checksum() {
+        let key = generate(CredentialKind::CallerKey).unwrap();
+        let mut typo = key.expose_secret().to_owned().into_bytes();
+        let i = CredentialKind::CallerKey.prefix().len() + 5;
+        typo[i] = if typo[i] == b'a' { b'b' } else { b'a' };
+        assert!(!is_well_formed(
+            CredentialKind::CallerKey,
+            std::str::from_utf8(&typo).unwrap()
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let secret = generate(CredentialKind::ClientSecret).unwrap();
+        let shown = format!("{secret:?}");
+        assert!(shown.contains("REDACTED"));
+        assert!(!shown.contains(&secret.expose_secret()[12..30]));
+    }
+
+    #[test]
+    fn hashes_verify_only_the_right_secret() {
+        let secret = generate(CredentialKind::ClientSecret).unwrap();
+        let other = generate(CredentialKind::ClientSecret).unwrap();
+        let phc = hash_secret(&secret).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_secret(&secret, &phc));
+        assert!(!verify_secret(&other, &phc));
+        assert!(!phc.contains(&secret.expose_secret()[11..]));
+    }
+}

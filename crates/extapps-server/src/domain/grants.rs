@@ -1,0 +1,240 @@
+//! The scopes granted to an application, per resource (SPEC rules 3 and 4).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::application::ApplicationType;
+use super::catalog::{Catalog, ScopeSet};
+use super::error::Violations;
+
+/// The scopes granted on one resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceGrant {
+    pub user_scopes: BTreeSet<String>,
+    pub application_scopes: BTreeSet<String>,
+}
+
+/// A validated grant set: at least one scope, every resource and scope from
+/// the catalog and in the right set. Keyed and ordered by resource ID.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Grants(BTreeMap<String, ResourceGrant>);
+
+/// A grant as it arrives in a request, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct GrantInput {
+    pub resource: String,
+    pub user_scopes: Vec<String>,
+    pub application_scopes: Vec<String>,
+}
+
+impl Grants {
+    /// Validates requested grants for an application of type `app_type`.
+    /// Violations are recorded under `field` (`application.grants`, `grants`).
+    pub fn validate(
+        field: &str,
+        input: &[GrantInput],
+        app_type: Option<ApplicationType>,
+        catalog: &Catalog,
+        violations: &mut Violations,
+    ) -> Option<Self> {
+        if input.is_empty() {
+            violations.push(field, "grant at least one scope on one resource");
+            return None;
+        }
+        let before = violations.len();
+        let mut grants = BTreeMap::new();
+        for (i, grant) in input.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            let Some(resource) = catalog.resource(&grant.resource) else {
+                let why = if grant.resource.is_empty() {
+                    "is required".to_owned()
+                } else {
+                    format!(
+                        "`{}` is not in the resource catalog (see ListResources)",
+                        grant.resource
+                    )
+                };
+                violations.push(format!("{at}.resource"), why);
+                continue;
+            };
+            if grants.contains_key(&resource.id) {
+                violations.push(
+                    format!("{at}.resource"),
+                    format!(
+                        "`{}` is granted more than once; merge its scopes into one entry",
+                        resource.id
+                    ),
+                );
+                continue;
+            }
+            if grant.user_scopes.is_empty() && grant.application_scopes.is_empty() {
+                violations.push(at.clone(), format!("grants no scope on `{}`", resource.id));
+            }
+            if app_type == Some(ApplicationType::NonConfidential)
+                && !grant.application_scopes.is_empty()
+            {
+                violations.push(
+                    format!("{at}.application_scopes"),
+                    "a non-confidential application cannot have application scopes",
+                );
+            }
+            let user = check_scopes(
+                &at,
+                ScopeSet::User,
+                &grant.user_scopes,
+                resource,
+                violations,
+            );
+            let application = check_scopes(
+                &at,
+                ScopeSet::Application,
+                &grant.application_scopes,
+                resource,
+                violations,
+            );
+            grants.insert(
+                resource.id.clone(),
+                ResourceGrant {
+                    user_scopes: user,
+                    application_scopes: application,
+                },
+            );
+        }
+        (violations.len() == before).then_some(Self(grants))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &ResourceGrant)> {
+        self.0.iter()
+    }
+
+    pub fn has_user_scopes(&self) -> bool {
+        self.0.values().any(|g| !g.user_scopes.is_empty())
+    }
+
+    pub fn has_application_scopes(&self) -> bool {
+        self.0.values().any(|g| !g.application_scopes.is_empty())
+    }
+}
+
+fn check_scopes(
+    at: &str,
+    set: ScopeSet,
+    scopes: &[String],
+    resource: &super::catalog::Resource,
+    violations: &mut Violations,
+) -> BTreeSet<String> {
+    let list = match set {
+        ScopeSet::User => "user_scopes",
+        ScopeSet::Application => "application_scopes",
+    };
+    let other = match set {
+        ScopeSet::User => ScopeSet::Application,
+        ScopeSet::Application => ScopeSet::User,
+    };
+    let mut seen = HashSet::new();
+    let mut valid = BTreeSet::new();
+    for (j, scope) in scopes.iter().enumerate() {
+        let field = format!("{at}.{list}[{j}]");
+        if !seen.insert(scope.as_str()) {
+            violations.push(field, format!("`{scope}` is listed twice"));
+        } else if resource.scopes(set).contains_key(scope) {
+            valid.insert(scope.clone());
+        } else if resource.scopes(other).contains_key(scope) {
+            violations.push(
+                field,
+                format!(
+                    "`{scope}` is {} of `{}`, not {}",
+                    other.a_noun(),
+                    resource.id,
+                    set.a_noun()
+                ),
+            );
+        } else {
+            violations.push(
+                field,
+                format!("`{scope}` is not {} of `{}`", set.a_noun(), resource.id),
+            );
+        }
+    }
+    valid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::catalog::DEFAULT_CATALOG;
+
+    fn grant(resource: &str, user: &[&str], app: &[&str]) -> GrantInput {
+        GrantInput {
+            resource: resource.into(),
+            user_scopes: user.iter().map(|s| s.to_string()).collect(),
+            application_scopes: app.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn check(input: &[GrantInput], t: ApplicationType) -> Result<Grants, Vec<String>> {
+        let catalog = Catalog::from_toml(DEFAULT_CATALOG).unwrap();
+        let mut v = Violations::default();
+        match Grants::validate("grants", input, Some(t), &catalog, &mut v) {
+            Some(g) if v.is_empty() => Ok(g),
+            _ => Err(v.fields()),
+        }
+    }
+
+    #[test]
+    fn same_name_in_both_sets_is_two_grants() {
+        let g = check(
+            &[grant("OR", &["OR.Jobs"], &["OR.Jobs"])],
+            ApplicationType::Confidential,
+        )
+        .unwrap();
+        let (_, or) = g.iter().next().unwrap();
+        assert!(or.user_scopes.contains("OR.Jobs") && or.application_scopes.contains("OR.Jobs"));
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_field() {
+        let err = check(
+            &[
+                grant("OR", &["OR.Jobs", "OR.Jobs", "OR.Nope"], &[]),
+                grant("OR", &["OR.Jobs"], &[]),
+                grant("XX", &["a"], &[]),
+                grant("DataService", &[], &["DataService.Data.Read"]),
+                grant("PM", &[], &[]),
+            ],
+            ApplicationType::Confidential,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            [
+                "grants[0].user_scopes[1]",
+                "grants[0].user_scopes[2]",
+                "grants[1].resource",
+                "grants[2].resource",
+                "grants[3].application_scopes[0]",
+                "grants[4]",
+            ]
+        );
+    }
+
+    #[test]
+    fn non_confidential_cannot_hold_application_scopes() {
+        let err = check(
+            &[grant("OR", &[], &["OR.Jobs"])],
+            ApplicationType::NonConfidential,
+        )
+        .unwrap_err();
+        assert_eq!(err, ["grants[0].application_scopes"]);
+    }
+
+    #[test]
+    fn empty_grant_set_is_invalid() {
+        assert_eq!(
+            check(&[], ApplicationType::Confidential).unwrap_err(),
+            ["grants"]
+        );
+    }
+}

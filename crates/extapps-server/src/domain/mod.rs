@@ -1,0 +1,17 @@
+//! Types and rules of extapps, free of transport and storage: every rule of
+//! SPEC section 2 lives here and is unit-tested here.
+
+pub mod application;
+pub mod audit;
+pub mod caller;
+pub mod catalog;
+pub mod clock;
+pub mod credential;
+pub mod error;
+pub mod grants;
+pub mod idempotency;
+pub mod names;
+pub mod page_token;
+pub mod redirect_url;
+
+pub use error::{Error, FieldViolation, Reason, Violations};

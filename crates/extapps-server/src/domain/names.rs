@@ -1,0 +1,165 @@
+//! Identifiers and resource names (AIP-122):
+//! `organizations/{organization}` and
+//! `organizations/{organization}/applications/{client_id}`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::FieldViolation;
+
+/// An organization identifier: 1 to 63 lowercase letters, digits and hyphens,
+/// starting with a letter or digit and not ending with a hyphen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrganizationId(String);
+
+impl OrganizationId {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let valid_chars = value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if value.is_empty() || value.len() > 63 || !valid_chars {
+            return Err("must be 1 to 63 lowercase letters, digits or hyphens".into());
+        }
+        if value.starts_with('-') || value.ends_with('-') {
+            return Err("must not start or end with a hyphen".into());
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `organizations/{organization}`.
+    pub fn resource_name(&self) -> String {
+        format!("organizations/{}", self.0)
+    }
+}
+
+impl fmt::Display for OrganizationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The OAuth client ID of an application: a server-assigned UUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientId(Uuid);
+
+impl ClientId {
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// Accepts only the canonical lowercase hyphenated form, so that every
+    /// client ID has one spelling.
+    pub fn parse(value: &str) -> Option<Self> {
+        let uuid = Uuid::parse_str(value).ok()?;
+        (uuid.hyphenated().to_string() == value).then_some(Self(uuid))
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A parsed `organizations/{organization}/applications/{client_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationName {
+    pub organization: OrganizationId,
+    pub client_id: ClientId,
+}
+
+impl ApplicationName {
+    pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
+        let shape = || {
+            FieldViolation::new(
+                field,
+                "must be `organizations/{organization}/applications/{client_id}`",
+            )
+        };
+        let rest = value.strip_prefix("organizations/").ok_or_else(shape)?;
+        let (organization, client_id) = rest.split_once("/applications/").ok_or_else(shape)?;
+        let organization = OrganizationId::parse(organization)
+            .map_err(|why| FieldViolation::new(field, format!("organization {why}")))?;
+        let client_id = ClientId::parse(client_id).ok_or_else(|| {
+            FieldViolation::new(field, "client ID must be a lowercase hyphenated UUID")
+        })?;
+        Ok(Self {
+            organization,
+            client_id,
+        })
+    }
+}
+
+impl fmt::Display for ApplicationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "organizations/{}/applications/{}",
+            self.organization, self.client_id
+        )
+    }
+}
+
+/// Parses `organizations/{organization}`.
+pub fn parse_organization_name(field: &str, value: &str) -> Result<OrganizationId, FieldViolation> {
+    let id = value
+        .strip_prefix("organizations/")
+        .ok_or_else(|| FieldViolation::new(field, "must be `organizations/{organization}`"))?;
+    OrganizationId::parse(id)
+        .map_err(|why| FieldViolation::new(field, format!("organization {why}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn application_name_round_trips() {
+        let name = ApplicationName {
+            organization: OrganizationId::parse("acme-1").unwrap(),
+            client_id: ClientId::generate(),
+        };
+        assert_eq!(
+            ApplicationName::parse("name", &name.to_string()).unwrap(),
+            name
+        );
+    }
+
+    #[test]
+    fn rejects_non_canonical_client_ids() {
+        let id = ClientId::generate().to_string();
+        assert!(ClientId::parse(&id.to_uppercase()).is_none());
+        assert!(ClientId::parse(&id.replace('-', "")).is_none());
+        assert!(ClientId::parse(&id).is_some());
+    }
+
+    #[test]
+    fn rejects_bad_organizations() {
+        for bad in ["", "-a", "a-", "A", "a_b", "a/b", &"a".repeat(64)] {
+            assert!(OrganizationId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(s in ".*") {
+            let _ = ApplicationName::parse("name", &s);
+            let _ = parse_organization_name("parent", &s);
+        }
+
+        #[test]
+        fn valid_organizations_parse(s in "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?") {
+            let parsed = OrganizationId::parse(&s).unwrap();
+            prop_assert_eq!(parsed.as_str(), s.as_str());
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Redirect URL rules: absolute, no fragment (RFC 6749 section 3.1.2), and
+//! `https`, `http` on a loopback host, or a private-use scheme for native
+//! applications (RFC 8252 sections 7.1 and 7.3).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use url::{Host, Url};
+
+/// Most redirect URLs one application may register.
+pub const MAX_REDIRECT_URLS: usize = 20;
+const MAX_LENGTH: usize = 2048;
+
+/// A redirect URL that passed every rule, kept exactly as registered so that
+/// authorization requests can match it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RedirectUrl(String);
+
+impl RedirectUrl {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if value.len() > MAX_LENGTH {
+            return Err(format!("must be at most {MAX_LENGTH} characters"));
+        }
+        if value.trim() != value || value.is_empty() {
+            return Err("must be an absolute URL without surrounding white space".into());
+        }
+        let url = Url::parse(value).map_err(|e| format!("is not an absolute URL ({e})"))?;
+        if url.fragment().is_some() {
+            return Err("must not contain a fragment (`#...`)".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not contain credentials".into());
+        }
+        match url.scheme() {
+            "https" => {
+                if url.host().is_none() {
+                    return Err("an `https` URL needs a host".into());
+                }
+            }
+            "http" => {
+                if !is_loopback(url.host()) {
+                    return Err(
+                        "`http` is allowed only on a loopback host (127.0.0.1, [::1] or localhost); use `https`"
+                            .into(),
+                    );
+                }
+            }
+            scheme if scheme.contains('.') => {}
+            _ => {
+                return Err(
+                    "must use `https`, `http` on a loopback host, or a private-use scheme in reverse domain form such as `com.example.app:/callback`"
+                        .into(),
+                );
+            }
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_loopback(host: Option<Host<&str>>) -> bool {
+    match host {
+        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_the_allowed_shapes() {
+        for ok in [
+            "https://app.example.com/callback",
+            "https://app.example.com:8443/cb?x=1",
+            "http://127.0.0.1:8080/cb",
+            "http://[::1]/cb",
+            "http://localhost:3000/cb",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert_eq!(RedirectUrl::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn rejects_the_rest() {
+        for (bad, why) in [
+            ("/relative", "absolute"),
+            ("https://app.example.com/cb#frag", "fragment"),
+            ("http://app.example.com/cb", "loopback"),
+            ("javascript:alert(1)", "private-use"),
+            ("ftp://example.com/", "private-use"),
+            ("https://user:pw@example.com/", "credentials"),
+            (" https://example.com/", "white space"),
+            ("", "white space"),
+        ] {
+            let err = RedirectUrl::parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert!(RedirectUrl::parse(&format!("https://e.com/{}", "a".repeat(2048))).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in ".*") {
+            let _ = RedirectUrl::parse(&s);
+        }
+
+        #[test]
+        fn https_paths_are_accepted(path in "[a-z0-9/]{0,40}") {
+            let url = format!("https://example.com/{path}");
+            prop_assert!(RedirectUrl::parse(&url).is_ok());
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Proto messages to domain values and back. No rules live here: only shape.
+
+use extapps_proto::v1 as pb;
+use prost_types::Timestamp;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Error,
+    application::{Application, ApplicationType, SecretInfo},
+    audit::{AuditAction, AuditEvent},
+    catalog::Resource,
+    grants::GrantInput,
+};
+
+pub fn timestamp(time: OffsetDateTime) -> Timestamp {
+    Timestamp {
+        seconds: time.unix_timestamp(),
+        nanos: i32::try_from(time.nanosecond()).unwrap_or(0),
+    }
+}
+
+pub fn app_type_from_proto(value: i32) -> Option<ApplicationType> {
+    match pb::ApplicationType::try_from(value) {
+        Ok(pb::ApplicationType::Confidential) => Some(ApplicationType::Confidential),
+        Ok(pb::ApplicationType::NonConfidential) => Some(ApplicationType::NonConfidential),
+        _ => None,
+    }
+}
+
+fn app_type_to_proto(value: ApplicationType) -> pb::ApplicationType {
+    match value {
+        ApplicationType::Confidential => pb::ApplicationType::Confidential,
+        ApplicationType::NonConfidential => pb::ApplicationType::NonConfidential,
+    }
+}
+
+pub fn grant_inputs(grants: Vec<pb::ResourceGrant>) -> Vec<GrantInput> {
+    grants
+        .into_iter()
+        .map(|g| GrantInput {
+            resource: g.resource,
+            user_scopes: g.user_scopes,
+            application_scopes: g.application_scopes,
+        })
+        .collect()
+}
+
+fn secret_to_proto(secret: &SecretInfo) -> pb::ClientSecretInfo {
+    pb::ClientSecretInfo {
+        secret_id: secret.secret_id.clone(),
+        create_time: Some(timestamp(secret.create_time)),
+        expire_time: secret.expire_time.map(timestamp),
+        last_use_time: secret.last_use_time.map(timestamp),
+    }
+}
+
+pub fn application_to_proto(app: &Application) -> pb::Application {
+    pb::Application {
+        name: app.name().to_string(),
+        client_id: app.client_id.to_string(),
+        display_name: app.display_name.as_str().to_owned(),
+        r#type: app_type_to_proto(app.app_type).into(),
+        grants: app
+            .grants
+            .iter()
+            .map(|(resource, grant)| pb::ResourceGrant {
+                resource: resource.clone(),
+                user_scopes: grant.user_scopes.iter().cloned().collect(),
+                application_scopes: grant.application_scopes.iter().cloned().collect(),
+            })
+            .collect(),
+        redirect_urls: app
+            .redirect_urls
+            .iter()
+            .map(|u| u.as_str().to_owned())
+            .collect(),
+        secrets: app.secrets.iter().map(secret_to_proto).collect(),
+        etag: app.etag(),
+        create_time: Some(timestamp(app.create_time)),
+        update_time: Some(timestamp(app.update_time)),
+    }
+}
+
+pub fn resource_to_proto(resource: &Resource) -> pb::Resource {
+    let scopes = |set: &std::collections::BTreeMap<String, String>| {
+        set.iter()
+            .map(|(name, description)| pb::Scope {
+                name: name.clone(),
+                description: description.clone(),
+            })
+            .collect()
+    };
+    pb::Resource {
+        id: resource.id.clone(),
+        display_name: resource.display_name.clone(),
+        description: resource.description.clone(),
+        user_scopes: scopes(&resource.user_scopes),
+        application_scopes: scopes(&resource.application_scopes),
+    }
+}
+
+fn action_to_proto(action: AuditAction) -> pb::AuditAction {
+    match action {
+        AuditAction::ApplicationRegistered => pb::AuditAction::ApplicationRegistered,
+        AuditAction::ApplicationUpdated => pb::AuditAction::ApplicationUpdated,
+        AuditAction::ApplicationScopesUpdated => pb::AuditAction::ApplicationScopesUpdated,
+        AuditAction::ApplicationSecretGenerated => pb::AuditAction::ApplicationSecretGenerated,
+        AuditAction::ApplicationDeleted => pb::AuditAction::ApplicationDeleted,
+        AuditAction::KeyCreated => pb::AuditAction::KeyCreated,
+        AuditAction::KeyRevoked => pb::AuditAction::KeyRevoked,
+    }
+}
+
+pub fn audit_event_to_proto(event: &AuditEvent) -> pb::AuditEvent {
+    pb::AuditEvent {
+        name: format!(
+            "organizations/{}/auditEvents/{}",
+            event.organization, event.id
+        ),
+        create_time: Some(timestamp(event.create_time)),
+        actor_key_id: event.actor.clone(),
+        action: action_to_proto(event.action).into(),
+        application: event
+            .application
+            .map(|id| format!("organizations/{}/applications/{id}", event.organization))
+            .unwrap_or_default(),
+        before: event.before.as_ref().map(application_to_proto),
+        after: event.after.as_ref().map(application_to_proto),
+        details: event.details.clone().into_iter().collect(),
+    }
+}
+
+/// A `google.protobuf.Duration` as a `time::Duration`; `None` is zero.
+pub fn duration(
+    field: &str,
+    value: Option<prost_types::Duration>,
+) -> Result<time::Duration, Error> {
+    let Some(d) = value else {
+        return Ok(time::Duration::ZERO);
+    };
+    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
+        return Err(Error::invalid_field(
+            field,
+            "must be a non-negative duration",
+        ));
+    }
+    Ok(time::Duration::new(d.seconds, d.nanos))
+}

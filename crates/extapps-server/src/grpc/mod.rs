@@ -1,0 +1,349 @@
+//! The gRPC transport: `extapps.v1.ExternalApplications`. Each handler
+//! authenticates, converts the request, calls the service and converts the
+//! answer; rules live in `domain`, use cases in `service`.
+
+mod convert;
+mod status;
+
+use extapps_proto::v1 as pb;
+use pb::external_applications_server::ExternalApplications;
+use secrecy::ExposeSecret;
+use tonic::{Request, Response, Status};
+
+pub use status::{ERROR_DOMAIN, to_status};
+
+use crate::domain::{
+    Error, Reason,
+    application::{Etag, RegistrationInput},
+    caller::{Caller, Role},
+    idempotency::parse_request_id,
+    names::{ApplicationName, parse_organization_name},
+};
+use crate::service::{ApplicationUpdate, Service, WithSecret};
+use convert::{
+    app_type_from_proto, application_to_proto, audit_event_to_proto, duration, grant_inputs,
+    resource_to_proto,
+};
+
+/// The `ExternalApplications` service over a [`Service`].
+#[derive(Debug, Clone)]
+pub struct GrpcApi {
+    service: Service,
+}
+
+impl GrpcApi {
+    pub fn new(service: Service) -> Self {
+        Self { service }
+    }
+
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Error> {
+        let header = match request.metadata().get("authorization") {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| Error::Unauthenticated {
+                reason: Reason::InvalidCredentials,
+                message: "the `authorization` metadata is not valid text".into(),
+            })?),
+        };
+        self.service.authenticate(header).await
+    }
+}
+
+fn app_name(field: &str, value: &str) -> Result<ApplicationName, Error> {
+    ApplicationName::parse(field, value).map_err(|v| Error::invalid(vec![v]))
+}
+
+fn org_name(field: &str, value: &str) -> Result<crate::domain::names::OrganizationId, Error> {
+    parse_organization_name(field, value).map_err(|v| Error::invalid(vec![v]))
+}
+
+fn secret_text(result: &WithSecret) -> String {
+    result
+        .client_secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs a handler body and turns its error into a status, in one place.
+async fn answer<T>(body: impl Future<Output = Result<T, Error>>) -> Result<Response<T>, Status> {
+    body.await.map(Response::new).map_err(to_status)
+}
+
+fn update_from_mask(
+    application: &pb::Application,
+    mask: Option<&prost_types::FieldMask>,
+) -> Result<ApplicationUpdate, Error> {
+    let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
+    if paths.is_empty() {
+        return Err(Error::invalid_field(
+            "update_mask",
+            "is required: name the fields to change (`display_name`, `redirect_urls` or `*`)",
+        ));
+    }
+    let mut update = ApplicationUpdate::default();
+    let mut violations = crate::domain::Violations::default();
+    for (i, path) in paths.iter().enumerate() {
+        match path.as_str() {
+            "display_name" => update.display_name = Some(application.display_name.clone()),
+            "redirect_urls" => update.redirect_urls = Some(application.redirect_urls.clone()),
+            "*" => {
+                update.display_name = Some(application.display_name.clone());
+                update.redirect_urls = Some(application.redirect_urls.clone());
+            }
+            "grants" => violations.push(
+                format!("update_mask.paths[{i}]"),
+                "scopes change with UpdateApplicationScopes",
+            ),
+            "type" | "client_id" | "name" => violations.push(
+                format!("update_mask.paths[{i}]"),
+                format!("`{path}` is immutable"),
+            ),
+            other => violations.push(
+                format!("update_mask.paths[{i}]"),
+                format!(
+                    "`{other}` is not an updatable field (`display_name`, `redirect_urls`, `*`)"
+                ),
+            ),
+        }
+    }
+    violations.into_result().map(|()| update)
+}
+
+#[tonic::async_trait]
+impl ExternalApplications for GrpcApi {
+    async fn register_application(
+        &self,
+        request: Request<pb::RegisterApplicationRequest>,
+    ) -> Result<Response<pb::RegisterApplicationResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            let req = request.into_inner();
+            let organization = org_name("parent", &req.parent)?;
+            let request_id = parse_request_id("request_id", &req.request_id)?;
+            let app = req
+                .application
+                .ok_or_else(|| Error::invalid_field("application", "is required"))?;
+            let input = RegistrationInput {
+                display_name: app.display_name,
+                app_type: app_type_from_proto(app.r#type),
+                grants: grant_inputs(app.grants),
+                redirect_urls: app.redirect_urls,
+            };
+            let result = self
+                .service
+                .register_application(&caller, &organization, input, request_id)
+                .await?;
+            Ok(pb::RegisterApplicationResponse {
+                application: Some(application_to_proto(&result.application)),
+                client_secret: secret_text(&result),
+            })
+        })
+        .await
+    }
+
+    async fn get_application(
+        &self,
+        request: Request<pb::GetApplicationRequest>,
+    ) -> Result<Response<pb::GetApplicationResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            let name = app_name("name", &request.get_ref().name)?;
+            let app = self.service.get_application(&caller, &name).await?;
+            Ok(pb::GetApplicationResponse {
+                application: Some(application_to_proto(&app)),
+            })
+        })
+        .await
+    }
+
+    async fn list_applications(
+        &self,
+        request: Request<pb::ListApplicationsRequest>,
+    ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            let req = request.get_ref();
+            let organization = org_name("parent", &req.parent)?;
+            let (apps, next_page_token) = self
+                .service
+                .list_applications(&caller, &organization, req.page_size, &req.page_token)
+                .await?;
+            Ok(pb::ListApplicationsResponse {
+                applications: apps.iter().map(application_to_proto).collect(),
+                next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn update_application(
+        &self,
+        request: Request<pb::UpdateApplicationRequest>,
+    ) -> Result<Response<pb::UpdateApplicationResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            let req = request.into_inner();
+            let app = req
+                .application
+                .ok_or_else(|| Error::invalid_field("application", "is required"))?;
+            let name = app_name("application.name", &app.name)?;
+            let etag = Etag::parse_optional("application.etag", &app.etag)?;
+            let update = update_from_mask(&app, req.update_mask.as_ref())?;
+            let app = self
+                .service
+                .update_application(&caller, &name, etag, update)
+                .await?;
+            Ok(pb::UpdateApplicationResponse {
+                application: Some(application_to_proto(&app)),
+            })
+        })
+        .await
+    }
+
+    async fn update_application_scopes(
+        &self,
+        request: Request<pb::UpdateApplicationScopesRequest>,
+    ) -> Result<Response<pb::UpdateApplicationScopesResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            let req = request.into_inner();
+            let name = app_name("name", &req.name)?;
+            let etag = Etag::parse_optional("etag", &req.etag)?;
+            let app = self
+                .service
+                .update_application_scopes(&caller, &name, etag, grant_inputs(req.grants))
+                .await?;
+            Ok(pb::UpdateApplicationScopesResponse {
+                application: Some(application_to_proto(&app)),
+            })
+        })
+        .await
+    }
+
+    async fn generate_application_secret(
+        &self,
+        request: Request<pb::GenerateApplicationSecretRequest>,
+    ) -> Result<Response<pb::GenerateApplicationSecretResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            let req = request.into_inner();
+            let name = app_name("name", &req.name)?;
+            let etag = Etag::parse_optional("etag", &req.etag)?;
+            let grace_period = duration("grace_period", req.grace_period)?;
+            let request_id = parse_request_id("request_id", &req.request_id)?;
+            let result = self
+                .service
+                .generate_application_secret(
+                    &caller,
+                    &name,
+                    etag,
+                    grace_period,
+                    req.revoke_tokens,
+                    request_id,
+                )
+                .await?;
+            Ok(pb::GenerateApplicationSecretResponse {
+                application: Some(application_to_proto(&result.application)),
+                client_secret: secret_text(&result),
+            })
+        })
+        .await
+    }
+
+    async fn delete_application(
+        &self,
+        request: Request<pb::DeleteApplicationRequest>,
+    ) -> Result<Response<pb::DeleteApplicationResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            let req = request.get_ref();
+            let name = app_name("name", &req.name)?;
+            let etag = Etag::parse_optional("etag", &req.etag)?;
+            self.service
+                .delete_application(&caller, &name, etag)
+                .await?;
+            Ok(pb::DeleteApplicationResponse {})
+        })
+        .await
+    }
+
+    async fn list_resources(
+        &self,
+        request: Request<pb::ListResourcesRequest>,
+    ) -> Result<Response<pb::ListResourcesResponse>, Status> {
+        answer(async {
+            self.caller(&request).await?;
+            Ok(pb::ListResourcesResponse {
+                resources: self
+                    .service
+                    .catalog()
+                    .resources()
+                    .map(resource_to_proto)
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn introspect_token(
+        &self,
+        request: Request<pb::IntrospectTokenRequest>,
+    ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            caller.require_role(&[Role::Introspect, Role::Operator], "IntrospectToken")?;
+            Err(Error::Unimplemented {
+                reason: Reason::NotImplemented,
+                message:
+                    "IntrospectToken is not available yet: this server does not issue access tokens"
+                        .into(),
+            })
+        })
+        .await
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            let req = request.get_ref();
+            let organization = org_name("parent", &req.parent)?;
+            let application = match req.application.as_str() {
+                "" => None,
+                name => Some(app_name("application", name)?),
+            };
+            let (events, next_page_token) = self
+                .service
+                .list_audit_events(
+                    &caller,
+                    &organization,
+                    application.as_ref(),
+                    req.page_size,
+                    &req.page_token,
+                )
+                .await?;
+            Ok(pb::ListAuditEventsResponse {
+                audit_events: events.iter().map(audit_event_to_proto).collect(),
+                next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn create_authorization_code(
+        &self,
+        request: Request<pb::CreateAuthorizationCodeRequest>,
+    ) -> Result<Response<pb::CreateAuthorizationCodeResponse>, Status> {
+        answer(async {
+            let caller = self.caller(&request).await?;
+            caller.require_role(&[Role::Signin], "CreateAuthorizationCode")?;
+            Err(Error::Unimplemented {
+                reason: Reason::NotImplemented,
+                message: "CreateAuthorizationCode is not available yet: the authorization code flow is not enabled on this server".into(),
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,71 @@
+//! The network server: gRPC (with reflection and health) on one port, and
+//! graceful shutdown that drains in-flight calls.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use extapps_proto::v1::external_applications_server::ExternalApplicationsServer;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+use crate::grpc::GrpcApi;
+use crate::service::Service;
+
+/// Builds every route the server answers.
+pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::server::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ExternalApplicationsServer<GrpcApi>>()
+        .await;
+
+    // grpcurl 1.8 speaks only v1alpha reflection, newer tools v1. Rich error
+    // details show in grpcurl only if their descriptors are served too.
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(extapps_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(extapps_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let routes = Routes::new(ExternalApplicationsServer::new(GrpcApi::new(service)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    Ok(routes.into_axum_router())
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets
+/// in-flight calls finish for at most `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stopped = stop_rx.clone();
+    tokio::select! {
+        result = server => result,
+        () = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(drain).await;
+        } => {
+            tracing::warn!(?drain, "in-flight calls did not finish in time; closing");
+            Ok(())
+        }
+    }
+}
+
+/// Binds `addr`, reporting what failed in words an operator can act on.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}

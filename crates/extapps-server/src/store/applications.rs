@@ -1,0 +1,490 @@
+//! Applications and their secrets: registration, reads, edits, rotation and
+//! deletion, each one transaction with its audit event.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
+};
+use time::{Duration, OffsetDateTime};
+
+use super::audit::insert_audit;
+use super::convert::{application_from_row, application_row, grants_json, redirect_urls_json};
+use super::entities::{application, application_secret, idempotency_record};
+use super::{Store, commit, db_error, is_unique_violation};
+use crate::domain::{
+    Error, Reason,
+    application::{Application, Etag},
+    audit::{AuditAction, NewAuditEvent},
+    clock::to_micros,
+    idempotency::RETENTION,
+    names::{ClientId, OrganizationId},
+};
+
+/// A client secret to store: its ID and argon2id PHC string, never the secret.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    pub id: String,
+    pub phc: String,
+}
+
+/// A secret rotation (SPEC rule 7).
+#[derive(Debug, Clone)]
+pub struct RotateSecret {
+    pub secret: NewSecret,
+    /// How long older secrets keep working; zero ends them at once.
+    pub grace_period: Duration,
+    /// Revoke every token issued so far.
+    pub revoke_tokens: bool,
+}
+
+/// Which application a change is for, who makes it and when.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeOf<'a> {
+    pub organization: &'a OrganizationId,
+    pub client_id: ClientId,
+    /// The caller's etag; `None` applies the change whatever the revision.
+    pub etag: Option<Etag>,
+    pub actor: &'a str,
+    pub now: OffsetDateTime,
+}
+
+/// A response saved for retries, written with the change it answers.
+#[derive(Debug, Clone)]
+pub struct IdempotencyWrite {
+    pub lookup: String,
+    pub request_digest: String,
+    pub sealed_response: Vec<u8>,
+}
+
+/// The outcome of an insert that carried a request ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Done,
+    /// Another call with the same request ID got there first: replay it.
+    AlreadyRecorded,
+}
+
+fn display_name_taken() -> Error {
+    Error::AlreadyExists {
+        reason: Reason::DisplayNameTaken,
+        message: "an application with this display name already exists in the organization".into(),
+    }
+}
+
+fn concurrent_change() -> Error {
+    Error::etag_mismatch()
+}
+
+impl Store {
+    /// The saved response of a request ID, if one younger than the retention
+    /// period exists: `(request digest, sealed response)`.
+    pub async fn find_idempotency(
+        &self,
+        lookup: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(String, Vec<u8>)>, Error> {
+        let row = idempotency_record::Entity::find_by_id(lookup.to_owned())
+            .filter(idempotency_record::Column::CreateTime.gt(to_micros(now - RETENTION)))
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| (r.request_digest, r.response)))
+    }
+
+    /// Writes a new application, its first secret, its audit event and its
+    /// idempotency record in one transaction.
+    pub async fn insert_application(
+        &self,
+        app: &Application,
+        secret: Option<&NewSecret>,
+        audit: NewAuditEvent,
+        idempotency: Option<IdempotencyWrite>,
+        now: OffsetDateTime,
+    ) -> Result<Inserted, Error> {
+        let txn = self.write().await?;
+        if let Some(record) = idempotency
+            && insert_idempotency(&txn, record, now).await? == Inserted::AlreadyRecorded
+        {
+            return Ok(Inserted::AlreadyRecorded);
+        }
+        let row: application::ActiveModel = application_row(app)?.into();
+        match application::Entity::insert(row).exec(&txn).await {
+            Err(e) if is_unique_violation(&e) => return Err(display_name_taken()),
+            other => other.map_err(db_error)?,
+        };
+        if let Some(secret) = secret {
+            insert_secret(&txn, &app.client_id, secret, now).await?;
+        }
+        insert_audit(&txn, audit, now).await?;
+        commit(txn).await?;
+        Ok(Inserted::Done)
+    }
+
+    /// One application of `organization`, with its live secrets.
+    pub async fn get_application(
+        &self,
+        organization: &OrganizationId,
+        client_id: ClientId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Application>, Error> {
+        load(&self.db, organization, client_id, now).await
+    }
+
+    /// Up to `limit` applications of `organization` whose display name sorts
+    /// after `after`, in display-name order.
+    pub async fn list_applications(
+        &self,
+        organization: &OrganizationId,
+        after: Option<&str>,
+        limit: u64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Application>, Error> {
+        let mut query = application::Entity::find()
+            .filter(application::Column::Organization.eq(organization.as_str()));
+        if let Some(after) = after {
+            query = query.filter(application::Column::DisplayName.gt(after));
+        }
+        let rows = query
+            .order_by_asc(application::Column::DisplayName)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut secrets: HashMap<String, Vec<application_secret::Model>> = HashMap::new();
+        if !ids.is_empty() {
+            for secret in live_secrets(now)
+                .filter(application_secret::Column::ApplicationId.is_in(ids))
+                .all(&self.db)
+                .await
+                .map_err(db_error)?
+            {
+                secrets
+                    .entry(secret.application_id.clone())
+                    .or_default()
+                    .push(secret);
+            }
+        }
+        rows.into_iter()
+            .map(|row| {
+                let own = secrets.remove(&row.id).unwrap_or_default();
+                application_from_row(row, own)
+            })
+            .collect()
+    }
+
+    /// Applies `change` to an application (display name, redirect URLs or
+    /// grants), checking the etag and writing the audit event.
+    pub async fn update_application(
+        &self,
+        of: ChangeOf<'_>,
+        action: AuditAction,
+        change: impl FnOnce(&Application) -> Result<Application, Error>,
+    ) -> Result<Application, Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            actor,
+            now,
+            ..
+        } = of;
+        let txn = self.write().await?;
+        let before = load_for_change(&txn, &of).await?;
+        let mut after = change(&before)?;
+        after.revision = before.revision + 1;
+        after.update_time = now;
+        let updated = application::Entity::update_many()
+            .col_expr(
+                application::Column::DisplayName,
+                Expr::value(after.display_name.as_str()),
+            )
+            .col_expr(
+                application::Column::RedirectUrls,
+                Expr::value(redirect_urls_json(&after.redirect_urls)?),
+            )
+            .col_expr(
+                application::Column::Grants,
+                Expr::value(grants_json(&after.grants)?),
+            )
+            .col_expr(application::Column::Revision, Expr::value(after.revision))
+            .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)))
+            .filter(application::Column::Id.eq(client_id.to_string()))
+            .filter(application::Column::Revision.eq(before.revision))
+            .exec(&txn)
+            .await;
+        match updated {
+            Err(e) if is_unique_violation(&e) => return Err(display_name_taken()),
+            Err(e) => return Err(db_error(e)),
+            Ok(r) if r.rows_affected == 0 => return Err(concurrent_change()),
+            Ok(_) => {}
+        }
+        insert_audit(
+            &txn,
+            NewAuditEvent {
+                organization: Some(organization.clone()),
+                application: Some(client_id),
+                actor: actor.to_owned(),
+                action,
+                before: Some(before),
+                after: Some(after.clone()),
+                details: Default::default(),
+            },
+            now,
+        )
+        .await?;
+        commit(txn).await?;
+        Ok(after)
+    }
+
+    /// Replaces the secrets of a confidential application (SPEC rule 7):
+    /// older secrets end now or at the end of the grace period, and with
+    /// `revoke_tokens` every token issued so far is revoked. `record` makes
+    /// the idempotency record of the response, written in the same
+    /// transaction; `None` is returned if a retry already recorded one.
+    pub async fn rotate_secret(
+        &self,
+        of: ChangeOf<'_>,
+        rotation: &RotateSecret,
+        precondition: impl FnOnce(&Application) -> Result<(), Error>,
+        record: impl FnOnce(&Application) -> Result<Option<IdempotencyWrite>, Error>,
+    ) -> Result<Option<Application>, Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            actor,
+            now,
+            ..
+        } = of;
+        let txn = self.write().await?;
+        let before = load_for_change(&txn, &of).await?;
+        precondition(&before)?;
+        let app_id = client_id.to_string();
+        let of_app = application_secret::Column::ApplicationId.eq(app_id.clone());
+        if rotation.grace_period.is_positive() {
+            let grace_end = to_micros(now + rotation.grace_period);
+            application_secret::Entity::delete_many()
+                .filter(of_app.clone())
+                .filter(application_secret::Column::ExpireTime.lte(to_micros(now)))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+            application_secret::Entity::update_many()
+                .col_expr(
+                    application_secret::Column::ExpireTime,
+                    Expr::value(grace_end),
+                )
+                .filter(of_app)
+                .filter(
+                    Condition::any()
+                        .add(application_secret::Column::ExpireTime.is_null())
+                        .add(application_secret::Column::ExpireTime.gt(grace_end)),
+                )
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        } else {
+            application_secret::Entity::delete_many()
+                .filter(of_app)
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        insert_secret(&txn, &client_id, &rotation.secret, now).await?;
+
+        let mut update = application::Entity::update_many()
+            .col_expr(
+                application::Column::Revision,
+                Expr::value(before.revision + 1),
+            )
+            .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)));
+        if rotation.revoke_tokens {
+            update = update.col_expr(
+                application::Column::TokensNotBefore,
+                Expr::value(to_micros(now)),
+            );
+        }
+        let updated = update
+            .filter(application::Column::Id.eq(app_id))
+            .filter(application::Column::Revision.eq(before.revision))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        if updated.rows_affected == 0 {
+            return Err(concurrent_change());
+        }
+        let after = load(&txn, organization, client_id, now)
+            .await?
+            .ok_or(Error::Internal)?;
+        if let Some(write) = record(&after)?
+            && insert_idempotency(&txn, write, now).await? == Inserted::AlreadyRecorded
+        {
+            return Ok(None);
+        }
+        let details = [
+            ("secret_id".to_owned(), rotation.secret.id.clone()),
+            (
+                "grace_period_seconds".to_owned(),
+                rotation.grace_period.whole_seconds().to_string(),
+            ),
+            (
+                "revoke_tokens".to_owned(),
+                rotation.revoke_tokens.to_string(),
+            ),
+        ]
+        .into();
+        insert_audit(
+            &txn,
+            NewAuditEvent {
+                organization: Some(organization.clone()),
+                application: Some(client_id),
+                actor: actor.to_owned(),
+                action: AuditAction::ApplicationSecretGenerated,
+                before: Some(before),
+                after: Some(after.clone()),
+                details,
+            },
+            now,
+        )
+        .await?;
+        commit(txn).await?;
+        Ok(Some(after))
+    }
+
+    /// Deletes an application and its secrets (SPEC rule 9).
+    pub async fn delete_application(&self, of: ChangeOf<'_>) -> Result<(), Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            actor,
+            now,
+            ..
+        } = of;
+        let txn = self.write().await?;
+        let before = load_for_change(&txn, &of).await?;
+        let app_id = client_id.to_string();
+        application_secret::Entity::delete_many()
+            .filter(application_secret::Column::ApplicationId.eq(app_id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        let deleted = application::Entity::delete_many()
+            .filter(application::Column::Id.eq(app_id))
+            .filter(application::Column::Revision.eq(before.revision))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        if deleted.rows_affected == 0 {
+            return Err(concurrent_change());
+        }
+        insert_audit(
+            &txn,
+            NewAuditEvent {
+                organization: Some(organization.clone()),
+                application: Some(client_id),
+                actor: actor.to_owned(),
+                action: AuditAction::ApplicationDeleted,
+                before: Some(before),
+                after: None,
+                details: Default::default(),
+            },
+            now,
+        )
+        .await?;
+        commit(txn).await
+    }
+}
+
+/// Writes an idempotency record, first clearing expired ones so an ID reused
+/// after the retention period counts as new.
+async fn insert_idempotency(
+    conn: &impl ConnectionTrait,
+    record: IdempotencyWrite,
+    now: OffsetDateTime,
+) -> Result<Inserted, Error> {
+    idempotency_record::Entity::delete_many()
+        .filter(idempotency_record::Column::CreateTime.lte(to_micros(now - RETENTION)))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    let inserted = idempotency_record::Entity::insert(idempotency_record::ActiveModel {
+        lookup: Set(record.lookup),
+        request_digest: Set(record.request_digest),
+        response: Set(record.sealed_response),
+        create_time: Set(to_micros(now)),
+    })
+    .exec(conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(Inserted::Done),
+        Err(e) if is_unique_violation(&e) => Ok(Inserted::AlreadyRecorded),
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+fn live_secrets(now: OffsetDateTime) -> sea_orm::Select<application_secret::Entity> {
+    application_secret::Entity::find().filter(
+        Condition::any()
+            .add(application_secret::Column::ExpireTime.is_null())
+            .add(application_secret::Column::ExpireTime.gt(to_micros(now))),
+    )
+}
+
+async fn load(
+    conn: &impl ConnectionTrait,
+    organization: &OrganizationId,
+    client_id: ClientId,
+    now: OffsetDateTime,
+) -> Result<Option<Application>, Error> {
+    let id = client_id.to_string();
+    let Some(row) = application::Entity::find_by_id(id.clone())
+        .filter(application::Column::Organization.eq(organization.as_str()))
+        .one(conn)
+        .await
+        .map_err(db_error)?
+    else {
+        return Ok(None);
+    };
+    let secrets = live_secrets(now)
+        .filter(application_secret::Column::ApplicationId.eq(id))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    application_from_row(row, secrets).map(Some)
+}
+
+/// Loads an application to change it: `NOT_FOUND` if absent, `ABORTED` if the
+/// caller's etag is stale.
+async fn load_for_change(
+    conn: &impl ConnectionTrait,
+    of: &ChangeOf<'_>,
+) -> Result<Application, Error> {
+    let app = load(conn, of.organization, of.client_id, of.now)
+        .await?
+        .ok_or_else(Error::application_not_found)?;
+    match of.etag {
+        Some(Etag(revision)) if revision != app.revision => Err(Error::etag_mismatch()),
+        _ => Ok(app),
+    }
+}
+
+async fn insert_secret(
+    conn: &impl ConnectionTrait,
+    client_id: &ClientId,
+    secret: &NewSecret,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    application_secret::Entity::insert(application_secret::ActiveModel {
+        id: Set(secret.id.clone()),
+        application_id: Set(client_id.to_string()),
+        phc: Set(secret.phc.clone()),
+        create_time: Set(to_micros(now)),
+        expire_time: Set(None),
+        last_use_time: Set(None),
+    })
+    .exec(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

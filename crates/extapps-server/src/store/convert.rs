@@ -1,0 +1,82 @@
+//! Rows to domain values and back. Stored data was validated when written; a
+//! row that no longer parses is reported as an internal error, never guessed at.
+
+use crate::domain::{
+    Error,
+    application::{Application, ApplicationType, DisplayName, SecretInfo},
+    clock::{from_micros, to_micros},
+    grants::Grants,
+    names::{ClientId, OrganizationId},
+    redirect_url::RedirectUrl,
+};
+
+use super::entities::{application, application_secret};
+
+fn corrupt(what: &str, id: &str) -> Error {
+    tracing::error!(row = id, what, "stored row does not parse");
+    Error::Internal
+}
+
+pub fn application_from_row(
+    row: application::Model,
+    secrets: Vec<application_secret::Model>,
+) -> Result<Application, Error> {
+    let id = row.id.as_str();
+    let grants: Grants = serde_json::from_str(&row.grants).map_err(|_| corrupt("grants", id))?;
+    let urls: Vec<String> =
+        serde_json::from_str(&row.redirect_urls).map_err(|_| corrupt("redirect_urls", id))?;
+    let redirect_urls = urls
+        .iter()
+        .map(|u| RedirectUrl::parse(u).map_err(|_| corrupt("redirect_urls", id)))
+        .collect::<Result<_, _>>()?;
+    let mut secrets: Vec<SecretInfo> = secrets.into_iter().map(secret_from_row).collect();
+    secrets.sort_by_key(|s| (s.create_time, s.secret_id.clone()));
+    Ok(Application {
+        organization: OrganizationId::parse(&row.organization)
+            .map_err(|_| corrupt("organization", id))?,
+        client_id: ClientId::parse(id).ok_or_else(|| corrupt("id", id))?,
+        display_name: DisplayName::parse(&row.display_name)
+            .map_err(|_| corrupt("display_name", id))?,
+        app_type: ApplicationType::parse(&row.app_type).ok_or_else(|| corrupt("app_type", id))?,
+        grants,
+        redirect_urls,
+        secrets,
+        revision: row.revision,
+        create_time: from_micros(row.create_time),
+        update_time: from_micros(row.update_time),
+    })
+}
+
+fn secret_from_row(row: application_secret::Model) -> SecretInfo {
+    SecretInfo {
+        secret_id: row.id,
+        create_time: from_micros(row.create_time),
+        expire_time: row.expire_time.map(from_micros),
+        last_use_time: row.last_use_time.map(from_micros),
+    }
+}
+
+pub fn grants_json(grants: &Grants) -> Result<String, Error> {
+    serde_json::to_string(grants).map_err(|_| Error::Internal)
+}
+
+pub fn redirect_urls_json(urls: &[RedirectUrl]) -> Result<String, Error> {
+    let urls: Vec<&str> = urls.iter().map(RedirectUrl::as_str).collect();
+    serde_json::to_string(&urls).map_err(|_| Error::Internal)
+}
+
+/// The columns of an application that its writes set.
+pub fn application_row(app: &Application) -> Result<application::Model, Error> {
+    Ok(application::Model {
+        id: app.client_id.to_string(),
+        organization: app.organization.to_string(),
+        display_name: app.display_name.as_str().to_owned(),
+        app_type: app.app_type.as_str().to_owned(),
+        grants: grants_json(&app.grants)?,
+        redirect_urls: redirect_urls_json(&app.redirect_urls)?,
+        revision: app.revision,
+        tokens_not_before: None,
+        create_time: to_micros(app.create_time),
+        update_time: to_micros(app.update_time),
+    })
+}

@@ -1,0 +1,9 @@
+//! SeaORM entities: the shape of the tables the migrations create. They never
+//! leave the `store` module.
+
+pub mod application;
+pub mod application_secret;
+pub mod audit_event;
+pub mod caller_key;
+pub mod idempotency_record;
+pub mod server_key;

@@ -1,0 +1,219 @@
+//! Persistence: SeaORM over SQLite or PostgreSQL. One use case is one method
+//! and one transaction, its audit event included. Models never leave this
+//! module: callers see domain types only.
+
+mod applications;
+mod audit;
+mod convert;
+mod entities;
+mod keys;
+
+use std::time::Duration;
+
+use extapps_migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QuerySelect, RuntimeErr, SqlErr, TransactionOptions, TransactionTrait, sqlx,
+};
+
+pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
+pub use keys::{CallerKeyRecord, NewCallerKey};
+
+use crate::domain::Error;
+use entities::server_key;
+
+/// The database behind the service.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// Why the store could not be opened; shown to the operator at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("unsupported database URL: expected `sqlite:` or `postgres://`")]
+    UnsupportedUrl,
+    #[error("cannot connect to the database: {0}")]
+    Connect(DbErr),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(DbErr),
+    #[error(
+        "the database schema is not up to date; run `extapps-server migrate` or drop `--no-migrate`"
+    )]
+    Outdated,
+    #[error("the database schema does not match this server: {0}")]
+    SchemaMismatch(DbErr),
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`).
+    pub async fn connect(url: &str) -> Result<Self, OpenError> {
+        let sqlite = url.starts_with("sqlite:");
+        if !sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(OpenError::UnsupportedUrl);
+        }
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(if sqlite { 8 } else { 32 })
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        if sqlite {
+            // sqlx leaves SQLite's journal mode alone: WAL lets readers run
+            // beside the writer, and the busy timeout queues writers instead
+            // of failing them.
+            options.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+                    .create_if_missing(true)
+            });
+        }
+        let db = Database::connect(options)
+            .await
+            .map_err(OpenError::Connect)?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), OpenError> {
+        Migrator::up(&self.db, None)
+            .await
+            .map_err(OpenError::Migrate)
+    }
+
+    /// Fails unless every migration has been applied and every entity reads
+    /// from its table (a column the entities expect and the schema lacks is
+    /// caught here, at startup, not on the first call that needs it).
+    pub async fn check_schema(&self) -> Result<(), OpenError> {
+        let pending = Migrator::get_pending_migrations(&self.db)
+            .await
+            .map_err(OpenError::Migrate)?;
+        if !pending.is_empty() {
+            return Err(OpenError::Outdated);
+        }
+        use entities::*;
+        let mismatch = OpenError::SchemaMismatch;
+        application::Entity::find()
+            .limit(1)
+            .all(&self.db)
+            .await
+            .map_err(mismatch)?;
+        application_secret::Entity::find()
+            .limit(1)
+            .all(&self.db)
+            .await
+            .map_err(mismatch)?;
+        audit_event::Entity::find()
+            .limit(1)
+            .all(&self.db)
+            .await
+            .map_err(mismatch)?;
+        caller_key::Entity::find()
+            .limit(1)
+            .all(&self.db)
+            .await
+            .map_err(mismatch)?;
+        idempotency_record::Entity::find()
+            .limit(1)
+            .all(&self.db)
+            .await
+            .map_err(mismatch)?;
+        server_key::Entity::find()
+            .limit(1)
+            .all(&self.db)
+            .await
+            .map_err(mismatch)?;
+        Ok(())
+    }
+
+    /// The random key named `name`, shared by every replica: created by
+    /// whichever replica asks first.
+    pub async fn server_key(&self, name: &str) -> Result<[u8; 32], Error> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|_| Error::Internal)?;
+        server_key::Entity::insert(server_key::ActiveModel {
+            name: sea_orm::Set(name.to_owned()),
+            material: sea_orm::Set(fresh.to_vec()),
+        })
+        .on_conflict_do_nothing()
+        .exec(&self.db)
+        .await
+        .map_err(db_error)?;
+        let stored = server_key::Entity::find_by_id(name.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .ok_or(Error::Internal)?;
+        stored.material.try_into().map_err(|_| Error::Internal)
+    }
+
+    /// Whether the database answers, for readiness.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// The underlying connection, for tests that inspect stored rows.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a read-then-write cannot fail half-way on a
+    /// lock upgrade; PostgreSQL ignores the option.
+    async fn write(&self) -> Result<DatabaseTransaction, Error> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .map_err(db_error)
+    }
+}
+
+/// Maps a database error to the service's: connection trouble is retryable
+/// (`UNAVAILABLE`), the rest is internal. The detail goes to the log only.
+pub(crate) fn db_error(err: DbErr) -> Error {
+    if is_unavailable(&err) {
+        tracing::warn!(error = %err, "database unavailable");
+        Error::Unavailable
+    } else {
+        tracing::error!(error = %err, "database error");
+        Error::Internal
+    }
+}
+
+fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ) || e
+                .as_database_error()
+                .is_some_and(|d| d.message().contains("database is locked"))
+        }
+        _ => false,
+    }
+}
+
+/// Whether `err` is a unique-constraint violation.
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Commits, mapping the error.
+async fn commit(txn: DatabaseTransaction) -> Result<(), Error> {
+    txn.commit().await.map_err(db_error)
+}

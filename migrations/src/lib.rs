@@ -1,0 +1,20 @@
+//! Schema migrations of the extapps database, for SQLite and PostgreSQL.
+//!
+//! Append-only: a migration that has landed is never edited; change the schema
+//! with a new one. Migrations name tables and columns with their own `Iden`
+//! enums, never the server's entities, so they stay what they were when written.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_initial;
+
+/// Applies the migrations of this crate in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,404 @@
+//! The `extapps-server` binary as an operator runs it, and the real `grpcurl`
+//! as an administrator uses it: keys printed once, reflection, registering
+//! and reading an application, a broken catalog, graceful shutdown.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use serde_json::Value;
+
+use crate::harness::workspace_root;
+
+/// The server binary built next to this test binary (`tests/run.sh` builds
+/// it; `EXTAPPS_SERVER_BIN` overrides).
+fn server_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("EXTAPPS_SERVER_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("extapps-server");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` first (tests/run.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn grpcurl_bin() -> PathBuf {
+    let path = std::env::var_os("EXTAPPS_TEST_GRPCURL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/grpcurl"));
+    assert!(
+        path.exists(),
+        "grpcurl not found at {}: run tests/run.sh, or set EXTAPPS_TEST_GRPCURL",
+        path.display()
+    );
+    path
+}
+
+fn server(dir: &Path) -> Command {
+    let mut command = Command::new(server_bin());
+    command
+        .current_dir(dir)
+        .env_remove("EXTAPPS_DATABASE_URL")
+        .env_remove("EXTAPPS_CATALOG")
+        .env_remove("EXTAPPS_LISTEN");
+    command
+}
+
+/// Runs `extapps-server ARGS` to completion: (success, stdout, stderr).
+fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = server(dir).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// A `serve` process on an ephemeral port, and everything it logged.
+struct Serving {
+    child: Child,
+    addr: String,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        // A failed assertion must not leave a server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serving {
+    fn start(dir: &Path) -> Self {
+        let mut child = server(dir)
+            .args([
+                "--log-format",
+                "json",
+                "--log",
+                "debug",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        // The server logs its address once it listens: no sleeping, no polling.
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            logs.lock().unwrap().push_str(&line);
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if let Some(addr) = event["fields"]["addr"].as_str() {
+                break addr.to_owned();
+            }
+        };
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&line);
+            }
+        });
+        Self { child, addr, logs }
+    }
+
+    /// `grpcurl -plaintext [-H key] FLAGS ADDRESS VERB...`.
+    fn grpcurl(&self, key: Option<&str>, flags: &[&str], verb: &[&str]) -> (bool, String, String) {
+        let mut command = Command::new(grpcurl_bin());
+        command.arg("-plaintext");
+        if let Some(key) = key {
+            command.args(["-H", &format!("authorization: Bearer {key}")]);
+        }
+        let output = command
+            .args(flags)
+            .arg(&self.addr)
+            .args(verb)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        // The log reader thread ends with the process's stderr.
+        let logs = self.logs.lock().unwrap().clone();
+        (status, logs)
+    }
+}
+
+#[test]
+fn an_administrator_registers_with_grpcurl_and_sees_the_secret_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The key is printed alone on stdout; the notice goes to stderr.
+    let (ok, key, notice) = run(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--organization",
+            "acme",
+            "--role",
+            "admin",
+        ],
+    );
+    assert!(ok, "{notice}");
+    let key = key.trim_end().to_owned();
+    assert!(key.starts_with("extapps_key_") && !key.contains(char::is_whitespace));
+    assert!(notice.contains("shown once"));
+    assert!(
+        dir.path().join("extapps.db").exists(),
+        "the default database is a file in the working directory"
+    );
+
+    let serving = Serving::start(dir.path());
+    let (ok, services, err) = serving.grpcurl(None, &[], &["list"]);
+    assert!(ok, "{err}");
+    for service in ["extapps.v1.ExternalApplications", "grpc.health.v1.Health"] {
+        assert!(services.lines().any(|l| l == service), "{services}");
+    }
+    // Reflection carries the proto comments: the API reference.
+    let (ok, described, _) = serving.grpcurl(
+        None,
+        &[],
+        &["describe", "extapps.v1.RegisterApplicationRequest"],
+    );
+    assert!(ok && described.contains("idempotency key"), "{described}");
+    let (ok, health, _) = serving.grpcurl(None, &[], &["grpc.health.v1.Health/Check"]);
+    assert!(ok && health.contains("SERVING"), "{health}");
+
+    let body = r#"{"parent":"organizations/acme","application":{"display_name":"Billing sync","type":"APPLICATION_TYPE_CONFIDENTIAL","grants":[{"resource":"OR","application_scopes":["OR.Jobs.Read"]}]}}"#;
+    let (ok, out, err) = serving.grpcurl(
+        Some(&key),
+        &["-d", body],
+        &["extapps.v1.ExternalApplications/RegisterApplication"],
+    );
+    assert!(ok, "{err}");
+    let registered: Value = serde_json::from_str(&out).unwrap();
+    let secret = registered["clientSecret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("extapps_cs_"));
+    let name = registered["application"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (ok, out, err) = serving.grpcurl(
+        Some(&key),
+        &["-d", &format!(r#"{{"name":"{name}"}}"#)],
+        &["extapps.v1.ExternalApplications/GetApplication"],
+    );
+    assert!(ok, "{err}");
+    let fetched: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(fetched["application"]["displayName"], "Billing sync");
+    assert_eq!(
+        fetched["application"]["secrets"].as_array().unwrap().len(),
+        1
+    );
+    assert!(!out.contains(&secret), "the secret is never shown again");
+
+    // Bad input: grpcurl shows the code and the field violation.
+    let (ok, _, err) = serving.grpcurl(
+        Some(&key),
+        &["-d", r#"{"parent":"organizations/acme","application":{"type":"APPLICATION_TYPE_CONFIDENTIAL"}}"#],
+        &["extapps.v1.ExternalApplications/RegisterApplication"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("InvalidArgument") && err.contains("application.display_name"),
+        "{err}"
+    );
+
+    // A revoked key stops working at once.
+    let (ok, listed, _) = run(dir.path(), &["keys", "list"]);
+    assert!(ok);
+    let id = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(listed.contains("admin") && listed.contains("acme") && !listed.contains(&key));
+    assert!(run(dir.path(), &["keys", "revoke", &id]).0);
+    let (ok, _, err) = serving.grpcurl(
+        Some(&key),
+        &["-d", "{}"],
+        &["extapps.v1.ExternalApplications/ListResources"],
+    );
+    assert!(!ok && err.contains("Unauthenticated"), "{err}");
+
+    let (status, logs) = serving.terminate();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    assert!(logs.contains("extapps stopped"), "{logs}");
+    assert!(
+        !logs.contains(&secret[11..40]) && !logs.contains(&key[12..40]),
+        "no secret in the logs"
+    );
+}
+
+#[test]
+fn keys_need_the_right_organization_and_role() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (
+            vec!["keys", "create", "--role", "admin"],
+            "needs --organization",
+        ),
+        (
+            vec![
+                "keys",
+                "create",
+                "--role",
+                "operator",
+                "--organization",
+                "acme",
+            ],
+            "omit --organization",
+        ),
+        (
+            vec![
+                "keys",
+                "create",
+                "--role",
+                "admin",
+                "--organization",
+                "Bad_Org",
+            ],
+            "--organization",
+        ),
+        (
+            vec![
+                "keys",
+                "create",
+                "--role",
+                "introspect",
+                "--organization",
+                "acme",
+                "--resource",
+                "NOPE",
+            ],
+            "not in the resource catalog",
+        ),
+        (
+            vec![
+                "keys",
+                "create",
+                "--role",
+                "admin",
+                "--organization",
+                "acme",
+                "--resource",
+                "OR",
+            ],
+            "only `introspect`",
+        ),
+        (vec!["keys", "revoke", "no-such-key"], "no caller key"),
+    ] {
+        let (ok, stdout, stderr) = run(dir.path(), &args);
+        assert!(!ok, "{args:?}");
+        assert!(stdout.is_empty(), "{args:?} printed {stdout}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+    let (ok, key, _) = run(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--role",
+            "introspect",
+            "--organization",
+            "acme",
+            "--resource",
+            "OR",
+        ],
+    );
+    assert!(ok && key.starts_with("extapps_key_"));
+}
+
+#[test]
+fn a_broken_catalog_stops_startup_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        "[resources.OR]\ndisplay_name = \"Orchestrator\"\ndescription = \"\"\nuser_scopes = { \"OR Jobs\" = \"\" }\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("catalog") && stderr.contains("`OR Jobs`"),
+        "{stderr}"
+    );
+
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--catalog",
+            "/no/such/file.toml",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot read catalog /no/such/file.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_without_migrations_refuses_an_empty_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--no-migrate"],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("extapps-server migrate"), "{stderr}");
+    let (ok, _, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok, "{stderr}");
+}

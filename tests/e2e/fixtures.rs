@@ -1,0 +1,91 @@
+//! Requests the tests build again and again.
+
+use extapps_client::{Client, v1 as pb};
+
+pub fn grant(resource: &str, user: &[&str], application: &[&str]) -> pb::ResourceGrant {
+    pb::ResourceGrant {
+        resource: resource.into(),
+        user_scopes: user.iter().map(|s| s.to_string()).collect(),
+        application_scopes: application.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A confidential application with application scopes only.
+pub fn service_app(display_name: &str) -> pb::Application {
+    pb::Application {
+        display_name: display_name.into(),
+        r#type: pb::ApplicationType::Confidential.into(),
+        grants: vec![grant("OR", &[], &["OR.Jobs.Read", "OR.Queues"])],
+        ..Default::default()
+    }
+}
+
+/// A non-confidential (native) application with user scopes.
+pub fn native_app(display_name: &str) -> pb::Application {
+    pb::Application {
+        display_name: display_name.into(),
+        r#type: pb::ApplicationType::NonConfidential.into(),
+        grants: vec![grant("OR", &["OR.Jobs"], &[])],
+        redirect_urls: vec!["com.example.app:/callback".into()],
+        ..Default::default()
+    }
+}
+
+pub fn register_request(
+    organization: &str,
+    app: pb::Application,
+) -> pb::RegisterApplicationRequest {
+    pb::RegisterApplicationRequest {
+        parent: format!("organizations/{organization}"),
+        application: Some(app),
+        request_id: String::new(),
+    }
+}
+
+pub async fn register(
+    client: &mut Client,
+    organization: &str,
+    app: pb::Application,
+) -> pb::RegisterApplicationResponse {
+    client
+        .register_application(register_request(organization, app))
+        .await
+        .expect("register")
+        .into_inner()
+}
+
+pub async fn get(client: &mut Client, name: &str) -> pb::Application {
+    client
+        .get_application(pb::GetApplicationRequest { name: name.into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .application
+        .expect("application")
+}
+
+pub async fn audit(client: &mut Client, organization: &str) -> Vec<pb::AuditEvent> {
+    client
+        .list_audit_events(pb::ListAuditEventsRequest {
+            parent: format!("organizations/{organization}"),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("audit")
+        .into_inner()
+        .audit_events
+}
+
+pub async fn list_all(client: &mut Client, organization: &str) -> Vec<pb::Application> {
+    client
+        .list_applications(pb::ListApplicationsRequest {
+            parent: format!("organizations/{organization}"),
+            page_size: 1000,
+            page_token: String::new(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .applications
+}

