@@ -37,6 +37,10 @@ DO $$ BEGIN
   END IF;
 END $$;
 SQL
+  # Each test makes its own database; drop those of earlier runs.
+  runuser -u postgres -- psql -Atq -c \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'extapps\_test\_%'" |
+    while read -r db; do runuser -u postgres -- dropdb --if-exists "$db"; done
   # Loopback TLS only slows the tests down.
   export EXTAPPS_TEST_POSTGRES_URL="postgres://extapps:extapps@127.0.0.1:5432/postgres?sslmode=disable"
 fi

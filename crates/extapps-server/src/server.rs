@@ -34,7 +34,11 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    Ok(routes.into_axum_router())
+    // One span per call (method, status, latency); never headers or bodies,
+    // which carry keys and secrets.
+    Ok(routes
+        .into_axum_router()
+        .layer(tower_http::trace::TraceLayer::new_for_grpc()))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets

@@ -63,8 +63,12 @@ pub fn is_well_formed(kind: CredentialKind, value: &str) -> bool {
 /// SHA-256 of a high-entropy credential, hex: enough to store a caller key
 /// (256 random bits cannot be guessed) and cheap enough to check on every call.
 pub fn digest(value: &SecretString) -> String {
-    let hash = Sha256::digest(value.expose_secret().as_bytes());
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(value.expose_secret().as_bytes()))
+}
+
+/// Lowercase hexadecimal of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// argon2id with the OWASP minimum parameters (19 MiB, 2 passes, 1 lane).

@@ -176,21 +176,6 @@ impl Violations {
         self.0.push(FieldViolation::new(field, description));
     }
 
-    /// Keeps the value of a check, or records its violation and returns `None`.
-    pub fn check<T>(&mut self, result: Result<T, FieldViolation>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(violation) => {
-                self.0.push(violation);
-                None
-            }
-        }
-    }
-
-    pub fn extend(&mut self, other: Violations) {
-        self.0.extend(other.0);
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -14,6 +14,7 @@ use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::credential::hex;
 use super::error::Error;
 use super::names::OrganizationId;
 
@@ -104,10 +105,6 @@ impl IdempotencyKey {
 /// Digest of a request's canonical form, to tell a retry from a reuse.
 pub fn request_digest(canonical: &[u8]) -> String {
     hex(&Sha256::digest(canonical))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

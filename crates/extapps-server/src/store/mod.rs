@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use extapps_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QuerySelect, RuntimeErr, SqlErr, TransactionOptions, TransactionTrait, sqlx,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QuerySelect, RuntimeErr, SqlErr, TransactionOptions, TransactionTrait, sqlx,
 };
 
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
@@ -148,15 +148,6 @@ impl Store {
             .map_err(db_error)?
             .ok_or(Error::Internal)?;
         stored.material.try_into().map_err(|_| Error::Internal)
-    }
-
-    /// Whether the database answers, for readiness.
-    pub async fn ping(&self) -> bool {
-        self.db.ping().await.is_ok()
-    }
-
-    pub fn backend(&self) -> DbBackend {
-        self.db.get_database_backend()
     }
 
     /// The underlying connection, for tests that inspect stored rows.
