@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
+mod m20261124_000002_revoked_tokens;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -15,6 +16,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_initial::Migration)]
+        vec![
+            Box::new(m20261124_000001_initial::Migration),
+            Box::new(m20261124_000002_revoked_tokens::Migration),
+        ]
     }
 }

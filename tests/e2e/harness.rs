@@ -13,7 +13,7 @@ use std::{
 use extapps_client::{Client, ErrorReport, with_key};
 use extapps_server::{
     domain::{caller::Role, clock::Clock, names::OrganizationId},
-    service::Service,
+    service::{Service, TokenSettings},
     store::Store,
 };
 use sea_orm::{ConnectionTrait, Database};
@@ -134,6 +134,8 @@ pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String
 /// A running server and the handles a test needs around it.
 pub struct TestServer {
     pub backend: Backend,
+    /// `http://127.0.0.1:PORT`: gRPC and the OAuth endpoints.
+    pub url: String,
     pub service: Service,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
@@ -152,11 +154,16 @@ impl TestServer {
         let clock = Arc::new(ManualClock(Mutex::new(
             extapps_server::domain::clock::SystemClock.now(),
         )));
-        let catalog = extapps_server::commands::load_catalog(None).unwrap();
-        let service = Service::new(store, catalog, clock.clone()).await.unwrap();
-
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let catalog = extapps_server::commands::load_catalog(None).unwrap();
+        let tokens = TokenSettings {
+            ttl: time::Duration::HOUR,
+            issuer: format!("http://{addr}"),
+        };
+        let service = Service::new(store, catalog, clock.clone(), tokens)
+            .await
+            .unwrap();
         let router = extapps_server::server::router(service.clone())
             .await
             .unwrap();
@@ -176,6 +183,7 @@ impl TestServer {
             .unwrap();
         Self {
             backend,
+            url: format!("http://{addr}"),
             service,
             clock,
             database_url,

@@ -13,3 +13,4 @@ mod listing;
 mod persistence;
 mod registration;
 mod snapshot;
+mod tokens;

@@ -148,6 +148,14 @@ async fn secrets_and_keys_never_reach_the_database_or_the_logs(backend: Backend)
         .await
         .unwrap()
         .into_inner();
+    let client = crate::tokens::App {
+        app: rotated.application.clone().unwrap(),
+        secret: rotated.client_secret.clone(),
+    };
+    let access_token = crate::tokens::token(&server, &client, &rotated.client_secret, None)
+        .await
+        .unwrap();
+    assert!(crate::tokens::is_active(&server, &introspect_key, &access_token).await);
     // A failed call with a key must not log it either.
     let _ = server
         .client(&format!("{admin_key}x"))
@@ -163,6 +171,7 @@ async fn secrets_and_keys_never_reach_the_database_or_the_logs(backend: Backend)
         rotated.client_secret.as_str(),
         admin_key.as_str(),
         introspect_key.as_str(),
+        access_token.as_str(),
     ];
     let logs = captured_logs();
     assert!(!logs.is_empty(), "logs are captured");

@@ -9,7 +9,7 @@ use crate::domain::{
     Error, caller::Role, catalog::Catalog, catalog::DEFAULT_CATALOG, clock::SystemClock,
     names::OrganizationId,
 };
-use crate::service::Service;
+use crate::service::{Service, TokenSettings};
 use crate::store::Store;
 
 /// Runs one command; the error is a message for the operator.
@@ -42,7 +42,11 @@ pub fn load_catalog(path: Option<&Path>) -> Result<Catalog, String> {
 }
 
 /// Connects, migrates (unless told not to) and builds the service.
-pub async fn open(global: &GlobalOptions, migrate: bool) -> Result<Service, String> {
+pub async fn open(
+    global: &GlobalOptions,
+    migrate: bool,
+    tokens: TokenSettings,
+) -> Result<Service, String> {
     let catalog = load_catalog(global.catalog.as_deref())?;
     let store = Store::connect(&global.database_url)
         .await
@@ -52,7 +56,7 @@ pub async fn open(global: &GlobalOptions, migrate: bool) -> Result<Service, Stri
     } else {
         store.check_schema().await.map_err(|e| e.to_string())?;
     }
-    Service::new(store, catalog, Arc::new(SystemClock))
+    Service::new(store, catalog, Arc::new(SystemClock), tokens)
         .await
         .map_err(|e| format!("cannot start: {e}"))
 }
@@ -62,13 +66,27 @@ async fn serve(
     options: &ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let service = open(global, !options.no_migrate).await?;
     let listener = crate::server::bind(options.listen).await?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let ttl = time::Duration::try_from(options.token_ttl)
+        .map_err(|_| "--token-ttl is too long".to_owned())?;
+    if ttl < time::Duration::SECOND {
+        return Err("--token-ttl must be at least one second".into());
+    }
+    let tokens = TokenSettings {
+        ttl,
+        issuer: options
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_owned(),
+    };
+    let service = open(global, !options.no_migrate, tokens).await?;
     let router = crate::server::router(service)
         .await
         .map_err(|e| format!("cannot build reflection service: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, "extapps listening (gRPC)");
+    tracing::info!(%addr, "extapps listening (gRPC and OAuth 2.0 over HTTP)");
     crate::server::serve(listener, router, shutdown, options.shutdown_timeout)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
@@ -112,7 +130,12 @@ fn describe(error: Error) -> String {
 }
 
 async fn keys(global: &GlobalOptions, command: KeysCommand) -> Result<(), String> {
-    let service = open(global, true).await?;
+    // Keys commands issue no tokens: the token settings do not matter here.
+    let tokens = TokenSettings {
+        ttl: time::Duration::HOUR,
+        issuer: String::new(),
+    };
+    let service = open(global, true, tokens).await?;
     match command {
         KeysCommand::Create {
             organization,

@@ -47,7 +47,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (gRPC on one port).
+    /// Run the server: gRPC and the OAuth 2.0 endpoints on one port.
     Serve(ServeOptions),
     /// Apply pending database migrations and exit.
     Migrate,
@@ -65,6 +65,15 @@ pub struct ServeOptions {
     /// Do not apply migrations at startup; refuse to start if any is pending.
     #[arg(long, env = "EXTAPPS_NO_MIGRATE")]
     pub no_migrate: bool,
+
+    /// Lifetime of access tokens, e.g. `1h` or `15m`.
+    #[arg(long, env = "EXTAPPS_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Issuer identifier (RFC 8414): the base URL clients reach this server
+    /// at. Default: `http://` and the listen address.
+    #[arg(long, env = "EXTAPPS_ISSUER")]
+    pub issuer: Option<String>,
 
     /// How long shutdown waits for in-flight calls before closing, e.g. `30s`.
     #[arg(long, env = "EXTAPPS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]

@@ -1,7 +1,7 @@
 //! extapps server library: the registry of external OAuth applications.
 //!
 //! `domain` holds the rules, `store` the persistence, `service` the use cases,
-//! `grpc` the transport, `server` the network, `commands` the binary's
+//! `grpc` and `oauth` the transports, `server` the network, `commands` the binary's
 //! subcommands. The binary `extapps-server` is a thin shell around
 //! [`commands::run`].
 
@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod oauth;
 pub mod server;
 pub mod service;
 pub mod store;

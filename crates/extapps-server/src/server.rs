@@ -1,5 +1,6 @@
-//! The network server: gRPC (with reflection and health) on one port, and
-//! graceful shutdown that drains in-flight calls.
+//! The network server: gRPC (with reflection and health) and the OAuth 2.0
+//! HTTP endpoints on one port, and graceful shutdown that drains in-flight
+//! calls.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -30,14 +31,17 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let routes = Routes::new(ExternalApplicationsServer::new(GrpcApi::new(service)))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+    let routes = Routes::new(ExternalApplicationsServer::new(GrpcApi::new(
+        service.clone(),
+    )))
+    .add_service(health_service)
+    .add_service(reflection_v1)
+    .add_service(reflection_v1alpha);
     // One span per call (method, status, latency); never headers or bodies,
     // which carry keys and secrets.
     Ok(routes
         .into_axum_router()
+        .merge(crate::oauth::router(service))
         .layer(tower_http::trace::TraceLayer::new_for_grpc()))
 }
 

@@ -11,7 +11,9 @@ pub mod error;
 pub mod grants;
 pub mod idempotency;
 pub mod names;
+pub mod oauth;
 pub mod page_token;
 pub mod redirect_url;
+pub mod token;
 
 pub use error::{Error, FieldViolation, Reason, Violations};

@@ -55,6 +55,14 @@ impl ClientId {
         Self(Uuid::new_v4())
     }
 
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+
     /// Accepts only the canonical lowercase hyphenated form, so that every
     /// client ID has one spelling.
     pub fn parse(value: &str) -> Option<Self> {

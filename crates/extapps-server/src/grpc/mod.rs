@@ -292,12 +292,27 @@ impl ExternalApplications for GrpcApi {
         answer(async {
             let caller = self.caller(&request).await?;
             caller.require_role(&[Role::Introspect, Role::Operator], "IntrospectToken")?;
-            Err(Error::Unimplemented {
-                reason: Reason::NotImplemented,
-                message:
-                    "IntrospectToken is not available yet: this server does not issue access tokens"
-                        .into(),
-            })
+            let token = &request.get_ref().token;
+            if token.is_empty() {
+                return Err(Error::invalid_field("token", "is required"));
+            }
+            Ok(
+                match self.service.introspect(token, &caller.resources).await? {
+                    None => pb::IntrospectTokenResponse::default(),
+                    Some(active) => pb::IntrospectTokenResponse {
+                        active: true,
+                        scope: active.scopes.join(" "),
+                        client_id: active.client_id,
+                        token_type: "Bearer".into(),
+                        exp: active.exp,
+                        iat: active.iat,
+                        sub: active.sub,
+                        aud: active.aud,
+                        iss: active.iss,
+                        jti: active.jti,
+                    },
+                },
+            )
         })
         .await
     }

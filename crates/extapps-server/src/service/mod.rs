@@ -5,13 +5,20 @@
 mod applications;
 mod audit;
 mod keys;
+mod tokens;
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use time::OffsetDateTime;
 
 use secrecy::SecretString;
 
 pub use applications::{ApplicationUpdate, WithSecret};
 pub use keys::CreatedKey;
+pub use tokens::{ActiveToken, ClientCredentials, IssuedToken, TokenSettings};
 
 use crate::domain::{
     Error, Reason,
@@ -20,6 +27,7 @@ use crate::domain::{
     clock::Clock,
     credential::{self, CredentialKind},
     page_token::PageTokens,
+    token::TokenSealer,
 };
 use crate::store::Store;
 
@@ -30,16 +38,34 @@ pub struct Service {
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
     page_tokens: PageTokens,
+    sealer: TokenSealer,
+    tokens: TokenSettings,
+    /// Hash of a random secret, verified against when a client has none, so
+    /// unknown clients cost what known ones do.
+    dummy_hash: String,
+    /// When each secret's last use was last written, per replica.
+    secret_use: Arc<Mutex<HashMap<String, OffsetDateTime>>>,
 }
 
 impl Service {
-    pub async fn new(store: Store, catalog: Catalog, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+    pub async fn new(
+        store: Store,
+        catalog: Catalog,
+        clock: Arc<dyn Clock>,
+        tokens: TokenSettings,
+    ) -> Result<Self, Error> {
         let page_tokens = PageTokens::new(store.server_key("page_token").await?);
+        let sealer = TokenSealer::new(store.server_key("access_token").await?);
+        let (_, dummy_hash) = new_client_secret().await?;
         Ok(Self {
             store,
             catalog: Arc::new(catalog),
             clock,
             page_tokens,
+            sealer,
+            tokens,
+            dummy_hash,
+            secret_use: Arc::default(),
         })
     }
 
@@ -49,6 +75,11 @@ impl Service {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The issuer identifier of this server.
+    pub fn issuer(&self) -> &str {
+        &self.tokens.issuer
     }
 
     /// Identifies the caller from its `authorization` metadata value.

@@ -7,6 +7,7 @@ mod audit;
 mod convert;
 mod entities;
 mod keys;
+mod tokens;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use sea_orm::{
 
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
 pub use keys::{CallerKeyRecord, NewCallerKey};
+pub use tokens::{ClientState, StoredSecret};
 
 use crate::domain::Error;
 use entities::server_key;
@@ -95,38 +97,18 @@ impl Store {
             return Err(OpenError::Outdated);
         }
         use entities::*;
-        let mismatch = OpenError::SchemaMismatch;
-        application::Entity::find()
-            .limit(1)
-            .all(&self.db)
-            .await
-            .map_err(mismatch)?;
-        application_secret::Entity::find()
-            .limit(1)
-            .all(&self.db)
-            .await
-            .map_err(mismatch)?;
-        audit_event::Entity::find()
-            .limit(1)
-            .all(&self.db)
-            .await
-            .map_err(mismatch)?;
-        caller_key::Entity::find()
-            .limit(1)
-            .all(&self.db)
-            .await
-            .map_err(mismatch)?;
-        idempotency_record::Entity::find()
-            .limit(1)
-            .all(&self.db)
-            .await
-            .map_err(mismatch)?;
-        server_key::Entity::find()
-            .limit(1)
-            .all(&self.db)
-            .await
-            .map_err(mismatch)?;
-        Ok(())
+        let db = &self.db;
+        async {
+            reads::<application::Entity>(db).await?;
+            reads::<application_secret::Entity>(db).await?;
+            reads::<audit_event::Entity>(db).await?;
+            reads::<caller_key::Entity>(db).await?;
+            reads::<idempotency_record::Entity>(db).await?;
+            reads::<revoked_token::Entity>(db).await?;
+            reads::<server_key::Entity>(db).await
+        }
+        .await
+        .map_err(OpenError::SchemaMismatch)
     }
 
     /// The random key named `name`, shared by every replica: created by
@@ -167,6 +149,11 @@ impl Store {
             .await
             .map_err(db_error)
     }
+}
+
+/// Reads one row of `E`, to prove its columns exist.
+async fn reads<E: EntityTrait>(db: &DatabaseConnection) -> Result<(), DbErr> {
+    E::find().limit(1).all(db).await.map(|_| ())
 }
 
 /// Maps a database error to the service's: connection trouble is retryable

@@ -6,4 +6,5 @@ pub mod application_secret;
 pub mod audit_event;
 pub mod caller_key;
 pub mod idempotency_record;
+pub mod revoked_token;
 pub mod server_key;

@@ -1,0 +1,110 @@
+//! Reading OAuth requests: `application/x-www-form-urlencoded` bodies with no
+//! repeated parameter (RFC 6749 section 3.1), and client authentication by
+//! HTTP Basic or by body parameters, never both (section 2.3.1).
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderMap, header};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use secrecy::SecretString;
+
+use crate::domain::oauth::OAuthError;
+use crate::service::ClientCredentials;
+
+/// The parameters of a form body. Empty values count as absent.
+#[derive(Debug)]
+pub struct Form(HashMap<String, String>);
+
+impl Form {
+    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        let form_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form_type {
+            return Err(OAuthError::InvalidRequest(
+                "the body must be application/x-www-form-urlencoded".into(),
+            ));
+        }
+        let mut params = HashMap::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            if params.contains_key(key.as_ref()) {
+                return Err(OAuthError::InvalidRequest(format!(
+                    "parameter `{key}` is repeated"
+                )));
+            }
+            params.insert(key.into_owned(), value.into_owned());
+        }
+        params.retain(|_, v| !v.is_empty());
+        Ok(Self(params))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::InvalidRequest(format!("parameter `{name}` is missing")))
+    }
+
+    /// Removes a parameter, so secrets do not linger in the form.
+    fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+}
+
+/// Undoes the form-encoding RFC 6749 applies inside Basic credentials.
+fn form_decode(value: &str) -> Option<String> {
+    let spaced = value.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// The client's credentials, from exactly one of the two methods.
+pub fn client_credentials(
+    headers: &HeaderMap,
+    form: &mut Form,
+) -> Result<ClientCredentials, OAuthError> {
+    let in_body = (form.take("client_id"), form.take("client_secret"));
+    let basic = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let value = value.to_str().map_err(|_| OAuthError::InvalidClient)?;
+            let (scheme, encoded) = value.split_once(' ').ok_or(OAuthError::InvalidClient)?;
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return Err(OAuthError::InvalidClient);
+            }
+            let decoded = STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or(OAuthError::InvalidClient)?;
+            let (id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
+            Some((
+                form_decode(id).ok_or(OAuthError::InvalidClient)?,
+                form_decode(secret).ok_or(OAuthError::InvalidClient)?,
+            ))
+        }
+    };
+    let (client_id, secret) = match (basic, in_body) {
+        (Some(_), (Some(_), _)) | (Some(_), (_, Some(_))) => {
+            return Err(OAuthError::InvalidRequest(
+                "use one client authentication method: HTTP Basic or client_secret in the body, not both".into(),
+            ));
+        }
+        (Some(pair), _) => pair,
+        (None, (Some(id), Some(secret))) => (id, secret),
+        (None, _) => return Err(OAuthError::InvalidClient),
+    };
+    Ok(ClientCredentials {
+        client_id,
+        secret: SecretString::from(secret),
+    })
+}

@@ -1,0 +1,223 @@
+//! OAuth 2.0 over HTTP, on the gRPC port: the token endpoint (RFC 6749
+//! section 4.4, client credentials), introspection (RFC 7662), revocation
+//! (RFC 7009) and authorization server metadata (RFC 8414).
+
+mod form;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::domain::{Error, caller::Role, oauth::OAuthError};
+use crate::service::Service;
+use form::{Form, client_credentials};
+
+/// Largest request body the OAuth endpoints read.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+
+pub const TOKEN_PATH: &str = "/oauth2/token";
+pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
+pub const REVOKE_PATH: &str = "/oauth2/revoke";
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+pub fn router(service: Service) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, post(token))
+        .route(INTROSPECT_PATH, post(introspect))
+        .route(REVOKE_PATH, post(revoke))
+        .route(METADATA_PATH, get(metadata))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(service)
+}
+
+/// A JSON answer that no cache may keep (RFC 6749 section 5.1).
+fn no_store(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn oauth_error(error: OAuthError) -> Response {
+    let status = match &error {
+        OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
+        OAuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+        OAuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut response = no_store(
+        status,
+        json!({"error": error.code(), "error_description": error.description()}),
+    );
+    let headers = response.headers_mut();
+    match &error {
+        OAuthError::InvalidClient => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"extapps\""),
+            );
+        }
+        OAuthError::TooManyAttempts { retry_after } => {
+            if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+        }
+        _ => {}
+    }
+    response
+}
+
+/// The body, or the OAuth error for one that is too large or unreadable.
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, OAuthError> {
+    body.map_err(|rejection| {
+        OAuthError::InvalidRequest(match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                format!("the body is larger than {MAX_BODY_BYTES} bytes")
+            }
+            _ => "the body could not be read".into(),
+        })
+    })
+}
+
+async fn token(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let mut form = Form::parse(&headers, &body(raw)?)?;
+        let credentials = client_credentials(&headers, &mut form)?;
+        match form.require("grant_type")? {
+            "client_credentials" => {}
+            other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+        }
+        service
+            .issue_client_credentials(&credentials, form.get("scope"))
+            .await
+    }
+    .await;
+    match result {
+        Ok(issued) => no_store(
+            StatusCode::OK,
+            json!({
+                "access_token": issued.access_token.expose_secret(),
+                "token_type": "Bearer",
+                "expires_in": issued.expires_in,
+                "scope": issued.scopes.join(" "),
+            }),
+        ),
+        Err(error) => oauth_error(error),
+    }
+}
+
+/// Who may introspect: a caller key with the `introspect` (or `operator`)
+/// role, as `Authorization: Bearer <key>`.
+async fn introspect(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = match service.authenticate(authorization).await {
+        Ok(caller) => caller,
+        Err(Error::Unavailable) => return oauth_error(OAuthError::Unavailable),
+        Err(e) => {
+            let mut response = no_store(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "invalid_token", "error_description": e.to_string()}),
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"extapps\""),
+            );
+            return response;
+        }
+    };
+    if let Err(e) = caller.require_role(&[Role::Introspect, Role::Operator], "introspection") {
+        return no_store(
+            StatusCode::FORBIDDEN,
+            json!({"error": "access_denied", "error_description": e.to_string()}),
+        );
+    }
+    let form = match body(raw).and_then(|b| Form::parse(&headers, &b)) {
+        Ok(form) => form,
+        Err(e) => return oauth_error(e),
+    };
+    let token = match form.require("token") {
+        Ok(token) => token,
+        Err(e) => return oauth_error(e),
+    };
+    match service.introspect(token, &caller.resources).await {
+        Ok(None) => no_store(StatusCode::OK, json!({"active": false})),
+        Ok(Some(active)) => no_store(
+            StatusCode::OK,
+            json!({
+                "active": true,
+                "scope": active.scopes.join(" "),
+                "client_id": active.client_id,
+                "token_type": "Bearer",
+                "exp": active.exp,
+                "iat": active.iat,
+                "sub": active.sub,
+                "aud": active.aud,
+                "iss": active.iss,
+                "jti": active.jti,
+            }),
+        ),
+        Err(e) => oauth_error(e.into()),
+    }
+}
+
+async fn revoke(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let mut form = Form::parse(&headers, &body(raw)?)?;
+        let credentials = client_credentials(&headers, &mut form)?;
+        let token = form.require("token")?.to_owned();
+        service.revoke(&credentials, &token).await
+    }
+    .await;
+    match result {
+        Ok(()) => no_store(StatusCode::OK, json!({})),
+        Err(error) => oauth_error(error),
+    }
+}
+
+async fn metadata(State(service): State<Service>) -> Response {
+    let issuer = service.issuer();
+    let scopes: Vec<&str> = service
+        .catalog()
+        .resources()
+        .flat_map(|r| r.application_scopes.keys().map(String::as_str))
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+            "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
+            "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": ["bearer"],
+            "scopes_supported": scopes,
+        })),
+    )
+        .into_response()
+}

@@ -1,0 +1,283 @@
+//! Access tokens: issuing them to clients (RFC 6749 section 4.4), telling
+//! resource servers about them (RFC 7662) and revoking them (RFC 7009).
+
+use std::collections::BTreeSet;
+
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Service, blocking};
+use crate::domain::{
+    Error,
+    application::ApplicationType,
+    catalog::ScopeSet,
+    clock::{from_micros, to_micros},
+    credential::{self, CredentialKind},
+    names::ClientId,
+    oauth::OAuthError,
+    token::TokenClaims,
+};
+use crate::store::ClientState;
+
+/// Settings of the tokens this server issues.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// Lifetime of an access token.
+    pub ttl: time::Duration,
+    /// The issuer identifier (`iss`), this server's base URL.
+    pub issuer: String,
+}
+
+/// A token just issued.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub access_token: SecretString,
+    pub expires_in: i64,
+    pub scopes: Vec<String>,
+}
+
+/// What introspection tells about an active token (RFC 7662 section 2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveToken {
+    pub scopes: Vec<String>,
+    pub client_id: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub iss: String,
+    pub jti: String,
+}
+
+/// A client's credentials as presented.
+#[derive(Debug)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: SecretString,
+}
+
+fn seconds(micros: i64) -> i64 {
+    micros.div_euclid(1_000_000)
+}
+
+impl Service {
+    /// Authenticates a client by its secret. An unknown client, a client
+    /// without secrets and a wrong secret all cost one argon2id verification,
+    /// so timing does not tell them apart.
+    async fn authenticate_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<(ClientId, ClientState), OAuthError> {
+        let now = self.clock.now();
+        let client_id = ClientId::parse(&credentials.client_id);
+        let state = match client_id {
+            Some(id) => self.store.client_state(id, now).await?,
+            None => None,
+        };
+        // A mistyped secret fails its checksum: no verification needed.
+        if !credential::is_well_formed(
+            CredentialKind::ClientSecret,
+            credentials.secret.expose_secret(),
+        ) {
+            return Err(OAuthError::InvalidClient);
+        }
+        let hashes: Vec<(String, String)> = state
+            .as_ref()
+            .map(|s| {
+                s.secrets
+                    .iter()
+                    .map(|x| (x.id.clone(), x.phc.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let secret = credentials.secret.clone();
+        let dummy = self.dummy_hash.clone();
+        let matched = blocking(move || {
+            if hashes.is_empty() {
+                credential::verify_secret(&secret, &dummy);
+                return Ok(None);
+            }
+            Ok(hashes
+                .into_iter()
+                .find(|(_, phc)| credential::verify_secret(&secret, phc))
+                .map(|(id, _)| id))
+        })
+        .await?;
+        match (client_id, state, matched) {
+            (Some(id), Some(state), Some(secret_id)) => {
+                self.note_secret_use(&secret_id, now).await;
+                Ok((id, state))
+            }
+            _ => Err(OAuthError::InvalidClient),
+        }
+    }
+
+    /// Records a secret's last use: one small write at most every few
+    /// minutes per secret and replica, not one per request.
+    async fn note_secret_use(&self, secret_id: &str, now: OffsetDateTime) {
+        const EVERY: time::Duration = time::Duration::minutes(5);
+        {
+            let Ok(mut written) = self.secret_use.lock() else {
+                return;
+            };
+            if written
+                .get(secret_id)
+                .is_some_and(|last| now - *last < EVERY)
+            {
+                return;
+            }
+            written.insert(secret_id.to_owned(), now);
+        }
+        // Failing to record a use must not fail the request.
+        if let Err(e) = self.store.touch_secret(secret_id, now).await {
+            tracing::warn!(error = %e, "could not record a secret's last use");
+        }
+    }
+
+    /// The client credentials grant (RFC 6749 section 4.4): a token for the
+    /// application itself, carrying the requested application scopes (all of
+    /// them if none are requested).
+    pub async fn issue_client_credentials(
+        &self,
+        credentials: &ClientCredentials,
+        scope: Option<&str>,
+    ) -> Result<IssuedToken, OAuthError> {
+        let (client_id, state) = self.authenticate_client(credentials).await?;
+        if state.app_type != ApplicationType::Confidential || !state.grants.has_application_scopes()
+        {
+            return Err(OAuthError::UnauthorizedClient(
+                "this application has no application scopes, so it may not use client_credentials"
+                    .into(),
+            ));
+        }
+        let granted: BTreeSet<&str> = state
+            .grants
+            .iter()
+            .flat_map(|(_, g)| g.application_scopes.iter().map(String::as_str))
+            .collect();
+        let scopes: Vec<String> = match scope.map(str::split_whitespace) {
+            None => granted.iter().map(|s| s.to_string()).collect(),
+            Some(requested) => {
+                let mut chosen = BTreeSet::new();
+                for s in requested {
+                    if !granted.contains(s) {
+                        return Err(OAuthError::InvalidScope(format!(
+                            "`{s}` is not an application scope granted to this client"
+                        )));
+                    }
+                    chosen.insert(s.to_owned());
+                }
+                if chosen.is_empty() {
+                    granted.iter().map(|s| s.to_string()).collect()
+                } else {
+                    chosen.into_iter().collect()
+                }
+            }
+        };
+        let now = to_micros(self.clock.now());
+        let ttl = self.tokens.ttl.whole_microseconds() as i64;
+        let claims = TokenClaims {
+            id: Uuid::new_v4(),
+            client_id,
+            subject: None,
+            scopes: scopes.clone(),
+            issued_at: now,
+            expires_at: now + ttl,
+        };
+        Ok(IssuedToken {
+            access_token: self.sealer.seal(&claims)?,
+            expires_in: self.tokens.ttl.whole_seconds(),
+            scopes,
+        })
+    }
+
+    /// Introspects a token for a resource server bound to `resources` (none:
+    /// every resource). `None` means inactive, with no reason given, as RFC
+    /// 7662 requires.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        resources: &[String],
+    ) -> Result<Option<ActiveToken>, Error> {
+        let Some(claims) = self.sealer.open(token) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if claims.expires_at <= to_micros(now) {
+            return Ok(None);
+        }
+        let Some(state) = self.store.client_state(claims.client_id, now).await? else {
+            return Ok(None);
+        };
+        if state
+            .tokens_not_before
+            .is_some_and(|t| from_micros(claims.issued_at) < t)
+        {
+            return Ok(None);
+        }
+        if self.store.is_token_revoked(claims.id).await? {
+            return Ok(None);
+        }
+        // Scopes removed since issuance no longer count.
+        let set = match claims.subject {
+            None => ScopeSet::Application,
+            Some(_) => ScopeSet::User,
+        };
+        let scopes: Vec<String> = claims
+            .scopes
+            .iter()
+            .filter(|s| {
+                state.grants.iter().any(|(_, g)| match set {
+                    ScopeSet::Application => g.application_scopes.contains(*s),
+                    ScopeSet::User => g.user_scopes.contains(*s),
+                })
+            })
+            .cloned()
+            .collect();
+        let aud: BTreeSet<String> = scopes
+            .iter()
+            .filter_map(|s| self.catalog.owner_of(set, s).map(str::to_owned))
+            .collect();
+        if aud.is_empty() {
+            return Ok(None);
+        }
+        if !resources.is_empty() && !resources.iter().any(|r| aud.contains(r)) {
+            return Ok(None);
+        }
+        Ok(Some(ActiveToken {
+            scopes,
+            client_id: claims.client_id.to_string(),
+            exp: seconds(claims.expires_at),
+            iat: seconds(claims.issued_at),
+            sub: claims
+                .subject
+                .unwrap_or_else(|| claims.client_id.to_string()),
+            aud: aud.into_iter().collect(),
+            iss: self.tokens.issuer.clone(),
+            jti: claims.id.to_string(),
+        }))
+    }
+
+    /// Revokes a token of the authenticated client (RFC 7009). A token that
+    /// is unknown, expired or another client's is ignored: the answer is the
+    /// same, so revocation tells nothing about other clients' tokens.
+    pub async fn revoke(
+        &self,
+        credentials: &ClientCredentials,
+        token: &str,
+    ) -> Result<(), OAuthError> {
+        let (client_id, _) = self.authenticate_client(credentials).await?;
+        let Some(claims) = self.sealer.open(token) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        if claims.client_id != client_id || claims.expires_at <= to_micros(now) {
+            return Ok(());
+        }
+        self.store
+            .revoke_token(claims.id, client_id, from_micros(claims.expires_at), now)
+            .await?;
+        Ok(())
+    }
+}

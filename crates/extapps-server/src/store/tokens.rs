@@ -1,0 +1,136 @@
+//! What the token endpoints read and write: a client's state (type, grants,
+//! live secret hashes, revocation mark), revoked token IDs, and last-use times
+//! of secrets.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, sea_query::Expr,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::entities::{application, application_secret, revoked_token};
+use super::{Store, db_error};
+use crate::domain::{
+    Error,
+    application::ApplicationType,
+    clock::{from_micros, to_micros},
+    grants::Grants,
+    names::{ClientId, OrganizationId},
+};
+
+/// A live secret's hash.
+#[derive(Debug, Clone)]
+pub struct StoredSecret {
+    pub id: String,
+    pub phc: String,
+    pub expire_time: Option<OffsetDateTime>,
+}
+
+/// Everything token issuance and introspection need about an application.
+#[derive(Debug, Clone)]
+pub struct ClientState {
+    pub organization: OrganizationId,
+    pub app_type: ApplicationType,
+    pub grants: Grants,
+    /// Tokens issued before this instant are revoked.
+    pub tokens_not_before: Option<OffsetDateTime>,
+    /// Changes with every edit of the application.
+    pub revision: i64,
+    pub secrets: Vec<StoredSecret>,
+}
+
+impl Store {
+    /// The state of a client, or `None` if no such application exists.
+    pub async fn client_state(
+        &self,
+        client_id: ClientId,
+        now: OffsetDateTime,
+    ) -> Result<Option<ClientState>, Error> {
+        let id = client_id.to_string();
+        let Some(app) = application::Entity::find_by_id(id.clone())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let secrets = application_secret::Entity::find()
+            .filter(application_secret::Column::ApplicationId.eq(id))
+            .filter(
+                Condition::any()
+                    .add(application_secret::Column::ExpireTime.is_null())
+                    .add(application_secret::Column::ExpireTime.gt(to_micros(now))),
+            )
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let corrupt = || {
+            tracing::error!(application = %app.id, "stored application does not parse");
+            Error::Internal
+        };
+        Ok(Some(ClientState {
+            organization: OrganizationId::parse(&app.organization).map_err(|_| corrupt())?,
+            app_type: ApplicationType::parse(&app.app_type).ok_or_else(corrupt)?,
+            grants: serde_json::from_str(&app.grants).map_err(|_| corrupt())?,
+            tokens_not_before: app.tokens_not_before.map(from_micros),
+            revision: app.revision,
+            secrets: secrets
+                .into_iter()
+                .map(|s| StoredSecret {
+                    id: s.id,
+                    phc: s.phc,
+                    expire_time: s.expire_time.map(from_micros),
+                })
+                .collect(),
+        }))
+    }
+
+    /// Whether the token with this ID was revoked.
+    pub async fn is_token_revoked(&self, jti: Uuid) -> Result<bool, Error> {
+        Ok(revoked_token::Entity::find_by_id(jti.to_string())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .is_some())
+    }
+
+    /// Records a revocation; revoking twice is harmless. Revocations of
+    /// tokens that have expired anyway are purged on the way.
+    pub async fn revoke_token(
+        &self,
+        jti: Uuid,
+        client_id: ClientId,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        revoked_token::Entity::delete_many()
+            .filter(revoked_token::Column::ExpireTime.lt(to_micros(now)))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        revoked_token::Entity::insert(revoked_token::ActiveModel {
+            jti: Set(jti.to_string()),
+            application_id: Set(client_id.to_string()),
+            expire_time: Set(to_micros(expires)),
+        })
+        .on_conflict_do_nothing()
+        .exec(&self.db)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Notes that a secret authenticated a request at `when`.
+    pub async fn touch_secret(&self, secret_id: &str, when: OffsetDateTime) -> Result<(), Error> {
+        application_secret::Entity::update_many()
+            .col_expr(
+                application_secret::Column::LastUseTime,
+                Expr::value(to_micros(when)),
+            )
+            .filter(application_secret::Column::Id.eq(secret_id))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}

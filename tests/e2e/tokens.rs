@@ -1,0 +1,669 @@
+//! Access tokens over OAuth 2.0: a standard client library obtains them,
+//! resource servers introspect them over gRPC and HTTP, and every lifecycle
+//! event of the application takes effect at once (SPEC rules 7 to 9).
+
+use extapps_client::v1 as pb;
+use extapps_server::domain::caller::Role;
+use oauth2::{
+    AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl, basic::BasicClient,
+};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::fixtures::*;
+use crate::harness::{Backend, TestServer};
+
+crate::on_both_backends!(
+    an_oauth_library_gets_a_token_that_introspects_alike_over_grpc_and_http,
+    malformed_token_requests_get_rfc_6749_errors,
+    rotation_ends_the_old_secret_but_not_the_tokens,
+    rotation_with_grace_and_token_revocation,
+    removed_scopes_leave_introspection_at_once,
+    deletion_ends_every_token_and_the_secret,
+    bound_introspect_keys_see_only_their_resources,
+    tokens_expire_and_can_be_revoked,
+);
+
+/// A registered confidential application and its secret.
+pub struct App {
+    pub app: pb::Application,
+    pub secret: String,
+}
+
+pub async fn service_client(server: &TestServer, name: &str) -> App {
+    let mut admin = server.admin("acme").await;
+    let registered = register(&mut admin, "acme", service_app(name)).await;
+    App {
+        app: registered.application.unwrap(),
+        secret: registered.client_secret,
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// POSTs a form to `path` with client_secret_basic.
+pub async fn post_form(
+    server: &TestServer,
+    path: &str,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut request = http().post(format!("{}{path}", server.url)).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A token by client credentials, or the error body.
+pub async fn token(
+    server: &TestServer,
+    client: &App,
+    secret: &str,
+    scope: Option<&str>,
+) -> Result<String, Value> {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let (status, body) = post_form(
+        server,
+        "/oauth2/token",
+        Some((&client.app.client_id, secret)),
+        &form,
+    )
+    .await;
+    match status {
+        StatusCode::OK => Ok(body["access_token"].as_str().unwrap().to_owned()),
+        _ => Err(body),
+    }
+}
+
+pub async fn introspect_grpc(
+    server: &TestServer,
+    key: &str,
+    token: &str,
+) -> pb::IntrospectTokenResponse {
+    server
+        .client(key)
+        .introspect_token(pb::IntrospectTokenRequest {
+            token: token.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+pub async fn introspect_http(server: &TestServer, key: &str, token: &str) -> Value {
+    let response = http()
+        .post(format!("{}/oauth2/introspect", server.url))
+        .bearer_auth(key)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    response.json().await.unwrap()
+}
+
+/// Whether the token is active, asked both ways (which must agree).
+pub async fn is_active(server: &TestServer, key: &str, token: &str) -> bool {
+    let grpc = introspect_grpc(server, key, token).await;
+    let http = introspect_http(server, key, token).await;
+    assert_eq!(
+        grpc.active,
+        http["active"].as_bool().unwrap(),
+        "gRPC and HTTP agree"
+    );
+    if !grpc.active {
+        assert_eq!(
+            grpc,
+            pb::IntrospectTokenResponse::default(),
+            "inactive says nothing else"
+        );
+        assert_eq!(
+            http.as_object().unwrap().len(),
+            1,
+            "inactive says nothing else: {http}"
+        );
+    }
+    grpc.active
+}
+
+async fn an_oauth_library_gets_a_token_that_introspects_alike_over_grpc_and_http(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Library").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let http = oauth2::reqwest::Client::builder()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let token_url = TokenUrl::new(format!("{}/oauth2/token", server.url)).unwrap();
+
+    for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
+        let oauth = BasicClient::new(ClientId::new(client.app.client_id.clone()))
+            .set_client_secret(ClientSecret::new(client.secret.clone()))
+            .set_token_uri(token_url.clone())
+            .set_auth_type(auth);
+        // No scope: all the application scopes.
+        let all = oauth
+            .exchange_client_credentials()
+            .request_async(&http)
+            .await
+            .unwrap();
+        assert_eq!(all.expires_in().unwrap().as_secs(), 3600);
+        let scopes: Vec<String> = all
+            .scopes()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(scopes, ["OR.Jobs.Read", "OR.Queues"]);
+        // A subset.
+        let some = oauth
+            .exchange_client_credentials()
+            .add_scope(Scope::new("OR.Queues".into()))
+            .request_async(&http)
+            .await
+            .unwrap();
+        let token = some.access_token().secret().clone();
+        assert!(token.starts_with("extapps_at_"));
+
+        let grpc = introspect_grpc(&server, &introspector, &token).await;
+        assert!(grpc.active);
+        assert_eq!(grpc.scope, "OR.Queues");
+        assert_eq!(grpc.client_id, client.app.client_id);
+        assert_eq!(grpc.sub, client.app.client_id);
+        assert_eq!(grpc.token_type, "Bearer");
+        assert_eq!(grpc.aud, ["OR"]);
+        assert_eq!(grpc.iss, server.url);
+        assert_eq!(grpc.exp - grpc.iat, 3600);
+        assert!(uuid::Uuid::parse_str(&grpc.jti).is_ok());
+
+        let http_answer = introspect_http(&server, &introspector, &token).await;
+        assert_eq!(http_answer["active"], true);
+        assert_eq!(http_answer["scope"], grpc.scope);
+        assert_eq!(http_answer["client_id"], grpc.client_id);
+        assert_eq!(http_answer["sub"], grpc.sub);
+        assert_eq!(http_answer["token_type"], "Bearer");
+        assert_eq!(http_answer["aud"], serde_json::json!(grpc.aud));
+        assert_eq!(http_answer["iss"], grpc.iss);
+        assert_eq!(http_answer["exp"], grpc.exp);
+        assert_eq!(http_answer["iat"], grpc.iat);
+        assert_eq!(http_answer["jti"], grpc.jti);
+    }
+
+    // The secret's last use is recorded, never the secret.
+    let mut admin = server.admin("acme").await;
+    let app = get(&mut admin, &client.app.name).await;
+    assert!(app.secrets[0].last_use_time.is_some());
+
+    // Metadata (RFC 8414) points at the endpoints.
+    let metadata: Value = http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], server.url);
+    assert_eq!(
+        metadata["token_endpoint"],
+        format!("{}/oauth2/token", server.url)
+    );
+    assert_eq!(
+        metadata["introspection_endpoint"],
+        format!("{}/oauth2/introspect", server.url)
+    );
+    assert_eq!(
+        metadata["revocation_endpoint"],
+        format!("{}/oauth2/revoke", server.url)
+    );
+    assert_eq!(
+        metadata["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+}
+
+async fn malformed_token_requests_get_rfc_6749_errors(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Strict").await;
+    let id = client.app.client_id.as_str();
+    let secret = client.secret.as_str();
+    let mut admin = server.admin("acme").await;
+    let mut user_only = native_app("User only");
+    user_only.r#type = pb::ApplicationType::Confidential.into();
+    let user_only = register(&mut admin, "acme", user_only).await;
+    let user_only_id = user_only.application.unwrap().client_id;
+    let url = format!("{}/oauth2/token", server.url);
+    let cc = [("grant_type", "client_credentials")];
+    let big = "x".repeat(9 * 1024);
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            "no grant_type",
+            http()
+                .post(&url)
+                .basic_auth(id, Some(secret))
+                .form(&[("scope", "OR.Queues")]),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "repeated grant_type",
+            http()
+                .post(&url)
+                .basic_auth(id, Some(secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("grant_type=client_credentials&grant_type=client_credentials"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "JSON body",
+            http()
+                .post(&url)
+                .basic_auth(id, Some(secret))
+                .json(&serde_json::json!({"grant_type": "client_credentials"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "oversized body",
+            http()
+                .post(&url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials"), ("pad", big.as_str())]),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "no client authentication",
+            http().post(&url).form(&cc),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "unknown client",
+            http()
+                .post(&url)
+                .basic_auth(&unknown, Some(secret))
+                .form(&cc),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "client ID not a UUID",
+            http().post(&url).basic_auth("acme", Some(secret)).form(&cc),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "wrong secret",
+            http()
+                .post(&url)
+                .basic_auth(id, Some(&format!("{secret}x")))
+                .form(&cc),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "both authentication methods",
+            http().post(&url).basic_auth(id, Some(secret)).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ]),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "bearer instead of basic",
+            http().post(&url).bearer_auth(secret).form(&cc),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "password grant",
+            http()
+                .post(&url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "password")]),
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            "scope not granted",
+            http().post(&url).basic_auth(id, Some(secret)).form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "OR.Queues PM.Users"),
+            ]),
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            "user scope asked as application scope",
+            http()
+                .post(&url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials"), ("scope", "OR.Jobs")]),
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            "application without application scopes",
+            http()
+                .post(&url)
+                .basic_auth(&user_only_id, Some(&user_only.client_secret))
+                .form(&cc),
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+        ),
+    ];
+    for (case, request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{case}");
+        if status == StatusCode::UNAUTHORIZED {
+            assert!(
+                response.headers().contains_key("www-authenticate"),
+                "{case}"
+            );
+        }
+        assert_eq!(response.headers()["cache-control"], "no-store", "{case}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], code, "{case}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{case}"
+        );
+        assert!(
+            !body.to_string().contains(&secret[11..]),
+            "{case}: the secret is echoed"
+        );
+    }
+    // A GET is not a token request.
+    let get = http().get(&url).send().await.unwrap();
+    assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // After all that, the right request still works.
+    token(&server, &client, secret, None).await.unwrap();
+}
+
+async fn rotation_ends_the_old_secret_but_not_the_tokens(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Rotating").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let old_token = token(&server, &client, &client.secret, None).await.unwrap();
+    let mut admin = server.admin("acme").await;
+    let rotated = admin
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: client.app.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let err = token(&server, &client, &client.secret, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err["error"], "invalid_client",
+        "the old secret is dead at once"
+    );
+    assert!(
+        is_active(&server, &introspector, &old_token).await,
+        "issued tokens live on"
+    );
+    let new_token = token(&server, &client, &rotated.client_secret, None)
+        .await
+        .unwrap();
+    assert!(is_active(&server, &introspector, &new_token).await);
+}
+
+async fn rotation_with_grace_and_token_revocation(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Graceful").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let mut admin = server.admin("acme").await;
+    let before = token(&server, &client, &client.secret, None).await.unwrap();
+    let rotated = admin
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: client.app.name.clone(),
+            grace_period: Some(prost_types::Duration {
+                seconds: 600,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Both secrets work during the grace period.
+    token(&server, &client, &client.secret, None).await.unwrap();
+    token(&server, &client, &rotated.client_secret, None)
+        .await
+        .unwrap();
+    server.clock.advance(time::Duration::seconds(601));
+    assert_eq!(
+        token(&server, &client, &client.secret, None)
+            .await
+            .unwrap_err()["error"],
+        "invalid_client"
+    );
+    let fresh = token(&server, &client, &rotated.client_secret, None)
+        .await
+        .unwrap();
+    assert!(is_active(&server, &introspector, &before).await);
+
+    // Revoking tokens on rotation ends every token issued so far, at once.
+    server.clock.advance(time::Duration::seconds(1));
+    let third = admin
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: client.app.name.clone(),
+            revoke_tokens: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!is_active(&server, &introspector, &before).await);
+    assert!(!is_active(&server, &introspector, &fresh).await);
+    server.clock.advance(time::Duration::seconds(1));
+    let after = token(&server, &client, &third.client_secret, None)
+        .await
+        .unwrap();
+    assert!(
+        is_active(&server, &introspector, &after).await,
+        "tokens issued afterwards work"
+    );
+}
+
+async fn removed_scopes_leave_introspection_at_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Narrowed").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let token = token(&server, &client, &client.secret, None).await.unwrap();
+    assert_eq!(
+        introspect_grpc(&server, &introspector, &token).await.scope,
+        "OR.Jobs.Read OR.Queues"
+    );
+    let mut admin = server.admin("acme").await;
+    admin
+        .update_application_scopes(pb::UpdateApplicationScopesRequest {
+            name: client.app.name.clone(),
+            grants: vec![
+                grant("OR", &[], &["OR.Queues"]),
+                grant("PM", &[], &["PM.Users.Read"]),
+            ],
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    let narrowed = introspect_grpc(&server, &introspector, &token).await;
+    assert!(narrowed.active);
+    assert_eq!(
+        narrowed.scope, "OR.Queues",
+        "a removed scope is gone; an added one is not given"
+    );
+    assert_eq!(narrowed.aud, ["OR"]);
+    admin
+        .update_application_scopes(pb::UpdateApplicationScopesRequest {
+            name: client.app.name.clone(),
+            grants: vec![grant("PM", &[], &["PM.Users.Read"])],
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        !is_active(&server, &introspector, &token).await,
+        "no scope left: inactive"
+    );
+}
+
+async fn deletion_ends_every_token_and_the_secret(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Deleted").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let token_1 = token(&server, &client, &client.secret, None).await.unwrap();
+    let token_2 = token(&server, &client, &client.secret, Some("OR.Queues"))
+        .await
+        .unwrap();
+    let mut admin = server.admin("acme").await;
+    admin
+        .delete_application(pb::DeleteApplicationRequest {
+            name: client.app.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(!is_active(&server, &introspector, &token_1).await);
+    assert!(!is_active(&server, &introspector, &token_2).await);
+    assert_eq!(
+        token(&server, &client, &client.secret, None)
+            .await
+            .unwrap_err()["error"],
+        "invalid_client"
+    );
+}
+
+async fn bound_introspect_keys_see_only_their_resources(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Audience").await;
+    let token = token(&server, &client, &client.secret, None).await.unwrap();
+    let orchestrator = server.key(Some("acme"), Role::Introspect, &["OR"]).await;
+    let management = server.key(Some("acme"), Role::Introspect, &["PM"]).await;
+    let both = server
+        .key(Some("acme"), Role::Introspect, &["PM", "OR"])
+        .await;
+    assert!(is_active(&server, &orchestrator, &token).await);
+    assert!(
+        !is_active(&server, &management, &token).await,
+        "not its audience"
+    );
+    assert!(is_active(&server, &both, &token).await);
+
+    // Admin keys may not introspect, over HTTP either.
+    let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
+    let response = http()
+        .post(format!("{}/oauth2/introspect", server.url))
+        .bearer_auth(&admin_key)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let anonymous = http()
+        .post(format!("{}/oauth2/introspect", server.url))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // Garbage is simply inactive.
+    for garbage in [
+        "",
+        "extapps_at_",
+        "extapps_at_AAAA",
+        "not a token",
+        &token[..token.len() - 2],
+    ] {
+        if garbage.is_empty() {
+            continue;
+        }
+        assert!(
+            !is_active(&server, &orchestrator, garbage).await,
+            "{garbage}"
+        );
+    }
+}
+
+async fn tokens_expire_and_can_be_revoked(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Revoker").await;
+    let other = service_client(&server, "Other").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let kept = token(&server, &client, &client.secret, None).await.unwrap();
+    let revoked = token(&server, &client, &client.secret, None).await.unwrap();
+    let others = token(&server, &other, &other.secret, None).await.unwrap();
+
+    let id = client.app.client_id.as_str();
+    let (status, _) = post_form(
+        &server,
+        "/oauth2/revoke",
+        Some((id, &client.secret)),
+        &[("token", &revoked)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!is_active(&server, &introspector, &revoked).await);
+    assert!(is_active(&server, &introspector, &kept).await);
+    // Another client's token and garbage: 200, and nothing happens.
+    let (status, _) = post_form(
+        &server,
+        "/oauth2/revoke",
+        Some((id, &client.secret)),
+        &[("token", &others)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(is_active(&server, &introspector, &others).await);
+    let (status, _) = post_form(
+        &server,
+        "/oauth2/revoke",
+        Some((id, &client.secret)),
+        &[("token", "garbage")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Revocation needs the client's own credentials.
+    let (status, body) = post_form(
+        &server,
+        "/oauth2/revoke",
+        Some((id, &other.secret)),
+        &[("token", &kept)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    assert!(is_active(&server, &introspector, &kept).await);
+
+    // One hour later every token has expired.
+    server.clock.advance(time::Duration::seconds(3600));
+    assert!(!is_active(&server, &introspector, &kept).await);
+    assert!(!is_active(&server, &introspector, &others).await);
+}
