@@ -57,7 +57,16 @@ fn server(dir: &Path) -> Command {
 
 /// Runs `extapps-server ARGS` to completion: (success, stdout, stderr).
 fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = server(dir).args(args).output().unwrap();
+    run_with(dir, &[], args)
+}
+
+/// Runs `extapps-server ARGS` with extra environment variables.
+pub fn run_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+    let output = server(dir)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
     (
         output.status.success(),
         String::from_utf8(output.stdout).unwrap(),
@@ -66,9 +75,9 @@ fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 /// A `serve` process on an ephemeral port, and everything it logged.
-struct Serving {
+pub struct Serving {
     child: Child,
-    addr: String,
+    pub addr: String,
     logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -82,7 +91,13 @@ impl Drop for Serving {
 
 impl Serving {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// A server with extra environment variables (e.g. another database).
+    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = server(dir)
+            .envs(env.iter().copied())
             .args([
                 "--log-format",
                 "json",
@@ -139,6 +154,11 @@ impl Serving {
             String::from_utf8(output.stdout).unwrap(),
             String::from_utf8(output.stderr).unwrap(),
         )
+    }
+
+    /// `http://ADDRESS`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// SIGTERM, then the exit status.

@@ -12,5 +12,6 @@ mod harness;
 mod listing;
 mod persistence;
 mod registration;
+mod replicas;
 mod snapshot;
 mod tokens;

@@ -48,12 +48,12 @@ fn http() -> reqwest::Client {
 
 /// POSTs a form to `path` with client_secret_basic.
 pub async fn post_form(
-    server: &TestServer,
+    url: &str,
     path: &str,
     basic: Option<(&str, &str)>,
     form: &[(&str, &str)],
 ) -> (StatusCode, Value) {
-    let mut request = http().post(format!("{}{path}", server.url)).form(form);
+    let mut request = http().post(format!("{url}{path}")).form(form);
     if let Some((id, secret)) = basic {
         request = request.basic_auth(id, Some(secret));
     }
@@ -64,7 +64,7 @@ pub async fn post_form(
 
 /// A token by client credentials, or the error body.
 pub async fn token(
-    server: &TestServer,
+    url: &str,
     client: &App,
     secret: &str,
     scope: Option<&str>,
@@ -74,7 +74,7 @@ pub async fn token(
         form.push(("scope", scope));
     }
     let (status, body) = post_form(
-        server,
+        url,
         "/oauth2/token",
         Some((&client.app.client_id, secret)),
         &form,
@@ -86,13 +86,10 @@ pub async fn token(
     }
 }
 
-pub async fn introspect_grpc(
-    server: &TestServer,
-    key: &str,
-    token: &str,
-) -> pb::IntrospectTokenResponse {
-    server
-        .client(key)
+pub async fn introspect_grpc(url: &str, key: &str, token: &str) -> pb::IntrospectTokenResponse {
+    extapps_client::connect(url, key)
+        .await
+        .unwrap()
         .introspect_token(pb::IntrospectTokenRequest {
             token: token.into(),
         })
@@ -101,9 +98,9 @@ pub async fn introspect_grpc(
         .into_inner()
 }
 
-pub async fn introspect_http(server: &TestServer, key: &str, token: &str) -> Value {
+pub async fn introspect_http(url: &str, key: &str, token: &str) -> Value {
     let response = http()
-        .post(format!("{}/oauth2/introspect", server.url))
+        .post(format!("{url}/oauth2/introspect"))
         .bearer_auth(key)
         .form(&[("token", token)])
         .send()
@@ -115,9 +112,9 @@ pub async fn introspect_http(server: &TestServer, key: &str, token: &str) -> Val
 }
 
 /// Whether the token is active, asked both ways (which must agree).
-pub async fn is_active(server: &TestServer, key: &str, token: &str) -> bool {
-    let grpc = introspect_grpc(server, key, token).await;
-    let http = introspect_http(server, key, token).await;
+pub async fn is_active(url: &str, key: &str, token: &str) -> bool {
+    let grpc = introspect_grpc(url, key, token).await;
+    let http = introspect_http(url, key, token).await;
     assert_eq!(
         grpc.active,
         http["active"].as_bool().unwrap(),
@@ -177,7 +174,7 @@ async fn an_oauth_library_gets_a_token_that_introspects_alike_over_grpc_and_http
         let token = some.access_token().secret().clone();
         assert!(token.starts_with("extapps_at_"));
 
-        let grpc = introspect_grpc(&server, &introspector, &token).await;
+        let grpc = introspect_grpc(&server.url, &introspector, &token).await;
         assert!(grpc.active);
         assert_eq!(grpc.scope, "OR.Queues");
         assert_eq!(grpc.client_id, client.app.client_id);
@@ -188,7 +185,7 @@ async fn an_oauth_library_gets_a_token_that_introspects_alike_over_grpc_and_http
         assert_eq!(grpc.exp - grpc.iat, 3600);
         assert!(uuid::Uuid::parse_str(&grpc.jti).is_ok());
 
-        let http_answer = introspect_http(&server, &introspector, &token).await;
+        let http_answer = introspect_http(&server.url, &introspector, &token).await;
         assert_eq!(http_answer["active"], true);
         assert_eq!(http_answer["scope"], grpc.scope);
         assert_eq!(http_answer["client_id"], grpc.client_id);
@@ -399,14 +396,16 @@ async fn malformed_token_requests_get_rfc_6749_errors(backend: Backend) {
     let get = http().get(&url).send().await.unwrap();
     assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
     // After all that, the right request still works.
-    token(&server, &client, secret, None).await.unwrap();
+    token(&server.url, &client, secret, None).await.unwrap();
 }
 
 async fn rotation_ends_the_old_secret_but_not_the_tokens(backend: Backend) {
     let server = TestServer::start(backend).await;
     let client = service_client(&server, "Rotating").await;
     let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
-    let old_token = token(&server, &client, &client.secret, None).await.unwrap();
+    let old_token = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
     let mut admin = server.admin("acme").await;
     let rotated = admin
         .generate_application_secret(pb::GenerateApplicationSecretRequest {
@@ -416,7 +415,7 @@ async fn rotation_ends_the_old_secret_but_not_the_tokens(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let err = token(&server, &client, &client.secret, None)
+    let err = token(&server.url, &client, &client.secret, None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -424,13 +423,13 @@ async fn rotation_ends_the_old_secret_but_not_the_tokens(backend: Backend) {
         "the old secret is dead at once"
     );
     assert!(
-        is_active(&server, &introspector, &old_token).await,
+        is_active(&server.url, &introspector, &old_token).await,
         "issued tokens live on"
     );
-    let new_token = token(&server, &client, &rotated.client_secret, None)
+    let new_token = token(&server.url, &client, &rotated.client_secret, None)
         .await
         .unwrap();
-    assert!(is_active(&server, &introspector, &new_token).await);
+    assert!(is_active(&server.url, &introspector, &new_token).await);
 }
 
 async fn rotation_with_grace_and_token_revocation(backend: Backend) {
@@ -438,7 +437,9 @@ async fn rotation_with_grace_and_token_revocation(backend: Backend) {
     let client = service_client(&server, "Graceful").await;
     let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
     let mut admin = server.admin("acme").await;
-    let before = token(&server, &client, &client.secret, None).await.unwrap();
+    let before = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
     let rotated = admin
         .generate_application_secret(pb::GenerateApplicationSecretRequest {
             name: client.app.name.clone(),
@@ -452,21 +453,23 @@ async fn rotation_with_grace_and_token_revocation(backend: Backend) {
         .unwrap()
         .into_inner();
     // Both secrets work during the grace period.
-    token(&server, &client, &client.secret, None).await.unwrap();
-    token(&server, &client, &rotated.client_secret, None)
+    token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
+    token(&server.url, &client, &rotated.client_secret, None)
         .await
         .unwrap();
     server.clock.advance(time::Duration::seconds(601));
     assert_eq!(
-        token(&server, &client, &client.secret, None)
+        token(&server.url, &client, &client.secret, None)
             .await
             .unwrap_err()["error"],
         "invalid_client"
     );
-    let fresh = token(&server, &client, &rotated.client_secret, None)
+    let fresh = token(&server.url, &client, &rotated.client_secret, None)
         .await
         .unwrap();
-    assert!(is_active(&server, &introspector, &before).await);
+    assert!(is_active(&server.url, &introspector, &before).await);
 
     // Revoking tokens on rotation ends every token issued so far, at once.
     server.clock.advance(time::Duration::seconds(1));
@@ -479,14 +482,14 @@ async fn rotation_with_grace_and_token_revocation(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert!(!is_active(&server, &introspector, &before).await);
-    assert!(!is_active(&server, &introspector, &fresh).await);
+    assert!(!is_active(&server.url, &introspector, &before).await);
+    assert!(!is_active(&server.url, &introspector, &fresh).await);
     server.clock.advance(time::Duration::seconds(1));
-    let after = token(&server, &client, &third.client_secret, None)
+    let after = token(&server.url, &client, &third.client_secret, None)
         .await
         .unwrap();
     assert!(
-        is_active(&server, &introspector, &after).await,
+        is_active(&server.url, &introspector, &after).await,
         "tokens issued afterwards work"
     );
 }
@@ -495,9 +498,13 @@ async fn removed_scopes_leave_introspection_at_once(backend: Backend) {
     let server = TestServer::start(backend).await;
     let client = service_client(&server, "Narrowed").await;
     let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
-    let token = token(&server, &client, &client.secret, None).await.unwrap();
+    let token = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
     assert_eq!(
-        introspect_grpc(&server, &introspector, &token).await.scope,
+        introspect_grpc(&server.url, &introspector, &token)
+            .await
+            .scope,
         "OR.Jobs.Read OR.Queues"
     );
     let mut admin = server.admin("acme").await;
@@ -512,7 +519,7 @@ async fn removed_scopes_leave_introspection_at_once(backend: Backend) {
         })
         .await
         .unwrap();
-    let narrowed = introspect_grpc(&server, &introspector, &token).await;
+    let narrowed = introspect_grpc(&server.url, &introspector, &token).await;
     assert!(narrowed.active);
     assert_eq!(
         narrowed.scope, "OR.Queues",
@@ -528,7 +535,7 @@ async fn removed_scopes_leave_introspection_at_once(backend: Backend) {
         .await
         .unwrap();
     assert!(
-        !is_active(&server, &introspector, &token).await,
+        !is_active(&server.url, &introspector, &token).await,
         "no scope left: inactive"
     );
 }
@@ -537,8 +544,10 @@ async fn deletion_ends_every_token_and_the_secret(backend: Backend) {
     let server = TestServer::start(backend).await;
     let client = service_client(&server, "Deleted").await;
     let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
-    let token_1 = token(&server, &client, &client.secret, None).await.unwrap();
-    let token_2 = token(&server, &client, &client.secret, Some("OR.Queues"))
+    let token_1 = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
+    let token_2 = token(&server.url, &client, &client.secret, Some("OR.Queues"))
         .await
         .unwrap();
     let mut admin = server.admin("acme").await;
@@ -549,10 +558,10 @@ async fn deletion_ends_every_token_and_the_secret(backend: Backend) {
         })
         .await
         .unwrap();
-    assert!(!is_active(&server, &introspector, &token_1).await);
-    assert!(!is_active(&server, &introspector, &token_2).await);
+    assert!(!is_active(&server.url, &introspector, &token_1).await);
+    assert!(!is_active(&server.url, &introspector, &token_2).await);
     assert_eq!(
-        token(&server, &client, &client.secret, None)
+        token(&server.url, &client, &client.secret, None)
             .await
             .unwrap_err()["error"],
         "invalid_client"
@@ -562,18 +571,20 @@ async fn deletion_ends_every_token_and_the_secret(backend: Backend) {
 async fn bound_introspect_keys_see_only_their_resources(backend: Backend) {
     let server = TestServer::start(backend).await;
     let client = service_client(&server, "Audience").await;
-    let token = token(&server, &client, &client.secret, None).await.unwrap();
+    let token = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
     let orchestrator = server.key(Some("acme"), Role::Introspect, &["OR"]).await;
     let management = server.key(Some("acme"), Role::Introspect, &["PM"]).await;
     let both = server
         .key(Some("acme"), Role::Introspect, &["PM", "OR"])
         .await;
-    assert!(is_active(&server, &orchestrator, &token).await);
+    assert!(is_active(&server.url, &orchestrator, &token).await);
     assert!(
-        !is_active(&server, &management, &token).await,
+        !is_active(&server.url, &management, &token).await,
         "not its audience"
     );
-    assert!(is_active(&server, &both, &token).await);
+    assert!(is_active(&server.url, &both, &token).await);
 
     // Admin keys may not introspect, over HTTP either.
     let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
@@ -604,7 +615,7 @@ async fn bound_introspect_keys_see_only_their_resources(backend: Backend) {
             continue;
         }
         assert!(
-            !is_active(&server, &orchestrator, garbage).await,
+            !is_active(&server.url, &orchestrator, garbage).await,
             "{garbage}"
         );
     }
@@ -615,33 +626,39 @@ async fn tokens_expire_and_can_be_revoked(backend: Backend) {
     let client = service_client(&server, "Revoker").await;
     let other = service_client(&server, "Other").await;
     let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
-    let kept = token(&server, &client, &client.secret, None).await.unwrap();
-    let revoked = token(&server, &client, &client.secret, None).await.unwrap();
-    let others = token(&server, &other, &other.secret, None).await.unwrap();
+    let kept = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
+    let revoked = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
+    let others = token(&server.url, &other, &other.secret, None)
+        .await
+        .unwrap();
 
     let id = client.app.client_id.as_str();
     let (status, _) = post_form(
-        &server,
+        &server.url,
         "/oauth2/revoke",
         Some((id, &client.secret)),
         &[("token", &revoked)],
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(!is_active(&server, &introspector, &revoked).await);
-    assert!(is_active(&server, &introspector, &kept).await);
+    assert!(!is_active(&server.url, &introspector, &revoked).await);
+    assert!(is_active(&server.url, &introspector, &kept).await);
     // Another client's token and garbage: 200, and nothing happens.
     let (status, _) = post_form(
-        &server,
+        &server.url,
         "/oauth2/revoke",
         Some((id, &client.secret)),
         &[("token", &others)],
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(is_active(&server, &introspector, &others).await);
+    assert!(is_active(&server.url, &introspector, &others).await);
     let (status, _) = post_form(
-        &server,
+        &server.url,
         "/oauth2/revoke",
         Some((id, &client.secret)),
         &[("token", "garbage")],
@@ -650,7 +667,7 @@ async fn tokens_expire_and_can_be_revoked(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     // Revocation needs the client's own credentials.
     let (status, body) = post_form(
-        &server,
+        &server.url,
         "/oauth2/revoke",
         Some((id, &other.secret)),
         &[("token", &kept)],
@@ -660,10 +677,10 @@ async fn tokens_expire_and_can_be_revoked(backend: Backend) {
         (status, body["error"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("invalid_client"))
     );
-    assert!(is_active(&server, &introspector, &kept).await);
+    assert!(is_active(&server.url, &introspector, &kept).await);
 
     // One hour later every token has expired.
     server.clock.advance(time::Duration::seconds(3600));
-    assert!(!is_active(&server, &introspector, &kept).await);
-    assert!(!is_active(&server, &introspector, &others).await);
+    assert!(!is_active(&server.url, &introspector, &kept).await);
+    assert!(!is_active(&server.url, &introspector, &others).await);
 }

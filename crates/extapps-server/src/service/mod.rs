@@ -6,6 +6,7 @@ mod applications;
 mod audit;
 mod keys;
 mod tokens;
+mod verified_secrets;
 
 use std::{
     collections::HashMap,
@@ -43,6 +44,8 @@ pub struct Service {
     /// Hash of a random secret, verified against when a client has none, so
     /// unknown clients cost what known ones do.
     dummy_hash: String,
+    /// Secrets verified recently, to skip argon2id on repeat requests.
+    verified: Arc<verified_secrets::VerifiedSecrets>,
     /// When each secret's last use was last written, per replica.
     secret_use: Arc<Mutex<HashMap<String, OffsetDateTime>>>,
 }
@@ -56,6 +59,9 @@ impl Service {
     ) -> Result<Self, Error> {
         let page_tokens = PageTokens::new(store.server_key("page_token").await?);
         let sealer = TokenSealer::new(store.server_key("access_token").await?);
+        let verified = Arc::new(verified_secrets::VerifiedSecrets::new(
+            store.server_key("verified_secrets").await?,
+        ));
         let (_, dummy_hash) = new_client_secret().await?;
         Ok(Self {
             store,
@@ -65,6 +71,7 @@ impl Service {
             sealer,
             tokens,
             dummy_hash,
+            verified,
             secret_use: Arc::default(),
         })
     }

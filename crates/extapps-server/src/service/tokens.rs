@@ -82,6 +82,12 @@ impl Service {
         ) {
             return Err(OAuthError::InvalidClient);
         }
+        if let (Some(id), Some(state)) = (client_id, &state)
+            && let Some(secret_id) = self.verified.lookup(id, &credentials.secret, state, now)
+        {
+            self.note_secret_use(&secret_id, now).await;
+            return Ok((id, state.clone()));
+        }
         let hashes: Vec<(String, String)> = state
             .as_ref()
             .map(|s| {
@@ -106,6 +112,8 @@ impl Service {
         .await?;
         match (client_id, state, matched) {
             (Some(id), Some(state), Some(secret_id)) => {
+                self.verified
+                    .remember(id, &credentials.secret, &secret_id, state.revision);
                 self.note_secret_use(&secret_id, now).await;
                 Ok((id, state))
             }
@@ -207,16 +215,17 @@ impl Service {
         if claims.expires_at <= to_micros(now) {
             return Ok(None);
         }
-        let Some(state) = self.store.client_state(claims.client_id, now).await? else {
+        let Some(state) = self
+            .store
+            .introspection_state(claims.client_id, claims.id)
+            .await?
+        else {
             return Ok(None);
         };
-        if state
+        let revoked_on_rotation = state
             .tokens_not_before
-            .is_some_and(|t| from_micros(claims.issued_at) < t)
-        {
-            return Ok(None);
-        }
-        if self.store.is_token_revoked(claims.id).await? {
+            .is_some_and(|t| from_micros(claims.issued_at) < t);
+        if state.revoked || revoked_on_rotation {
             return Ok(None);
         }
         // Scopes removed since issuance no longer count.

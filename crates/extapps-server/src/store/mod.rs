@@ -19,7 +19,7 @@ use sea_orm::{
 
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
 pub use keys::{CallerKeyRecord, NewCallerKey};
-pub use tokens::{ClientState, StoredSecret};
+pub use tokens::{ClientState, IntrospectionState, StoredSecret};
 
 use crate::domain::Error;
 use entities::server_key;

@@ -3,7 +3,8 @@
 //! of secrets.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    Statement, sea_query::Expr,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -39,7 +40,63 @@ pub struct ClientState {
     pub secrets: Vec<StoredSecret>,
 }
 
+/// What introspection needs about a token's application, read together with
+/// the token's revocation in one statement.
+#[derive(Debug, Clone)]
+pub struct IntrospectionState {
+    pub grants: Grants,
+    pub tokens_not_before: Option<OffsetDateTime>,
+    /// The token itself was revoked (RFC 7009).
+    pub revoked: bool,
+}
+
 impl Store {
+    /// The application of a token and whether the token was revoked: one
+    /// indexed read. `None` if the application no longer exists.
+    pub async fn introspection_state(
+        &self,
+        client_id: ClientId,
+        jti: Uuid,
+    ) -> Result<Option<IntrospectionState>, Error> {
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "SELECT a.grants, a.tokens_not_before, \
+                 EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $1) AS revoked \
+                 FROM applications a WHERE a.id = $2"
+            }
+            _ => {
+                "SELECT a.grants, a.tokens_not_before, \
+                 EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = ?) AS revoked \
+                 FROM applications a WHERE a.id = ?"
+            }
+        };
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [jti.to_string().into(), client_id.to_string().into()],
+            ))
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let corrupt = |_| {
+            tracing::error!(application = %client_id, "stored application does not parse");
+            Error::Internal
+        };
+        let grants: String = row.try_get_by_index(0).map_err(corrupt)?;
+        let tokens_not_before: Option<i64> = row.try_get_by_index(1).map_err(corrupt)?;
+        let revoked: bool = row.try_get_by_index(2).map_err(corrupt)?;
+        Ok(Some(IntrospectionState {
+            grants: serde_json::from_str(&grants).map_err(|_| Error::Internal)?,
+            tokens_not_before: tokens_not_before.map(from_micros),
+            revoked,
+        }))
+    }
+
     /// The state of a client, or `None` if no such application exists.
     pub async fn client_state(
         &self,

@@ -1,0 +1,143 @@
+//! A bounded memory of recently verified client secrets, so a client asking
+//! for tokens again does not pay argon2id (~15 ms) each time.
+//!
+//! Entries are keyed by an HMAC of the client ID and secret under a key held
+//! by the server, never by the secret. An entry only counts while the
+//! application's revision is the one it was verified at and its secret is
+//! still live: any edit, rotation or deletion (read fresh from the database on
+//! every request) makes it a miss at once, on every replica.
+
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+use time::OffsetDateTime;
+
+use crate::domain::names::ClientId;
+use crate::store::ClientState;
+
+const CAPACITY: u64 = 100_000;
+const IDLE: Duration = Duration::from_secs(600);
+
+#[derive(Clone)]
+struct Verified {
+    secret_id: String,
+    revision: i64,
+}
+
+pub struct VerifiedSecrets {
+    key: [u8; 32],
+    entries: moka::sync::Cache<[u8; 32], Verified>,
+}
+
+impl std::fmt::Debug for VerifiedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedSecrets")
+            .field("entries", &self.entries.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedSecrets {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            entries: moka::sync::Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_idle(IDLE)
+                .build(),
+        }
+    }
+
+    fn fingerprint(&self, client_id: ClientId, secret: &SecretString) -> Option<[u8; 32]> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+        mac.update(client_id.as_uuid().as_bytes());
+        mac.update(secret.expose_secret().as_bytes());
+        Some(mac.finalize().into_bytes().into())
+    }
+
+    /// The ID of the secret `secret` was verified as, if that still holds
+    /// for `state` at `now`.
+    pub fn lookup(
+        &self,
+        client_id: ClientId,
+        secret: &SecretString,
+        state: &ClientState,
+        now: OffsetDateTime,
+    ) -> Option<String> {
+        let hit = self.entries.get(&self.fingerprint(client_id, secret)?)?;
+        let live = state
+            .secrets
+            .iter()
+            .any(|s| s.id == hit.secret_id && s.expire_time.is_none_or(|end| end > now));
+        (hit.revision == state.revision && live).then_some(hit.secret_id)
+    }
+
+    pub fn remember(
+        &self,
+        client_id: ClientId,
+        secret: &SecretString,
+        secret_id: &str,
+        revision: i64,
+    ) {
+        if let Some(fingerprint) = self.fingerprint(client_id, secret) {
+            self.entries.insert(
+                fingerprint,
+                Verified {
+                    secret_id: secret_id.to_owned(),
+                    revision,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{application::ApplicationType, grants::Grants, names::OrganizationId};
+    use crate::store::StoredSecret;
+
+    fn state(revision: i64, expire_time: Option<OffsetDateTime>) -> ClientState {
+        ClientState {
+            organization: OrganizationId::parse("acme").unwrap(),
+            app_type: ApplicationType::Confidential,
+            grants: Grants::default(),
+            tokens_not_before: None,
+            revision,
+            secrets: vec![StoredSecret {
+                id: "s1".into(),
+                phc: String::new(),
+                expire_time,
+            }],
+        }
+    }
+
+    #[test]
+    fn hits_only_while_revision_and_secret_hold() {
+        let cache = VerifiedSecrets::new([9; 32]);
+        let client = ClientId::generate();
+        let secret = SecretString::from("extapps_cs_example".to_owned());
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
+        assert_eq!(cache.lookup(client, &secret, &state(1, None), now), None);
+        cache.remember(client, &secret, "s1", 1);
+        assert_eq!(
+            cache
+                .lookup(client, &secret, &state(1, None), now)
+                .as_deref(),
+            Some("s1")
+        );
+        // Another secret, another client, a newer revision: misses.
+        let other = SecretString::from("extapps_cs_other".to_owned());
+        assert_eq!(cache.lookup(client, &other, &state(1, None), now), None);
+        assert_eq!(
+            cache.lookup(ClientId::generate(), &secret, &state(1, None), now),
+            None
+        );
+        assert_eq!(cache.lookup(client, &secret, &state(2, None), now), None);
+        // A secret past its grace period: miss.
+        let ended = Some(now - time::Duration::SECOND);
+        assert_eq!(cache.lookup(client, &secret, &state(1, ended), now), None);
+    }
+}

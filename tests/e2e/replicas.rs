@@ -1,0 +1,106 @@
+//! Two server processes on one PostgreSQL database: what one replica
+//! changes, the other enforces at once (SPEC section 7).
+
+use extapps_client::v1 as pb;
+
+use crate::binary::{Serving, run_with};
+use crate::fixtures::*;
+use crate::harness::{Backend, fresh_database};
+use crate::tokens::{App, is_active, token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_enforce_each_others_changes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(Backend::Postgres, &dir).await;
+    let env = [("EXTAPPS_DATABASE_URL", database.as_str())];
+    let key = |role: &str| {
+        let (ok, key, err) = run_with(
+            dir.path(),
+            &env,
+            &["keys", "create", "--organization", "acme", "--role", role],
+        );
+        assert!(ok, "{err}");
+        key.trim().to_owned()
+    };
+    let admin_key = key("admin");
+    let introspect_key = key("introspect");
+    let a = Serving::start_with(dir.path(), &env);
+    let b = Serving::start_with(dir.path(), &env);
+    let (a_url, b_url) = (a.url(), b.url());
+    let mut admin_a = extapps_client::connect(&a_url, &admin_key).await.unwrap();
+    let mut admin_b = extapps_client::connect(&b_url, &admin_key).await.unwrap();
+
+    // Registered on A, usable on B: the replicas share keys for tokens.
+    let registered = register(&mut admin_a, "acme", service_app("Replicated")).await;
+    let client = App {
+        app: registered.application.unwrap(),
+        secret: registered.client_secret,
+    };
+    let on_a = token(&a_url, &client, &client.secret, None).await.unwrap();
+    let on_b = token(&b_url, &client, &client.secret, None).await.unwrap();
+    for url in [&a_url, &b_url] {
+        assert!(is_active(url, &introspect_key, &on_a).await);
+        assert!(is_active(url, &introspect_key, &on_b).await);
+    }
+
+    // Rotation through A: B refuses the old secret at once (even though it
+    // verified it moments ago), and the tokens live on.
+    let rotated = admin_a
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: client.app.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = token(&b_url, &client, &client.secret, None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused["error"], "invalid_client");
+    assert!(is_active(&b_url, &introspect_key, &on_a).await);
+    let fresh = token(&b_url, &client, &rotated.client_secret, None)
+        .await
+        .unwrap();
+
+    // Scope removal through B: A reports the narrower scope at once.
+    admin_b
+        .update_application_scopes(pb::UpdateApplicationScopesRequest {
+            name: client.app.name.clone(),
+            grants: vec![grant("OR", &[], &["OR.Queues"])],
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    let narrowed = crate::tokens::introspect_grpc(&a_url, &introspect_key, &fresh).await;
+    assert_eq!(narrowed.scope, "OR.Queues");
+
+    // Revocation through A: B sees the token inactive at once.
+    let revoke_tokens = admin_a
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: client.app.name.clone(),
+            revoke_tokens: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!is_active(&b_url, &introspect_key, &fresh).await);
+    let last = token(&a_url, &client, &revoke_tokens.client_secret, None)
+        .await
+        .unwrap();
+    assert!(is_active(&b_url, &introspect_key, &last).await);
+
+    // Deletion through B: A refuses the secret and every token at once.
+    admin_b
+        .delete_application(pb::DeleteApplicationRequest {
+            name: client.app.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(!is_active(&a_url, &introspect_key, &last).await);
+    let refused = token(&a_url, &client, &revoke_tokens.client_secret, None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused["error"], "invalid_client");
+}
