@@ -22,6 +22,7 @@ crate::on_both_backends!(
     deletion_ends_every_token_and_the_secret,
     bound_introspect_keys_see_only_their_resources,
     tokens_expire_and_can_be_revoked,
+    failed_authentications_are_rate_limited_per_client,
 );
 
 /// A registered confidential application and its secret.
@@ -232,6 +233,49 @@ async fn an_oauth_library_gets_a_token_that_introspects_alike_over_grpc_and_http
         metadata["grant_types_supported"],
         serde_json::json!(["client_credentials"])
     );
+
+    // Metrics count what just happened: four tokens, of which three were
+    // authenticated from the verified-secret cache.
+    let metrics = http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from\n{metrics}"))
+    };
+    assert_eq!(
+        value("extapps_token_requests_total{outcome=\"issued\"}"),
+        4.0
+    );
+    assert_eq!(
+        value("extapps_verified_secret_cache_lookups_total{outcome=\"miss\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("extapps_verified_secret_cache_lookups_total{outcome=\"hit\"}"),
+        3.0
+    );
+    assert_eq!(
+        value("extapps_introspections_total{outcome=\"active\"}"),
+        4.0
+    );
+    assert_eq!(
+        value("extapps_calls_total{transport=\"grpc\",endpoint=\"IntrospectToken\",code=\"Ok\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("extapps_calls_total{transport=\"http\",endpoint=\"/oauth2/token\",code=\"200\"}"),
+        4.0
+    );
+    assert!(metrics.contains("extapps_call_duration_seconds_bucket{"));
+    assert!(!metrics.contains(&client.secret[11..]));
 }
 
 async fn malformed_token_requests_get_rfc_6749_errors(backend: Backend) {
@@ -683,4 +727,43 @@ async fn tokens_expire_and_can_be_revoked(backend: Backend) {
     server.clock.advance(time::Duration::seconds(3600));
     assert!(!is_active(&server.url, &introspector, &kept).await);
     assert!(!is_active(&server.url, &introspector, &others).await);
+}
+
+async fn failed_authentications_are_rate_limited_per_client(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let victim = service_client(&server, "Guessed").await;
+    let bystander = service_client(&server, "Bystander").await;
+    let wrong = format!("{}x", victim.secret);
+    let limit = extapps_server::service::FAILURES_PER_MINUTE;
+    for _ in 0..=limit {
+        let err = token(&server.url, &victim, &wrong, None).await.unwrap_err();
+        assert_eq!(err["error"], "invalid_client");
+    }
+    // Now even the right secret is refused, with a clear error and a wait.
+    let response = http()
+        .post(format!("{}/oauth2/token", server.url))
+        .basic_auth(&victim.app.client_id, Some(&victim.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed")
+    );
+    // Other clients are not affected.
+    token(&server.url, &bystander, &bystander.secret, None)
+        .await
+        .unwrap();
 }

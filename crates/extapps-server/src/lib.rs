@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod oauth;
 pub mod server;
 pub mod service;

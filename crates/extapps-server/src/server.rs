@@ -39,9 +39,22 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
     .add_service(reflection_v1alpha);
     // One span per call (method, status, latency); never headers or bodies,
     // which carry keys and secrets.
+    let metrics = service.metrics().clone();
     Ok(routes
         .into_axum_router()
         .merge(crate::oauth::router(service))
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }),
+        )
         .layer(tower_http::trace::TraceLayer::new_for_grpc()))
 }
 

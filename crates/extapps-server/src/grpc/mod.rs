@@ -64,9 +64,23 @@ fn secret_text(result: &WithSecret) -> String {
         .unwrap_or_default()
 }
 
-/// Runs a handler body and turns its error into a status, in one place.
-async fn answer<T>(body: impl Future<Output = Result<T, Error>>) -> Result<Response<T>, Status> {
-    body.await.map(Response::new).map_err(to_status)
+/// Runs a handler body, turns its error into a status (in one place) and
+/// counts the call.
+async fn answer<T>(
+    service: &Service,
+    method: &'static str,
+    body: impl Future<Output = Result<T, Error>>,
+) -> Result<Response<T>, Status> {
+    let started = std::time::Instant::now();
+    let result = body.await.map(Response::new).map_err(to_status);
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    };
+    service
+        .metrics()
+        .call("grpc", method, format!("{code:?}"), started.elapsed());
+    result
 }
 
 fn update_from_mask(
@@ -115,7 +129,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::RegisterApplicationRequest>,
     ) -> Result<Response<pb::RegisterApplicationResponse>, Status> {
-        answer(async {
+        answer(&self.service, "RegisterApplication", async {
             let caller = self.caller(&request).await?;
             let req = request.into_inner();
             let organization = org_name("parent", &req.parent)?;
@@ -145,7 +159,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::GetApplicationRequest>,
     ) -> Result<Response<pb::GetApplicationResponse>, Status> {
-        answer(async {
+        answer(&self.service, "GetApplication", async {
             let caller = self.caller(&request).await?;
             let name = app_name("name", &request.get_ref().name)?;
             let app = self.service.get_application(&caller, &name).await?;
@@ -160,7 +174,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::ListApplicationsRequest>,
     ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
-        answer(async {
+        answer(&self.service, "ListApplications", async {
             let caller = self.caller(&request).await?;
             let req = request.get_ref();
             let organization = org_name("parent", &req.parent)?;
@@ -180,7 +194,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::UpdateApplicationRequest>,
     ) -> Result<Response<pb::UpdateApplicationResponse>, Status> {
-        answer(async {
+        answer(&self.service, "UpdateApplication", async {
             let caller = self.caller(&request).await?;
             let req = request.into_inner();
             let app = req
@@ -204,7 +218,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::UpdateApplicationScopesRequest>,
     ) -> Result<Response<pb::UpdateApplicationScopesResponse>, Status> {
-        answer(async {
+        answer(&self.service, "UpdateApplicationScopes", async {
             let caller = self.caller(&request).await?;
             let req = request.into_inner();
             let name = app_name("name", &req.name)?;
@@ -224,7 +238,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::GenerateApplicationSecretRequest>,
     ) -> Result<Response<pb::GenerateApplicationSecretResponse>, Status> {
-        answer(async {
+        answer(&self.service, "GenerateApplicationSecret", async {
             let caller = self.caller(&request).await?;
             let req = request.into_inner();
             let name = app_name("name", &req.name)?;
@@ -254,7 +268,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::DeleteApplicationRequest>,
     ) -> Result<Response<pb::DeleteApplicationResponse>, Status> {
-        answer(async {
+        answer(&self.service, "DeleteApplication", async {
             let caller = self.caller(&request).await?;
             let req = request.get_ref();
             let name = app_name("name", &req.name)?;
@@ -271,7 +285,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::ListResourcesRequest>,
     ) -> Result<Response<pb::ListResourcesResponse>, Status> {
-        answer(async {
+        answer(&self.service, "ListResources", async {
             self.caller(&request).await?;
             Ok(pb::ListResourcesResponse {
                 resources: self
@@ -289,7 +303,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::IntrospectTokenRequest>,
     ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
-        answer(async {
+        answer(&self.service, "IntrospectToken", async {
             let caller = self.caller(&request).await?;
             caller.require_role(&[Role::Introspect, Role::Operator], "IntrospectToken")?;
             let token = &request.get_ref().token;
@@ -321,7 +335,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        answer(async {
+        answer(&self.service, "ListAuditEvents", async {
             let caller = self.caller(&request).await?;
             let req = request.get_ref();
             let organization = org_name("parent", &req.parent)?;
@@ -351,7 +365,7 @@ impl ExternalApplications for GrpcApi {
         &self,
         request: Request<pb::CreateAuthorizationCodeRequest>,
     ) -> Result<Response<pb::CreateAuthorizationCodeResponse>, Status> {
-        answer(async {
+        answer(&self.service, "CreateAuthorizationCode", async {
             let caller = self.caller(&request).await?;
             caller.require_role(&[Role::Signin], "CreateAuthorizationCode")?;
             Err(Error::Unimplemented {

@@ -34,7 +34,35 @@ pub fn router(service: Service) -> Router {
         .route(REVOKE_PATH, post(revoke))
         .route(METADATA_PATH, get(metadata))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            count_calls,
+        ))
         .with_state(service)
+}
+
+/// Counts each call and its latency, per endpoint and HTTP status.
+async fn count_calls(
+    State(service): State<Service>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let endpoint = match request.uri().path() {
+        TOKEN_PATH => TOKEN_PATH,
+        INTROSPECT_PATH => INTROSPECT_PATH,
+        REVOKE_PATH => REVOKE_PATH,
+        METADATA_PATH => METADATA_PATH,
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    service.metrics().call(
+        "http",
+        endpoint,
+        response.status().as_str().to_owned(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// A JSON answer that no cache may keep (RFC 6749 section 5.1).
@@ -105,6 +133,10 @@ async fn token(
             .await
     }
     .await;
+    service.metrics().token_request(match &result {
+        Ok(_) => "issued",
+        Err(error) => error.code(),
+    });
     match result {
         Ok(issued) => no_store(
             StatusCode::OK,

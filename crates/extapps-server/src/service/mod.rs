@@ -4,6 +4,7 @@
 
 mod applications;
 mod audit;
+mod failed_auth;
 mod keys;
 mod tokens;
 mod verified_secrets;
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 use secrecy::SecretString;
 
 pub use applications::{ApplicationUpdate, WithSecret};
+pub use failed_auth::FAILURES_PER_MINUTE;
 pub use keys::CreatedKey;
 pub use tokens::{ActiveToken, ClientCredentials, IssuedToken, TokenSettings};
 
@@ -46,6 +48,9 @@ pub struct Service {
     dummy_hash: String,
     /// Secrets verified recently, to skip argon2id on repeat requests.
     verified: Arc<verified_secrets::VerifiedSecrets>,
+    /// Refuses clients that fail authentication too often.
+    failed_auth: Arc<failed_auth::FailedAuthLimiter>,
+    metrics: crate::metrics::Metrics,
     /// When each secret's last use was last written, per replica.
     secret_use: Arc<Mutex<HashMap<String, OffsetDateTime>>>,
 }
@@ -72,6 +77,8 @@ impl Service {
             tokens,
             dummy_hash,
             verified,
+            failed_auth: Arc::default(),
+            metrics: Default::default(),
             secret_use: Arc::default(),
         })
     }
@@ -82,6 +89,10 @@ impl Service {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The issuer identifier of this server.

@@ -62,10 +62,25 @@ fn seconds(micros: i64) -> i64 {
 }
 
 impl Service {
-    /// Authenticates a client by its secret. An unknown client, a client
-    /// without secrets and a wrong secret all cost one argon2id verification,
-    /// so timing does not tell them apart.
+    /// Authenticates a client by its secret, refusing clients that failed
+    /// too often. An unknown client, a client without secrets and a wrong
+    /// secret all cost one argon2id verification, so timing does not tell
+    /// them apart.
     async fn authenticate_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<(ClientId, ClientState), OAuthError> {
+        if let Some(retry_after) = self.failed_auth.blocked_for(&credentials.client_id) {
+            return Err(OAuthError::TooManyAttempts { retry_after });
+        }
+        let result = self.verify_client(credentials).await;
+        if matches!(result, Err(OAuthError::InvalidClient)) {
+            self.failed_auth.record_failure(&credentials.client_id);
+        }
+        result
+    }
+
+    async fn verify_client(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<(ClientId, ClientState), OAuthError> {
@@ -85,9 +100,11 @@ impl Service {
         if let (Some(id), Some(state)) = (client_id, &state)
             && let Some(secret_id) = self.verified.lookup(id, &credentials.secret, state, now)
         {
+            self.metrics.secret_cache(true);
             self.note_secret_use(&secret_id, now).await;
             return Ok((id, state.clone()));
         }
+        self.metrics.secret_cache(false);
         let hashes: Vec<(String, String)> = state
             .as_ref()
             .map(|s| {
@@ -204,6 +221,18 @@ impl Service {
     /// every resource). `None` means inactive, with no reason given, as RFC
     /// 7662 requires.
     pub async fn introspect(
+        &self,
+        token: &str,
+        resources: &[String],
+    ) -> Result<Option<ActiveToken>, Error> {
+        let answer = self.introspect_inner(token, resources).await;
+        if let Ok(active) = &answer {
+            self.metrics.introspection(active.is_some());
+        }
+        answer
+    }
+
+    async fn introspect_inner(
         &self,
         token: &str,
         resources: &[String],

@@ -1,0 +1,154 @@
+//! Prometheus metrics: calls and their latency per gRPC method and OAuth
+//! endpoint, token request outcomes, introspection answers and the hit ratio
+//! of the verified-secret cache. Served at `GET /metrics`.
+
+use std::{sync::Arc, time::Duration};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    /// `grpc` or `http`.
+    transport: &'static str,
+    /// gRPC method or HTTP path.
+    endpoint: &'static str,
+    /// gRPC status code name or HTTP status.
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    transport: &'static str,
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// The server's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    calls: Family<CallLabels, Counter>,
+    latency: Family<EndpointLabels, Histogram>,
+    token_requests: Family<OutcomeLabels, Counter>,
+    introspections: Family<OutcomeLabels, Counter>,
+    secret_cache: Family<OutcomeLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("extapps");
+        let calls = Family::<CallLabels, Counter>::default();
+        let latency = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            // 0.25 ms to about 4 s.
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+        });
+        let token_requests = Family::<OutcomeLabels, Counter>::default();
+        let introspections = Family::<OutcomeLabels, Counter>::default();
+        let secret_cache = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "calls",
+            "Calls answered, by endpoint and status",
+            calls.clone(),
+        );
+        registry.register(
+            "call_duration_seconds",
+            "Time to answer a call, by endpoint",
+            latency.clone(),
+        );
+        registry.register(
+            "token_requests",
+            "Token endpoint requests, by outcome (issued or the OAuth error code)",
+            token_requests.clone(),
+        );
+        registry.register(
+            "introspections",
+            "Introspection answers, active or inactive",
+            introspections.clone(),
+        );
+        registry.register(
+            "verified_secret_cache_lookups",
+            "Client authentications answered from the verified-secret cache (hit) or by argon2id (miss)",
+            secret_cache.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            calls,
+            latency,
+            token_requests,
+            introspections,
+            secret_cache,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered call.
+    pub fn call(
+        &self,
+        transport: &'static str,
+        endpoint: &'static str,
+        code: String,
+        took: Duration,
+    ) {
+        self.calls
+            .get_or_create(&CallLabels {
+                transport,
+                endpoint,
+                code,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&EndpointLabels {
+                transport,
+                endpoint,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn token_request(&self, outcome: &'static str) {
+        self.token_requests
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn introspection(&self, active: bool) {
+        let outcome = if active { "active" } else { "inactive" };
+        self.introspections
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn secret_cache(&self, hit: bool) {
+        let outcome = if hit { "hit" } else { "miss" };
+        self.secret_cache
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            tracing::error!("encoding metrics failed");
+        }
+        out
+    }
+}
