@@ -1,0 +1,76 @@
+//! The CPU work on the token and introspection paths, without network or
+//! database: what a request costs before it waits on anything.
+
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use extapps_server::domain::{
+    credential::{self, CredentialKind},
+    names::ClientId,
+    page_token::PageTokens,
+    token::{TokenClaims, TokenSealer},
+};
+use secrecy::ExposeSecret;
+
+fn claims() -> TokenClaims {
+    TokenClaims {
+        id: uuid::Uuid::new_v4(),
+        client_id: ClientId::generate(),
+        subject: None,
+        scopes: vec!["OR.Jobs.Read".into(), "OR.Queues".into()],
+        issued_at: 1_795_500_000_000_000,
+        expires_at: 1_795_503_600_000_000,
+    }
+}
+
+fn tokens(c: &mut Criterion) {
+    let sealer = TokenSealer::new([7; 32]);
+    let claims = claims();
+    let token = sealer.seal(&claims).unwrap();
+    c.bench_function("token seal", |b| b.iter(|| sealer.seal(black_box(&claims))));
+    c.bench_function("token open", |b| {
+        b.iter(|| sealer.open(black_box(token.expose_secret())))
+    });
+    c.bench_function("token open (garbage)", |b| {
+        b.iter(|| {
+            sealer.open(black_box(
+                "extapps_at_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            ))
+        })
+    });
+}
+
+fn credentials(c: &mut Criterion) {
+    let secret = credential::generate(CredentialKind::ClientSecret).unwrap();
+    c.bench_function("secret checksum", |b| {
+        b.iter(|| {
+            credential::is_well_formed(
+                CredentialKind::ClientSecret,
+                black_box(secret.expose_secret()),
+            )
+        })
+    });
+    c.bench_function("caller key digest", |b| {
+        b.iter(|| credential::digest(black_box(&secret)))
+    });
+    let phc = credential::hash_secret(&secret).unwrap();
+    let mut group = c.benchmark_group("argon2id");
+    group.sample_size(10);
+    group.bench_function("verify (uncached)", |b| {
+        b.iter(|| credential::verify_secret(black_box(&secret), black_box(&phc)))
+    });
+    group.finish();
+}
+
+fn page_tokens(c: &mut Criterion) {
+    let pages = PageTokens::new([5; 32]);
+    let token = pages.encode("applications\nacme", b"Billing sync").unwrap();
+    c.bench_function("page token decode", |b| {
+        b.iter(|| pages.decode(black_box("applications\nacme"), black_box(&token)))
+    });
+}
+
+criterion_group!(benches, tokens, credentials, page_tokens);
+criterion_main!(benches);
