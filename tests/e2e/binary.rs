@@ -6,6 +6,8 @@ use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{Arc, Condvar, Mutex},
+    time::Duration,
 };
 
 use serde_json::Value;
@@ -78,7 +80,7 @@ pub fn run_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, Strin
 pub struct Serving {
     child: Child,
     pub addr: String,
-    logs: std::sync::Arc<std::sync::Mutex<String>>,
+    logs: Arc<(Mutex<Vec<String>>, Condvar)>,
 }
 
 impl Drop for Serving {
@@ -112,14 +114,14 @@ impl Serving {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let logs: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
         // The server logs its address once it listens: no sleeping, no polling.
         let addr = loop {
             let line = lines
                 .next()
                 .expect("server exited before listening")
                 .unwrap();
-            logs.lock().unwrap().push_str(&line);
+            logs.0.lock().unwrap().push(line.clone());
             let Ok(event) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
@@ -130,10 +132,28 @@ impl Serving {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&line);
+                sink.0.lock().unwrap().push(line);
+                sink.1.notify_all();
             }
         });
         Self { child, addr, logs }
+    }
+
+    /// Blocks until the server has logged `count` lines containing
+    /// `needle`, woken by each new line (at most 10 s).
+    pub fn wait_for_logs(&self, needle: &str, count: usize) {
+        let (lines, arrived) = &*self.logs;
+        let guard = lines.lock().unwrap();
+        let (guard, timeout) = arrived
+            .wait_timeout_while(guard, Duration::from_secs(10), |lines| {
+                lines.iter().filter(|l| l.contains(needle)).count() < count
+            })
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "no {count}× `{needle}` in:\n{}",
+            guard.join("\n")
+        );
     }
 
     /// `grpcurl -plaintext [-H key] FLAGS ADDRESS VERB...`.
@@ -173,7 +193,7 @@ impl Serving {
         );
         let status = self.child.wait().unwrap();
         // The log reader thread ends with the process's stderr.
-        let logs = self.logs.lock().unwrap().clone();
+        let logs = self.logs.0.lock().unwrap().join("\n");
         (status, logs)
     }
 }

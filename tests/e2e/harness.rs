@@ -164,6 +164,16 @@ impl TestServer {
         let service = Service::new(store, catalog, clock.clone(), tokens)
             .await
             .unwrap();
+        service.store().listen_for_changes();
+        if backend == Backend::Postgres {
+            // Every PostgreSQL test runs against the cached path.
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                service.store().caches_trusted(true),
+            )
+            .await
+            .expect("the cache invalidation channel comes up");
+        }
         let router = extapps_server::server::router(service.clone())
             .await
             .unwrap();

@@ -1,5 +1,6 @@
-//! Two server processes on one PostgreSQL database: what one replica
-//! changes, the other enforces at once (SPEC section 7).
+//! Two server processes on one PostgreSQL database, each with its own caches:
+//! what one replica changes, the other enforces as soon as the change's
+//! notification reaches it (SPEC section 7).
 
 use extapps_client::v1 as pb;
 
@@ -26,6 +27,16 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
     let introspect_key = key("introspect");
     let a = Serving::start_with(dir.path(), &env);
     let b = Serving::start_with(dir.path(), &env);
+    for replica in [&a, &b] {
+        replica.wait_for_logs("cache invalidation channel is up", 1);
+    }
+    // Each change reaches both replicas as one notification; a replica
+    // enforces it once it has arrived (the wait is the delivery, ~1 ms).
+    let delivered = |count: usize| {
+        for replica in [&a, &b] {
+            replica.wait_for_logs("invalidation received", count);
+        }
+    };
     let (a_url, b_url) = (a.url(), b.url());
     let mut admin_a = extapps_client::connect(&a_url, &admin_key).await.unwrap();
     let mut admin_b = extapps_client::connect(&b_url, &admin_key).await.unwrap();
@@ -53,6 +64,7 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         .await
         .unwrap()
         .into_inner();
+    delivered(1);
     let refused = token(&b_url, &client, &client.secret, None)
         .await
         .unwrap_err();
@@ -71,6 +83,7 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         })
         .await
         .unwrap();
+    delivered(2);
     let narrowed = crate::tokens::introspect_grpc(&a_url, &introspect_key, &fresh).await;
     assert_eq!(narrowed.scope, "OR.Queues");
 
@@ -84,6 +97,7 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         .await
         .unwrap()
         .into_inner();
+    delivered(3);
     assert!(!is_active(&b_url, &introspect_key, &fresh).await);
     let last = token(&a_url, &client, &revoke_tokens.client_secret, None)
         .await
@@ -98,9 +112,71 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         })
         .await
         .unwrap();
+    delivered(4);
     assert!(!is_active(&a_url, &introspect_key, &last).await);
     let refused = token(&a_url, &client, &revoke_tokens.client_secret, None)
         .await
         .unwrap_err();
     assert_eq!(refused["error"], "invalid_client");
+}
+
+/// A replica that loses its notification channel must not answer from its
+/// caches (it could miss a change), and trusts them again once it listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_its_channel_reads_the_database() {
+    use std::time::Duration;
+
+    use extapps_server::domain::caller::Role;
+    use sea_orm::ConnectionTrait;
+
+    use crate::harness::TestServer;
+
+    let server = TestServer::start(Backend::Postgres).await;
+    let client = crate::tokens::service_client(&server, "Cut off").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let access = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
+    assert!(
+        is_active(&server.url, &introspector, &access).await,
+        "the cache is warm"
+    );
+
+    // Cut the listening connection, as a network fault would.
+    let db = server.store().connection();
+    db.execute_unprepared(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        server.store().caches_trusted(false),
+    )
+    .await
+    .expect("the replica notices the lost channel");
+
+    // A change nobody announces (as if its notification were lost) is still
+    // seen, because an untrusted replica reads the database.
+    db.execute_unprepared(&format!(
+        "DELETE FROM application_secrets WHERE application_id = '{0}'; \
+         DELETE FROM applications WHERE id = '{0}'",
+        client.app.client_id
+    ))
+    .await
+    .unwrap();
+    assert!(!is_active(&server.url, &introspector, &access).await);
+
+    // The replica listens again and starts from empty caches.
+    tokio::time::timeout(Duration::from_secs(30), server.store().caches_trusted(true))
+        .await
+        .expect("the replica listens again");
+    assert!(!is_active(&server.url, &introspector, &access).await);
+    assert_eq!(
+        token(&server.url, &client, &client.secret, None)
+            .await
+            .unwrap_err()["error"],
+        "invalid_client"
+    );
 }

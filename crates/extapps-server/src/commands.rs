@@ -83,6 +83,7 @@ async fn serve(
             .to_owned(),
     };
     let service = open(global, !options.no_migrate, tokens).await?;
+    service.store().listen_for_changes();
     let router = crate::server::router(service)
         .await
         .map_err(|e| format!("cannot build reflection service: {e}"))?;

@@ -68,7 +68,13 @@ pub fn digest(value: &SecretString) -> String {
 
 /// Lowercase hexadecimal of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// argon2id with the OWASP minimum parameters (19 MiB, 2 passes, 1 lane).
@@ -119,6 +125,11 @@ mod tests {
             a.expose_secret()
         ));
         assert_eq!(a.expose_secret().len(), "extapps_cs_".len() + 43 + 8);
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_padded() {
+        assert_eq!(hex(&[0x00, 0x0a, 0xab, 0xff]), "000aabff");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Access tokens: issuing them to clients (RFC 6749 section 4.4), telling
 //! resource servers about them (RFC 7662) and revoking them (RFC 7009).
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
@@ -69,7 +69,7 @@ impl Service {
     async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<(ClientId, ClientState), OAuthError> {
+    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
         if let Some(retry_after) = self.failed_auth.blocked_for(&credentials.client_id) {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
@@ -83,11 +83,11 @@ impl Service {
     async fn verify_client(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<(ClientId, ClientState), OAuthError> {
+    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
         let now = self.clock.now();
         let client_id = ClientId::parse(&credentials.client_id);
         let state = match client_id {
-            Some(id) => self.store.client_state(id, now).await?,
+            Some(id) => self.store.client_state(id).await?,
             None => None,
         };
         // A mistyped secret fails its checksum: no verification needed.
@@ -108,8 +108,7 @@ impl Service {
         let hashes: Vec<(String, String)> = state
             .as_ref()
             .map(|s| {
-                s.secrets
-                    .iter()
+                s.live_secrets(now)
                     .map(|x| (x.id.clone(), x.phc.clone()))
                     .collect()
             })

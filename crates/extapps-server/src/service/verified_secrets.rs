@@ -96,14 +96,14 @@ impl VerifiedSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{application::ApplicationType, grants::Grants, names::OrganizationId};
+    use crate::domain::{application::ApplicationType, names::OrganizationId};
     use crate::store::StoredSecret;
 
     fn state(revision: i64, expire_time: Option<OffsetDateTime>) -> ClientState {
         ClientState {
             organization: OrganizationId::parse("acme").unwrap(),
             app_type: ApplicationType::Confidential,
-            grants: Grants::default(),
+            grants: Default::default(),
             tokens_not_before: None,
             revision,
             secrets: vec![StoredSecret {

@@ -12,6 +12,7 @@ use time::{Duration, OffsetDateTime};
 use super::audit::insert_audit;
 use super::convert::{application_from_row, application_row, grants_json, redirect_urls_json};
 use super::entities::{application, application_secret, idempotency_record};
+use super::shared_cache::Change;
 use super::{Store, commit, db_error, is_unique_violation};
 use crate::domain::{
     Error, Reason,
@@ -234,7 +235,8 @@ impl Store {
             now,
         )
         .await?;
-        commit(txn).await?;
+        self.commit_change(txn, Change::Application(client_id))
+            .await?;
         Ok(after)
     }
 
@@ -348,7 +350,8 @@ impl Store {
             now,
         )
         .await?;
-        commit(txn).await?;
+        self.commit_change(txn, Change::Application(client_id))
+            .await?;
         Ok(Some(after))
     }
 
@@ -392,7 +395,8 @@ impl Store {
             now,
         )
         .await?;
-        commit(txn).await
+        self.commit_change(txn, Change::Application(client_id))
+            .await
     }
 }
 

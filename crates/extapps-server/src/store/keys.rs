@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::audit::insert_audit;
 use super::entities::caller_key;
+use super::shared_cache::Change;
 use super::{Store, commit, db_error};
 use crate::domain::{
     Error, Reason,
@@ -136,11 +137,24 @@ impl Store {
             now,
         )
         .await?;
-        commit(txn).await
+        self.commit_change(txn, Change::Keys).await
     }
 
     /// The live key with this digest, as a caller.
     pub async fn find_caller(&self, digest: &str) -> Result<Option<Caller>, Error> {
+        if let Some(caller) = self.cache.caller(digest) {
+            return Ok(Some(caller));
+        }
+        let epoch = self.cache.epoch();
+        let caller = self.read_caller(digest).await?;
+        if let Some(caller) = &caller {
+            self.cache
+                .keep_caller(epoch, digest.to_owned(), caller.clone());
+        }
+        Ok(caller)
+    }
+
+    async fn read_caller(&self, digest: &str) -> Result<Option<Caller>, Error> {
         let row = caller_key::Entity::find()
             .filter(caller_key::Column::Digest.eq(digest))
             .filter(caller_key::Column::RevokeTime.is_null())

@@ -7,6 +7,7 @@ mod audit;
 mod convert;
 mod entities;
 mod keys;
+mod shared_cache;
 mod tokens;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ use entities::server_key;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    cache: shared_cache::SharedCache,
 }
 
 /// Why the store could not be opened; shown to the operator at startup.
@@ -76,7 +78,23 @@ impl Store {
         let db = Database::connect(options)
             .await
             .map_err(OpenError::Connect)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            cache: Default::default(),
+        })
+    }
+
+    /// Starts listening for other replicas' changes (PostgreSQL only), which
+    /// turns the shared caches on while the channel is up.
+    pub fn listen_for_changes(&self) {
+        self.cache.listen(&self.db);
+    }
+
+    /// Resolves once this replica answers from its caches (`true`:
+    /// PostgreSQL with the notification channel up) or from the database
+    /// only (`false`). `true` never resolves on SQLite.
+    pub async fn caches_trusted(&self, trusted: bool) {
+        self.cache.wait_for_trust(trusted).await
     }
 
     /// Applies pending migrations.
@@ -135,6 +153,21 @@ impl Store {
     /// The underlying connection, for tests that inspect stored rows.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Commits a change and tells every replica about it: this one at once,
+    /// the others when the commit delivers the notification.
+    async fn commit_change(
+        &self,
+        txn: DatabaseTransaction,
+        change: shared_cache::Change,
+    ) -> Result<(), Error> {
+        shared_cache::announce(&txn, &change)
+            .await
+            .map_err(db_error)?;
+        commit(txn).await?;
+        self.cache.apply(&change);
+        Ok(())
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once

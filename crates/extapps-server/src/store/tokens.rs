@@ -2,14 +2,17 @@
 //! live secret hashes, revocation mark), revoked token IDs, and last-use times
 //! of secrets.
 
+use std::sync::Arc;
+
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    Statement, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
+    sea_query::Expr,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::entities::{application, application_secret, revoked_token};
+use super::shared_cache::Change;
 use super::{Store, db_error};
 use crate::domain::{
     Error,
@@ -32,19 +35,30 @@ pub struct StoredSecret {
 pub struct ClientState {
     pub organization: OrganizationId,
     pub app_type: ApplicationType,
-    pub grants: Grants,
+    pub grants: Arc<Grants>,
     /// Tokens issued before this instant are revoked.
     pub tokens_not_before: Option<OffsetDateTime>,
     /// Changes with every edit of the application.
     pub revision: i64,
+    /// Every stored secret, including one whose grace period has ended but
+    /// that is not purged yet: use [`ClientState::live_secrets`].
     pub secrets: Vec<StoredSecret>,
+}
+
+impl ClientState {
+    /// The secrets that still work at `now`.
+    pub fn live_secrets(&self, now: OffsetDateTime) -> impl Iterator<Item = &StoredSecret> {
+        self.secrets
+            .iter()
+            .filter(move |s| s.expire_time.is_none_or(|end| end > now))
+    }
 }
 
 /// What introspection needs about a token's application, read together with
 /// the token's revocation in one statement.
 #[derive(Debug, Clone)]
 pub struct IntrospectionState {
-    pub grants: Grants,
+    pub grants: Arc<Grants>,
     pub tokens_not_before: Option<OffsetDateTime>,
     /// The token itself was revoked (RFC 7009).
     pub revoked: bool,
@@ -58,6 +72,25 @@ impl Store {
         client_id: ClientId,
         jti: Uuid,
     ) -> Result<Option<IntrospectionState>, Error> {
+        if self.cache.trusted() {
+            let Some(state) = self.client_state(client_id).await? else {
+                return Ok(None);
+            };
+            let revoked = match self.cache.revoked(&jti) {
+                Some(revoked) => revoked,
+                None => {
+                    let epoch = self.cache.epoch();
+                    let revoked = self.is_token_revoked(jti).await?;
+                    self.cache.keep_revoked(epoch, jti, revoked);
+                    revoked
+                }
+            };
+            return Ok(Some(IntrospectionState {
+                grants: state.grants.clone(),
+                tokens_not_before: state.tokens_not_before,
+                revoked,
+            }));
+        }
         let backend = self.db.get_database_backend();
         let sql = match backend {
             DbBackend::Postgres => {
@@ -91,18 +124,31 @@ impl Store {
         let tokens_not_before: Option<i64> = row.try_get_by_index(1).map_err(corrupt)?;
         let revoked: bool = row.try_get_by_index(2).map_err(corrupt)?;
         Ok(Some(IntrospectionState {
-            grants: serde_json::from_str(&grants).map_err(|_| Error::Internal)?,
+            grants: Arc::new(serde_json::from_str(&grants).map_err(|_| Error::Internal)?),
             tokens_not_before: tokens_not_before.map(from_micros),
             revoked,
         }))
     }
 
-    /// The state of a client, or `None` if no such application exists.
+    /// The state of a client, or `None` if no such application exists:
+    /// from this replica's cache when it is trusted.
     pub async fn client_state(
         &self,
         client_id: ClientId,
-        now: OffsetDateTime,
-    ) -> Result<Option<ClientState>, Error> {
+    ) -> Result<Option<Arc<ClientState>>, Error> {
+        if let Some(state) = self.cache.client(&client_id) {
+            return Ok(Some(state));
+        }
+        let epoch = self.cache.epoch();
+        let state = self.read_client_state(client_id).await?.map(Arc::new);
+        if let Some(state) = &state {
+            self.cache.keep_client(epoch, client_id, state.clone());
+        }
+        Ok(state)
+    }
+
+    /// The state as stored, with every secret not yet purged.
+    async fn read_client_state(&self, client_id: ClientId) -> Result<Option<ClientState>, Error> {
         let id = client_id.to_string();
         let Some(app) = application::Entity::find_by_id(id.clone())
             .one(&self.db)
@@ -113,11 +159,6 @@ impl Store {
         };
         let secrets = application_secret::Entity::find()
             .filter(application_secret::Column::ApplicationId.eq(id))
-            .filter(
-                Condition::any()
-                    .add(application_secret::Column::ExpireTime.is_null())
-                    .add(application_secret::Column::ExpireTime.gt(to_micros(now))),
-            )
             .all(&self.db)
             .await
             .map_err(db_error)?;
@@ -128,7 +169,7 @@ impl Store {
         Ok(Some(ClientState {
             organization: OrganizationId::parse(&app.organization).map_err(|_| corrupt())?,
             app_type: ApplicationType::parse(&app.app_type).ok_or_else(corrupt)?,
-            grants: serde_json::from_str(&app.grants).map_err(|_| corrupt())?,
+            grants: Arc::new(serde_json::from_str(&app.grants).map_err(|_| corrupt())?),
             tokens_not_before: app.tokens_not_before.map(from_micros),
             revision: app.revision,
             secrets: secrets
@@ -160,9 +201,10 @@ impl Store {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
+        let txn = self.write().await?;
         revoked_token::Entity::delete_many()
             .filter(revoked_token::Column::ExpireTime.lt(to_micros(now)))
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(db_error)?;
         revoked_token::Entity::insert(revoked_token::ActiveModel {
@@ -171,10 +213,10 @@ impl Store {
             expire_time: Set(to_micros(expires)),
         })
         .on_conflict_do_nothing()
-        .exec(&self.db)
+        .exec(&txn)
         .await
         .map_err(db_error)?;
-        Ok(())
+        self.commit_change(txn, Change::Revoked(jti)).await
     }
 
     /// Notes that a secret authenticated a request at `when`.

@@ -1,0 +1,314 @@
+//! Per-replica caches of what every request reads (caller keys, application
+//! state, token revocations), kept right across replicas by PostgreSQL
+//! `LISTEN/NOTIFY`.
+//!
+//! Every write that changes cached data sends a notification in its own
+//! transaction, so it is delivered exactly when the change commits; every
+//! replica (the writer included) drops the affected entries on receipt, and
+//! the writer also drops them locally right after its commit. A replica
+//! trusts its caches only while its notification channel is up: when the
+//! channel drops, it empties them and reads the database on every request
+//! until it has listened again. On SQLite (a single embedded node, and the
+//! key commands run as separate processes) the caches stay off.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use backon::BackoffBuilder;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, sqlx::postgres::PgListener};
+use uuid::Uuid;
+
+use super::tokens::ClientState;
+use crate::domain::{caller::Caller, names::ClientId};
+
+/// The channel every replica listens on.
+pub const CHANNEL: &str = "extapps_invalidate";
+const CAPACITY: u64 = 100_000;
+/// Entries also expire on their own, bounding any damage of a missed message.
+const TTL: Duration = Duration::from_secs(300);
+
+/// What changed, as sent on the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Application(ClientId),
+    Keys,
+    Revoked(Uuid),
+}
+
+impl Change {
+    fn payload(&self) -> String {
+        match self {
+            Change::Application(id) => format!("app:{id}"),
+            Change::Keys => "keys".into(),
+            Change::Revoked(jti) => format!("revoked:{jti}"),
+        }
+    }
+
+    fn parse(payload: &str) -> Option<Self> {
+        match payload.split_once(':') {
+            Some(("app", id)) => ClientId::parse(id).map(Change::Application),
+            Some(("revoked", jti)) => Uuid::parse_str(jti).ok().map(Change::Revoked),
+            None if payload == "keys" => Some(Change::Keys),
+            _ => None,
+        }
+    }
+}
+
+/// Sends `change` to every replica when the surrounding transaction commits.
+/// A no-op on SQLite.
+pub async fn announce(conn: &impl ConnectionTrait, change: &Change) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [CHANNEL.into(), change.payload().into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+fn cache<K, V>() -> moka::sync::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::sync::Cache::builder()
+        .max_capacity(CAPACITY)
+        .time_to_live(TTL)
+        .build()
+}
+
+#[derive(Debug)]
+struct Counters {
+    /// Bumped by every invalidation: a read that overlapped one does not
+    /// keep what it read.
+    epoch: AtomicU64,
+    trusted: AtomicBool,
+    /// The same as `trusted`, for those who wait for it to change.
+    trust: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            epoch: AtomicU64::new(0),
+            trusted: AtomicBool::new(false),
+            trust: tokio::sync::watch::Sender::new(false),
+        }
+    }
+}
+
+impl Counters {
+    fn set_trusted(&self, trusted: bool) {
+        self.trusted.store(trusted, Ordering::Release);
+        self.trust.send_replace(trusted);
+    }
+}
+
+/// The caches of one replica.
+#[derive(Clone)]
+pub struct SharedCache {
+    counters: Arc<Counters>,
+    clients: moka::sync::Cache<ClientId, Arc<ClientState>>,
+    callers: moka::sync::Cache<String, Caller>,
+    revoked: moka::sync::Cache<Uuid, bool>,
+}
+
+impl std::fmt::Debug for SharedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCache")
+            .field("trusted", &self.trusted())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SharedCache {
+    fn default() -> Self {
+        Self {
+            counters: Arc::default(),
+            clients: cache(),
+            callers: cache(),
+            revoked: cache(),
+        }
+    }
+}
+
+impl SharedCache {
+    /// Whether entries may be used: only while the channel is up.
+    pub fn trusted(&self) -> bool {
+        self.counters.trusted.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the caches are trusted (`true`: the channel is up) or
+    /// not (`false`: it is down).
+    pub async fn wait_for_trust(&self, trusted: bool) {
+        let mut trust = self.counters.trust.subscribe();
+        let _ = trust.wait_for(|now| *now == trusted).await;
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.counters.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn client(&self, id: &ClientId) -> Option<Arc<ClientState>> {
+        self.trusted().then(|| self.clients.get(id)).flatten()
+    }
+
+    pub fn caller(&self, digest: &str) -> Option<Caller> {
+        self.trusted().then(|| self.callers.get(digest)).flatten()
+    }
+
+    pub fn revoked(&self, jti: &Uuid) -> Option<bool> {
+        self.trusted().then(|| self.revoked.get(jti)).flatten()
+    }
+
+    /// Keeps what a read that started at `epoch` found, unless an
+    /// invalidation overlapped it.
+    fn keep<K, V>(&self, cache: &moka::sync::Cache<K, V>, epoch: u64, key: K, value: V)
+    where
+        K: std::hash::Hash + Eq + Send + Sync + Clone + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        if !self.trusted() {
+            return;
+        }
+        cache.insert(key.clone(), value);
+        if self.epoch() != epoch {
+            cache.invalidate(&key);
+        }
+    }
+
+    pub fn keep_client(&self, epoch: u64, id: ClientId, state: Arc<ClientState>) {
+        self.keep(&self.clients, epoch, id, state);
+    }
+
+    pub fn keep_caller(&self, epoch: u64, digest: String, caller: Caller) {
+        self.keep(&self.callers, epoch, digest, caller);
+    }
+
+    pub fn keep_revoked(&self, epoch: u64, jti: Uuid, revoked: bool) {
+        self.keep(&self.revoked, epoch, jti, revoked);
+    }
+
+    /// Drops what `change` makes stale.
+    pub fn apply(&self, change: &Change) {
+        self.counters.epoch.fetch_add(1, Ordering::AcqRel);
+        match change {
+            Change::Application(id) => self.clients.invalidate(id),
+            Change::Keys => self.callers.invalidate_all(),
+            Change::Revoked(jti) => self.revoked.insert(*jti, true),
+        }
+    }
+
+    fn clear(&self) {
+        self.counters.epoch.fetch_add(1, Ordering::AcqRel);
+        self.clients.invalidate_all();
+        self.callers.invalidate_all();
+        self.revoked.invalidate_all();
+    }
+
+    /// Listens for changes until the process ends, trusting the caches only
+    /// while listening. Does nothing unless `db` is PostgreSQL.
+    pub fn listen(&self, db: &DatabaseConnection) {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        let pool = db.get_postgres_connection_pool().clone();
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut delays = reconnect_delays();
+            loop {
+                match subscribe(&pool).await {
+                    Ok(listener) => {
+                        delays = reconnect_delays();
+                        cache.follow(listener).await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot listen for cache invalidations"),
+                }
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
+            }
+        });
+    }
+
+    /// Applies notifications while the channel lasts; the caches are trusted
+    /// exactly that long.
+    async fn follow(&self, mut listener: PgListener) {
+        // Whatever changed while nobody listened is unknown: start empty.
+        self.clear();
+        self.counters.set_trusted(true);
+        tracing::info!("cache invalidation channel is up");
+        while let Ok(Some(message)) = listener.try_recv().await {
+            match Change::parse(message.payload()) {
+                Some(change) => {
+                    self.apply(&change);
+                    tracing::debug!(change = %change.payload(), "invalidation received");
+                }
+                None => tracing::warn!("unknown invalidation message"),
+            }
+        }
+        self.counters.set_trusted(false);
+        self.clear();
+        tracing::warn!("cache invalidation channel lost: reading the database until it is back");
+    }
+}
+
+fn reconnect_delays() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .build()
+}
+
+async fn subscribe(pool: &sea_orm::sqlx::PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip() {
+        for change in [
+            Change::Application(ClientId::generate()),
+            Change::Keys,
+            Change::Revoked(Uuid::new_v4()),
+        ] {
+            assert_eq!(Change::parse(&change.payload()), Some(change));
+        }
+        assert_eq!(Change::parse("app:nope"), None);
+        assert_eq!(Change::parse("other"), None);
+    }
+
+    #[test]
+    fn untrusted_caches_answer_nothing_and_overlapped_reads_are_dropped() {
+        let cache = SharedCache::default();
+        cache.keep_revoked(cache.epoch(), Uuid::nil(), false);
+        assert_eq!(
+            cache.revoked(&Uuid::nil()),
+            None,
+            "not trusted: nothing kept"
+        );
+        cache.counters.set_trusted(true);
+        let before = cache.epoch();
+        cache.apply(&Change::Keys);
+        cache.keep_revoked(before, Uuid::nil(), false);
+        assert_eq!(
+            cache.revoked(&Uuid::nil()),
+            None,
+            "an invalidation overlapped the read"
+        );
+        cache.keep_revoked(cache.epoch(), Uuid::nil(), false);
+        assert_eq!(cache.revoked(&Uuid::nil()), Some(false));
+        cache.apply(&Change::Revoked(Uuid::nil()));
+        assert_eq!(cache.revoked(&Uuid::nil()), Some(true));
+    }
+}
