@@ -61,6 +61,9 @@ struct Options {
     /// Label printed in the first column (e.g. the database).
     #[arg(long, default_value = "")]
     label: String,
+    /// Distinct live tokens the introspection clients cycle through.
+    #[arg(long, default_value_t = 10_000)]
+    tokens: usize,
 }
 
 /// What every client needs.
@@ -70,7 +73,6 @@ struct Fixture {
     introspect_key: String,
     client_id: String,
     client_secret: String,
-    access_token: String,
     http: reqwest::Client,
 }
 
@@ -107,17 +109,33 @@ async fn setup(options: &Options) -> Result<Fixture, Box<dyn std::error::Error>>
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
-    let mut fixture = Fixture {
+    Ok(Fixture {
         url: options.url.clone(),
         channels,
         introspect_key: options.introspect_key.clone(),
         client_id: app.client_id,
         client_secret: registered.client_secret,
-        access_token: String::new(),
         http,
-    };
-    fixture.access_token = request_token(&fixture).await?;
-    Ok(fixture)
+    })
+}
+
+/// `count` live tokens, requested by 32 concurrent clients.
+async fn mint(
+    fixture: &Arc<Fixture>,
+    count: usize,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut tokens = Vec::with_capacity(count);
+    while tokens.len() < count {
+        let mut batch = tokio::task::JoinSet::new();
+        for _ in 0..(count - tokens.len()).min(32) {
+            let fixture = fixture.clone();
+            batch.spawn(async move { request_token(&fixture).await.map_err(|e| e.to_string()) });
+        }
+        while let Some(token) = batch.join_next().await {
+            tokens.push(token??);
+        }
+    }
+    Ok(tokens)
 }
 
 async fn request_token(fixture: &Fixture) -> Result<String, Box<dyn std::error::Error>> {
@@ -142,11 +160,13 @@ async fn request_token(fixture: &Fixture) -> Result<String, Box<dyn std::error::
 async fn client_loop(
     scenario: Scenario,
     fixture: Arc<Fixture>,
+    tokens: Arc<Vec<String>>,
     index: usize,
     until: Instant,
 ) -> Result<(Histogram<u64>, u64), hdrhistogram::CreationError> {
     let mut histogram = Histogram::<u64>::new(3)?;
     let mut errors = 0;
+    let mut next = index;
     let channel = fixture.channels[index % fixture.channels.len()].clone();
     let mut health = HealthClient::new(channel.clone());
     let mut api = extapps_client::with_key(channel, &fixture.introspect_key).ok();
@@ -162,7 +182,10 @@ async fn client_loop(
             Scenario::Introspect => match api.as_mut() {
                 Some(api) => api
                     .introspect_token(pb::IntrospectTokenRequest {
-                        token: fixture.access_token.clone(),
+                        token: {
+                            next = (next + 1) % tokens.len();
+                            tokens[next].clone()
+                        },
                     })
                     .await
                     .is_ok_and(|r| r.get_ref().active),
@@ -183,13 +206,22 @@ async fn client_loop(
 async fn run(
     scenario: Scenario,
     fixture: &Arc<Fixture>,
+    tokens: &Arc<Vec<String>>,
     concurrency: usize,
     time: Duration,
 ) -> Result<(Histogram<u64>, u64, Duration), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let until = started + time;
     let tasks: Vec<_> = (0..concurrency)
-        .map(|i| tokio::spawn(client_loop(scenario, fixture.clone(), i, until)))
+        .map(|i| {
+            tokio::spawn(client_loop(
+                scenario,
+                fixture.clone(),
+                tokens.clone(),
+                i * 7919,
+                until,
+            ))
+        })
         .collect();
     let mut total = Histogram::<u64>::new(3)?;
     let mut errors = 0;
@@ -205,13 +237,14 @@ async fn run(
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = Options::parse();
     let fixture = Arc::new(setup(&options).await?);
+    let tokens = Arc::new(mint(&fixture, options.tokens.max(1)).await?);
     println!("| database | scenario | concurrency | requests/s | p50 ms | p99 ms | errors |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
     for &scenario in &options.scenarios {
         for &concurrency in &options.concurrency {
-            run(scenario, &fixture, concurrency, options.warmup).await?;
+            run(scenario, &fixture, &tokens, concurrency, options.warmup).await?;
             let (histogram, errors, took) =
-                run(scenario, &fixture, concurrency, options.duration).await?;
+                run(scenario, &fixture, &tokens, concurrency, options.duration).await?;
             let rate = histogram.len() as f64 / took.as_secs_f64();
             println!(
                 "| {} | {:?} | {} | {:.0} | {:.2} | {:.2} | {} |",

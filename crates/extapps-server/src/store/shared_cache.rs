@@ -12,18 +12,24 @@
 //! key commands run as separate processes) the caches stay off.
 
 use std::{
+    collections::HashSet,
     sync::{
-        Arc,
+        Arc, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use backon::BackoffBuilder;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, sqlx::postgres::PgListener};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    sqlx::postgres::PgListener,
+};
 use uuid::Uuid;
 
+use super::entities::revoked_token;
 use super::tokens::ClientState;
+use crate::domain::clock::{Clock, SystemClock, to_micros};
 use crate::domain::{caller::Caller, names::ClientId};
 
 /// The channel every replica listens on.
@@ -118,7 +124,10 @@ pub struct SharedCache {
     counters: Arc<Counters>,
     clients: moka::sync::Cache<ClientId, Arc<ClientState>>,
     callers: moka::sync::Cache<String, Caller>,
-    revoked: moka::sync::Cache<Uuid, bool>,
+    /// Every revoked token that has not expired, loaded when the channel
+    /// comes up: revocations are few, tokens many, so "not in the set" is
+    /// answered without touching the database whatever the number of tokens.
+    revoked: Arc<RwLock<HashSet<Uuid>>>,
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -135,7 +144,7 @@ impl Default for SharedCache {
             counters: Arc::default(),
             clients: cache(),
             callers: cache(),
-            revoked: cache(),
+            revoked: Arc::default(),
         }
     }
 }
@@ -165,8 +174,12 @@ impl SharedCache {
         self.trusted().then(|| self.callers.get(digest)).flatten()
     }
 
+    /// Whether the token was revoked, if the caches are trusted.
     pub fn revoked(&self, jti: &Uuid) -> Option<bool> {
-        self.trusted().then(|| self.revoked.get(jti)).flatten()
+        if !self.trusted() {
+            return None;
+        }
+        self.revoked.read().ok().map(|set| set.contains(jti))
     }
 
     /// Keeps what a read that started at `epoch` found, unless an
@@ -193,17 +206,17 @@ impl SharedCache {
         self.keep(&self.callers, epoch, digest, caller);
     }
 
-    pub fn keep_revoked(&self, epoch: u64, jti: Uuid, revoked: bool) {
-        self.keep(&self.revoked, epoch, jti, revoked);
-    }
-
     /// Drops what `change` makes stale.
     pub fn apply(&self, change: &Change) {
         self.counters.epoch.fetch_add(1, Ordering::AcqRel);
         match change {
             Change::Application(id) => self.clients.invalidate(id),
             Change::Keys => self.callers.invalidate_all(),
-            Change::Revoked(jti) => self.revoked.insert(*jti, true),
+            Change::Revoked(jti) => {
+                if let Ok(mut set) = self.revoked.write() {
+                    set.insert(*jti);
+                }
+            }
         }
     }
 
@@ -211,7 +224,9 @@ impl SharedCache {
         self.counters.epoch.fetch_add(1, Ordering::AcqRel);
         self.clients.invalidate_all();
         self.callers.invalidate_all();
-        self.revoked.invalidate_all();
+        if let Ok(mut set) = self.revoked.write() {
+            set.clear();
+        }
     }
 
     /// Listens for changes until the process ends, trusting the caches only
@@ -221,6 +236,7 @@ impl SharedCache {
             return;
         }
         let pool = db.get_postgres_connection_pool().clone();
+        let db = db.clone();
         let cache = self.clone();
         tokio::spawn(async move {
             let mut delays = reconnect_delays();
@@ -228,7 +244,7 @@ impl SharedCache {
                 match subscribe(&pool).await {
                     Ok(listener) => {
                         delays = reconnect_delays();
-                        cache.follow(listener).await;
+                        cache.follow(listener, &db).await;
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot listen for cache invalidations"),
                 }
@@ -239,9 +255,21 @@ impl SharedCache {
 
     /// Applies notifications while the channel lasts; the caches are trusted
     /// exactly that long.
-    async fn follow(&self, mut listener: PgListener) {
-        // Whatever changed while nobody listened is unknown: start empty.
+    async fn follow(&self, mut listener: PgListener, db: &DatabaseConnection) {
+        // Whatever changed while nobody listened is unknown: start empty,
+        // then load the revocations (after subscribing, so none is missed).
         self.clear();
+        match unexpired_revocations(db).await {
+            Ok(jtis) => {
+                if let Ok(mut set) = self.revoked.write() {
+                    set.extend(jtis);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load token revocations");
+                return;
+            }
+        }
         self.counters.set_trusted(true);
         tracing::info!("cache invalidation channel is up");
         while let Ok(Some(message)) = listener.try_recv().await {
@@ -257,6 +285,18 @@ impl SharedCache {
         self.clear();
         tracing::warn!("cache invalidation channel lost: reading the database until it is back");
     }
+}
+
+async fn unexpired_revocations(db: &DatabaseConnection) -> Result<Vec<Uuid>, DbErr> {
+    let now = to_micros(SystemClock.now());
+    let rows = revoked_token::Entity::find()
+        .filter(revoked_token::Column::ExpireTime.gt(now))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Uuid::parse_str(&r.jti).ok())
+        .collect())
 }
 
 fn reconnect_delays() -> impl Iterator<Item = Duration> {
@@ -291,22 +331,29 @@ mod tests {
     #[test]
     fn untrusted_caches_answer_nothing_and_overlapped_reads_are_dropped() {
         let cache = SharedCache::default();
-        cache.keep_revoked(cache.epoch(), Uuid::nil(), false);
-        assert_eq!(
-            cache.revoked(&Uuid::nil()),
-            None,
-            "not trusted: nothing kept"
-        );
+        let id = ClientId::generate();
+        let caller = Caller {
+            key_id: "k".into(),
+            role: crate::domain::caller::Role::Admin,
+            organization: None,
+            resources: vec![],
+        };
+        cache.keep_caller(cache.epoch(), "d".into(), caller.clone());
+        assert_eq!(cache.caller("d"), None, "not trusted: nothing kept");
+        assert_eq!(cache.revoked(&Uuid::nil()), None, "not trusted: no answer");
         cache.counters.set_trusted(true);
         let before = cache.epoch();
-        cache.apply(&Change::Keys);
-        cache.keep_revoked(before, Uuid::nil(), false);
+        cache.apply(&Change::Application(id));
+        cache.keep_caller(before, "d".into(), caller.clone());
         assert_eq!(
-            cache.revoked(&Uuid::nil()),
+            cache.caller("d"),
             None,
             "an invalidation overlapped the read"
         );
-        cache.keep_revoked(cache.epoch(), Uuid::nil(), false);
+        cache.keep_caller(cache.epoch(), "d".into(), caller.clone());
+        assert_eq!(cache.caller("d"), Some(caller));
+        cache.apply(&Change::Keys);
+        assert_eq!(cache.caller("d"), None);
         assert_eq!(cache.revoked(&Uuid::nil()), Some(false));
         cache.apply(&Change::Revoked(Uuid::nil()));
         assert_eq!(cache.revoked(&Uuid::nil()), Some(true));

@@ -78,12 +78,7 @@ impl Store {
             };
             let revoked = match self.cache.revoked(&jti) {
                 Some(revoked) => revoked,
-                None => {
-                    let epoch = self.cache.epoch();
-                    let revoked = self.is_token_revoked(jti).await?;
-                    self.cache.keep_revoked(epoch, jti, revoked);
-                    revoked
-                }
+                None => self.is_token_revoked(jti).await?,
             };
             return Ok(Some(IntrospectionState {
                 grants: state.grants.clone(),
