@@ -35,6 +35,12 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    outcome: &'static str,
+}
+
 /// The server's metrics. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -44,6 +50,7 @@ pub struct Metrics {
     token_requests: Family<OutcomeLabels, Counter>,
     introspections: Family<OutcomeLabels, Counter>,
     secret_cache: Family<OutcomeLabels, Counter>,
+    replica_cache: Family<CacheLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -63,6 +70,7 @@ impl Default for Metrics {
         let token_requests = Family::<OutcomeLabels, Counter>::default();
         let introspections = Family::<OutcomeLabels, Counter>::default();
         let secret_cache = Family::<OutcomeLabels, Counter>::default();
+        let replica_cache = Family::<CacheLabels, Counter>::default();
         registry.register(
             "calls",
             "Calls answered, by endpoint and status",
@@ -88,6 +96,11 @@ impl Default for Metrics {
             "Client authentications answered from the verified-secret cache (hit) or by argon2id (miss)",
             secret_cache.clone(),
         );
+        registry.register(
+            "replica_cache_lookups",
+            "Lookups in this replica's caches of caller keys and applications, by outcome",
+            replica_cache.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             calls,
@@ -95,6 +108,7 @@ impl Default for Metrics {
             token_requests,
             introspections,
             secret_cache,
+            replica_cache,
         }
     }
 }
@@ -140,6 +154,14 @@ impl Metrics {
         let outcome = if hit { "hit" } else { "miss" };
         self.secret_cache
             .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A lookup in a replica cache (`callers`, `applications`).
+    pub fn replica_cache(&self, cache: &'static str, hit: bool) {
+        let outcome = if hit { "hit" } else { "miss" };
+        self.replica_cache
+            .get_or_create(&CacheLabels { cache, outcome })
             .inc();
     }
 

@@ -68,6 +68,8 @@ impl Service {
             store.server_key("verified_secrets").await?,
         ));
         let (_, dummy_hash) = new_client_secret().await?;
+        let metrics = crate::metrics::Metrics::default();
+        store.count_in(metrics.clone());
         Ok(Self {
             store,
             catalog: Arc::new(catalog),
@@ -78,7 +80,7 @@ impl Service {
             dummy_hash,
             verified,
             failed_auth: Arc::default(),
-            metrics: Default::default(),
+            metrics,
             secret_use: Arc::default(),
         })
     }

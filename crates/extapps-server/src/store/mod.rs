@@ -84,6 +84,11 @@ impl Store {
         })
     }
 
+    /// Counts cache lookups in `metrics`.
+    pub fn count_in(&self, metrics: crate::metrics::Metrics) {
+        self.cache.count_in(metrics);
+    }
+
     /// Starts listening for other replicas' changes (PostgreSQL only), which
     /// turns the shared caches on while the channel is up.
     pub fn listen_for_changes(&self) {

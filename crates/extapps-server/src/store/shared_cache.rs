@@ -14,7 +14,7 @@
 use std::{
     collections::HashSet,
     sync::{
-        Arc, RwLock,
+        Arc, OnceLock, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
@@ -31,6 +31,7 @@ use super::entities::revoked_token;
 use super::tokens::ClientState;
 use crate::domain::clock::{Clock, SystemClock, to_micros};
 use crate::domain::{caller::Caller, names::ClientId};
+use crate::metrics::Metrics;
 
 /// The channel every replica listens on.
 pub const CHANNEL: &str = "extapps_invalidate";
@@ -128,6 +129,7 @@ pub struct SharedCache {
     /// comes up: revocations are few, tokens many, so "not in the set" is
     /// answered without touching the database whatever the number of tokens.
     revoked: Arc<RwLock<HashSet<Uuid>>>,
+    metrics: Arc<OnceLock<Metrics>>,
 }
 
 impl std::fmt::Debug for SharedCache {
@@ -145,6 +147,7 @@ impl Default for SharedCache {
             clients: cache(),
             callers: cache(),
             revoked: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -166,12 +169,30 @@ impl SharedCache {
         self.counters.epoch.load(Ordering::Acquire)
     }
 
+    /// Counts lookups in `metrics` from now on.
+    pub fn count_in(&self, metrics: Metrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    fn counted<T>(&self, cache: &'static str, found: Option<T>) -> Option<T> {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.replica_cache(cache, found.is_some());
+        }
+        found
+    }
+
     pub fn client(&self, id: &ClientId) -> Option<Arc<ClientState>> {
-        self.trusted().then(|| self.clients.get(id)).flatten()
+        if !self.trusted() {
+            return None;
+        }
+        self.counted("applications", self.clients.get(id))
     }
 
     pub fn caller(&self, digest: &str) -> Option<Caller> {
-        self.trusted().then(|| self.callers.get(digest)).flatten()
+        if !self.trusted() {
+            return None;
+        }
+        self.counted("callers", self.callers.get(digest))
     }
 
     /// Whether the token was revoked, if the caches are trusted.
