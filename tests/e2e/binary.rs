@@ -431,6 +431,22 @@ fn a_broken_catalog_stops_startup_with_a_clear_message() {
 }
 
 #[test]
+fn serve_refuses_a_token_lifetime_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    for ttl in ["0s", "2days"] {
+        let (ok, _, stderr) = run(
+            dir.path(),
+            &["serve", "--listen", "127.0.0.1:0", "--token-ttl", ttl],
+        );
+        assert!(!ok);
+        assert!(
+            stderr.contains("--token-ttl must be between 1s and 24h"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn serve_without_migrations_refuses_an_empty_database() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, _, stderr) = run(

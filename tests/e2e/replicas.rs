@@ -118,6 +118,30 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         .await
         .unwrap_err();
     assert_eq!(refused["error"], "invalid_client");
+
+    // A key revoked by the operator command (a third process) stops working
+    // on both replicas, though both had it cached.
+    let (ok, listed, _) = run_with(dir.path(), &env, &["keys", "list"]);
+    assert!(ok);
+    let introspect_id = listed
+        .lines()
+        .find(|l| l.contains("introspect"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    assert!(run_with(dir.path(), &env, &["keys", "revoke", &introspect_id]).0);
+    delivered(5);
+    for url in [&a_url, &b_url] {
+        let refused = extapps_client::connect(url, &introspect_key)
+            .await
+            .unwrap()
+            .introspect_token(pb::IntrospectTokenRequest {
+                token: last.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    }
 }
 
 /// A replica that loses its notification channel must not answer from its

@@ -70,8 +70,8 @@ async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let ttl = time::Duration::try_from(options.token_ttl)
         .map_err(|_| "--token-ttl is too long".to_owned())?;
-    if ttl < time::Duration::SECOND {
-        return Err("--token-ttl must be at least one second".into());
+    if ttl < time::Duration::SECOND || ttl > time::Duration::DAY {
+        return Err("--token-ttl must be between 1s and 24h".into());
     }
     let tokens = TokenSettings {
         ttl,
