@@ -6,6 +6,7 @@
 
 mod access;
 mod binary;
+mod cli;
 mod editing;
 mod fixtures;
 mod harness;

@@ -1,0 +1,200 @@
+//! The command line: global connection options and one subcommand per RPC,
+//! named after the administrator's workflows.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use extapps_client::v1 as pb;
+
+/// Manage external OAuth applications on an extapps server.
+#[derive(Debug, Parser)]
+#[command(name = "extapps", version, about)]
+pub struct Cli {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "EXTAPPS_URL",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub url: String,
+
+    /// Caller key (from `extapps-server keys create`).
+    #[arg(long, env = "EXTAPPS_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Readable tables.
+    Table,
+    /// JSON, for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register, inspect, edit and delete applications.
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// The resource catalog.
+    #[command(subcommand)]
+    Resources(ResourcesCommand),
+    /// Access tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResourcesCommand {
+    /// List the resources and the user and application scopes of each.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Tell whether an access token is active and what it may do.
+    Introspect {
+        /// The access token.
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List changes, newest first.
+    List {
+        #[arg(long)]
+        organization: String,
+        /// Only the events of this application (its resource name).
+        #[arg(long)]
+        application: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+/// Scopes to grant, each as `RESOURCE:SCOPE`.
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// A user scope, e.g. `OR:OR.Jobs` (repeatable).
+    #[arg(long = "user-scope", value_name = "RESOURCE:SCOPE")]
+    pub user_scopes: Vec<String>,
+    /// An application scope, e.g. `OR:OR.Jobs.Read` (repeatable).
+    #[arg(long = "app-scope", value_name = "RESOURCE:SCOPE")]
+    pub app_scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AppType {
+    /// Web or service application that can keep a secret.
+    Confidential,
+    /// Desktop or mobile application: no secret, user scopes only.
+    NonConfidential,
+}
+
+impl AppType {
+    pub fn to_proto(self) -> pb::ApplicationType {
+        match self {
+            AppType::Confidential => pb::ApplicationType::Confidential,
+            AppType::NonConfidential => pb::ApplicationType::NonConfidential,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Register an application. A confidential one gets its secret, shown once.
+    Register {
+        #[arg(long)]
+        organization: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        #[arg(long = "type", value_enum)]
+        app_type: AppType,
+        #[command(flatten)]
+        scopes: ScopeArgs,
+        /// A redirect URL (repeatable); required with user scopes.
+        #[arg(long = "redirect-url")]
+        redirect_urls: Vec<String>,
+    },
+    /// List an organization's applications.
+    List {
+        #[arg(long)]
+        organization: String,
+    },
+    /// Show an application: type, client ID, scopes of each set, secrets' metadata.
+    Get {
+        /// `organizations/ORG/applications/CLIENT_ID`.
+        name: String,
+    },
+    /// Change the display name or the redirect URLs.
+    Update {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The new redirect URLs, replacing all current ones (repeatable).
+        #[arg(long = "redirect-url")]
+        redirect_urls: Vec<String>,
+        /// Remove every redirect URL.
+        #[arg(long, conflicts_with = "redirect_urls")]
+        clear_redirect_urls: bool,
+        /// Apply only if the application still has this etag.
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Scopes of an application.
+    #[command(subcommand)]
+    Scopes(ScopesCommand),
+    /// Client secrets of an application.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Delete an application: its secret and all its tokens stop working at once.
+    Delete {
+        name: String,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScopesCommand {
+    /// Replace all scopes of an application with the ones given.
+    Set {
+        name: String,
+        #[command(flatten)]
+        scopes: ScopeArgs,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Generate a new secret, shown once; the old one stops working.
+    Generate {
+        name: String,
+        /// Keep the old secret working this long too (up to 7 days), e.g. `1h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<Duration>,
+        /// Also revoke every token issued so far.
+        #[arg(long)]
+        revoke_tokens: bool,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+}

@@ -1,0 +1,174 @@
+//! The `extapps` command line against a live server: the administrator's
+//! cycle register -> secret shown once -> scopes set -> secret generate ->
+//! delete, readable errors with the field at fault, and exit codes by kind.
+
+use std::process::Command;
+
+use extapps_server::domain::caller::Role;
+use serde_json::Value;
+
+use crate::harness::{Backend, TestServer};
+
+crate::on_both_backends!(an_administrator_runs_the_whole_cycle_with_the_cli);
+
+fn cli_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("extapps");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// Runs `extapps ARGS`: (exit code, stdout, stderr).
+fn extapps(server: &TestServer, key: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(cli_bin());
+    command
+        .env("EXTAPPS_URL", &server.url)
+        .env_remove("EXTAPPS_KEY");
+    if let Some(key) = key {
+        command.env("EXTAPPS_KEY", key);
+    }
+    let output = command.args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+async fn an_administrator_runs_the_whole_cycle_with_the_cli(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let key = server.key(Some("acme"), Role::Admin, &[]).await;
+    let key = Some(key.as_str());
+    let run = |args: &[&str]| extapps(&server, key, args);
+
+    // Register: the secret is printed once, with a warning to store it.
+    let (code, out, err) = run(&[
+        "-o",
+        "json",
+        "apps",
+        "register",
+        "--organization",
+        "acme",
+        "--name",
+        "CLI app",
+        "--type",
+        "confidential",
+        "--app-scope",
+        "OR:OR.Jobs.Read",
+        "--app-scope",
+        "OR:OR.Queues",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("shown only this once"), "{err}");
+    let registered: Value = serde_json::from_str(&out).unwrap();
+    let secret = registered["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("extapps_cs_"));
+    let name = registered["application"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Inspect: never the secret again.
+    let (code, out, _) = run(&["apps", "get", &name]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("confidential") && out.contains("OR.Jobs.Read OR.Queues"),
+        "{out}"
+    );
+    assert!(!out.contains(&secret));
+    let (code, out, _) = run(&["apps", "list", "--organization", "acme"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("CLI app"));
+
+    // Scopes: replaced as a whole.
+    let (code, out, err) = run(&[
+        "-o",
+        "json",
+        "apps",
+        "scopes",
+        "set",
+        &name,
+        "--app-scope",
+        "PM:PM.Users.Read",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let app: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(app["grants"][0]["resource"], "PM");
+    assert_eq!(app["grants"].as_array().unwrap().len(), 1);
+
+    // Rotate with a grace period: a new secret, once; two live secrets.
+    let (code, out, err) = run(&[
+        "-o", "json", "apps", "secret", "generate", &name, "--grace", "1h",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert!(new_secret.starts_with("extapps_cs_") && new_secret != secret);
+    assert_eq!(
+        rotated["application"]["secrets"].as_array().unwrap().len(),
+        2
+    );
+
+    // The audit log shows the cycle.
+    let (code, out, _) = run(&["audit", "list", "--organization", "acme"]);
+    assert_eq!(code, 0);
+    for action in [
+        "application_secret_generated",
+        "application_scopes_updated",
+        "application_registered",
+    ] {
+        assert!(out.contains(action), "{out}");
+    }
+
+    // Bad input names the field and exits 2; nothing is registered.
+    let (code, _, err) = run(&[
+        "apps",
+        "register",
+        "--organization",
+        "acme",
+        "--name",
+        "Bad",
+        "--type",
+        "non-confidential",
+        "--app-scope",
+        "OR:OR.Jobs",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("application.grants[0].application_scopes"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+    let (code, _, err) = run(&[
+        "apps",
+        "register",
+        "--organization",
+        "acme",
+        "--name",
+        "Bad",
+        "--type",
+        "confidential",
+        "--app-scope",
+        "no-colon",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("RESOURCE:SCOPE"), "{err}");
+
+    // Delete, then it is gone: exit 3.
+    let (code, out, _) = run(&["apps", "delete", &name]);
+    assert_eq!((code, out.trim()), (0, format!("deleted {name}").as_str()));
+    let (code, _, err) = run(&["apps", "get", &name]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not found"));
+
+    // Keys: none -> 2 with a hint, a wrong one -> 4.
+    let (code, _, err) = extapps(&server, None, &["resources", "list"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("EXTAPPS_KEY"), "{err}");
+    let (code, _, _) = extapps(&server, Some("extapps_key_wrong"), &["resources", "list"]);
+    assert_eq!(code, 4);
+}
