@@ -23,8 +23,9 @@ enum Scenario {
     Token,
 }
 
-/// Load generator for extapps.
-#[derive(Debug, Parser)]
+/// Load generator for extapps. (No `Debug`: it holds keys.)
+#[allow(missing_debug_implementations)]
+#[derive(Parser)]
 struct Options {
     /// Server base URL (gRPC and HTTP).
     #[arg(long, default_value = "http://127.0.0.1:50051")]

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use extapps_client::v1 as pb;
 
 /// Manage external OAuth applications on an extapps server.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "extapps", version, about)]
 pub struct Cli {
     /// Server URL.
@@ -29,6 +29,18 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+// Written by hand so the key never reaches a Debug output.
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("url", &self.url)
+            .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
+            .field("output", &self.output)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
