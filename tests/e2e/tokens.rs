@@ -267,7 +267,7 @@ async fn an_oauth_library_gets_a_token_that_introspects_alike_over_grpc_and_http
         4.0
     );
     assert_eq!(
-        value("extapps_calls_total{transport=\"grpc\",endpoint=\"IntrospectToken\",code=\"Ok\"}"),
+        value("extapps_calls_total{transport=\"grpc\",endpoint=\"IntrospectToken\",code=\"OK\"}"),
         2.0
     );
     assert_eq!(

@@ -2,7 +2,7 @@
 //! endpoint, token request outcomes, introspection answers and the hit ratio
 //! of the verified-secret cache. Served at `GET /metrics`.
 
-use std::{sync::Arc, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -21,7 +21,7 @@ struct CallLabels {
     /// gRPC method or HTTP path.
     endpoint: &'static str,
     /// gRPC status code name or HTTP status.
-    code: String,
+    code: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -119,7 +119,7 @@ impl Metrics {
         &self,
         transport: &'static str,
         endpoint: &'static str,
-        code: String,
+        code: Cow<'static, str>,
         took: Duration,
     ) {
         self.calls

@@ -72,8 +72,8 @@ struct CatalogFile {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     resources: BTreeMap<String, Resource>,
-    /// (set, scope name) -> resource ID, for finding a token's audience.
-    owners: HashMap<(ScopeSet, String), String>,
+    /// Per set, scope name -> resource ID, for finding a token's audience.
+    owners: HashMap<ScopeSet, HashMap<String, String>>,
 }
 
 impl Catalog {
@@ -83,7 +83,7 @@ impl Catalog {
         if file.resources.is_empty() {
             return Err("the catalog defines no resource".into());
         }
-        let mut owners = HashMap::new();
+        let mut owners: HashMap<ScopeSet, HashMap<String, String>> = HashMap::new();
         let mut resources = BTreeMap::new();
         for (id, mut resource) in file.resources {
             check_identifier(&id).map_err(|why| format!("resource ID `{id}` {why}"))?;
@@ -98,7 +98,11 @@ impl Catalog {
                     check_scope_name(scope).map_err(|why| {
                         format!("resource `{id}`: {} `{scope}` {why}", set.noun())
                     })?;
-                    if let Some(other) = owners.insert((set, scope.clone()), id.clone()) {
+                    if let Some(other) = owners
+                        .entry(set)
+                        .or_default()
+                        .insert(scope.clone(), id.clone())
+                    {
                         return Err(format!(
                             "{} `{scope}` is defined by both resource `{other}` and resource `{id}`",
                             set.noun()
@@ -123,7 +127,8 @@ impl Catalog {
     /// The resource that defines `scope` in `set`, if any.
     pub fn owner_of(&self, set: ScopeSet, scope: &str) -> Option<&str> {
         self.owners
-            .get(&(set, scope.to_owned()))
+            .get(&set)
+            .and_then(|scopes| scopes.get(scope))
             .map(String::as_str)
     }
 }

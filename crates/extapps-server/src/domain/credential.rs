@@ -63,7 +63,12 @@ pub fn is_well_formed(kind: CredentialKind, value: &str) -> bool {
 /// SHA-256 of a high-entropy credential, hex: enough to store a caller key
 /// (256 random bits cannot be guessed) and cheap enough to check on every call.
 pub fn digest(value: &SecretString) -> String {
-    hex(&Sha256::digest(value.expose_secret().as_bytes()))
+    digest_str(value.expose_secret())
+}
+
+/// [`digest`] of a credential not (yet) wrapped in a `SecretString`.
+pub fn digest_str(value: &str) -> String {
+    hex(&Sha256::digest(value.as_bytes()))
 }
 
 /// Lowercase hexadecimal of `bytes`.

@@ -36,7 +36,7 @@ impl GrpcApi {
         Self { service }
     }
 
-    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Error> {
+    async fn caller<T>(&self, request: &Request<T>) -> Result<std::sync::Arc<Caller>, Error> {
         let header = match request.metadata().get("authorization") {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| Error::Unauthenticated {
@@ -64,6 +64,30 @@ fn secret_text(result: &WithSecret) -> String {
         .unwrap_or_default()
 }
 
+/// The name of a status code, as gRPC spells it.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
 /// Runs a handler body, turns its error into a status (in one place) and
 /// counts the call.
 async fn answer<T>(
@@ -79,7 +103,7 @@ async fn answer<T>(
     };
     service
         .metrics()
-        .call("grpc", method, format!("{code:?}"), started.elapsed());
+        .call("grpc", method, code_name(code).into(), started.elapsed());
     result
 }
 

@@ -59,7 +59,7 @@ async fn count_calls(
     service.metrics().call(
         "http",
         endpoint,
-        response.status().as_str().to_owned(),
+        response.status().as_str().to_owned().into(),
         started.elapsed(),
     );
     response

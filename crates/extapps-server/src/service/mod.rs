@@ -103,7 +103,7 @@ impl Service {
     }
 
     /// Identifies the caller from its `authorization` metadata value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Error> {
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Caller>, Error> {
         let Some(value) = authorization else {
             return Err(Error::Unauthenticated {
                 reason: Reason::MissingCredentials,
@@ -126,9 +126,8 @@ impl Service {
         if !credential::is_well_formed(CredentialKind::CallerKey, key) {
             return Err(invalid());
         }
-        let key = SecretString::from(key.to_owned());
         self.store
-            .find_caller(&credential::digest(&key))
+            .find_caller(&credential::digest_str(key))
             .await?
             .ok_or_else(invalid)
     }

@@ -1,5 +1,7 @@
 //! Caller keys: stored as SHA-256 digests, looked up on every call.
 
+use std::sync::Arc;
+
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr,
 };
@@ -141,12 +143,12 @@ impl Store {
     }
 
     /// The live key with this digest, as a caller.
-    pub async fn find_caller(&self, digest: &str) -> Result<Option<Caller>, Error> {
+    pub async fn find_caller(&self, digest: &str) -> Result<Option<Arc<Caller>>, Error> {
         if let Some(caller) = self.cache.caller(digest) {
             return Ok(Some(caller));
         }
         let epoch = self.cache.epoch();
-        let caller = self.read_caller(digest).await?;
+        let caller = self.read_caller(digest).await?.map(Arc::new);
         if let Some(caller) = &caller {
             self.cache
                 .keep_caller(epoch, digest.to_owned(), caller.clone());

@@ -124,7 +124,7 @@ impl Counters {
 pub struct SharedCache {
     counters: Arc<Counters>,
     clients: moka::sync::Cache<ClientId, Arc<ClientState>>,
-    callers: moka::sync::Cache<String, Caller>,
+    callers: moka::sync::Cache<String, Arc<Caller>>,
     /// Every revoked token that has not expired, loaded when the channel
     /// comes up: revocations are few, tokens many, so "not in the set" is
     /// answered without touching the database whatever the number of tokens.
@@ -188,7 +188,7 @@ impl SharedCache {
         self.counted("applications", self.clients.get(id))
     }
 
-    pub fn caller(&self, digest: &str) -> Option<Caller> {
+    pub fn caller(&self, digest: &str) -> Option<Arc<Caller>> {
         if !self.trusted() {
             return None;
         }
@@ -223,7 +223,7 @@ impl SharedCache {
         self.keep(&self.clients, epoch, id, state);
     }
 
-    pub fn keep_caller(&self, epoch: u64, digest: String, caller: Caller) {
+    pub fn keep_caller(&self, epoch: u64, digest: String, caller: Arc<Caller>) {
         self.keep(&self.callers, epoch, digest, caller);
     }
 
@@ -353,12 +353,12 @@ mod tests {
     fn untrusted_caches_answer_nothing_and_overlapped_reads_are_dropped() {
         let cache = SharedCache::default();
         let id = ClientId::generate();
-        let caller = Caller {
+        let caller = Arc::new(Caller {
             key_id: "k".into(),
             role: crate::domain::caller::Role::Admin,
             organization: None,
             resources: vec![],
-        };
+        });
         cache.keep_caller(cache.epoch(), "d".into(), caller.clone());
         assert_eq!(cache.caller("d"), None, "not trusted: nothing kept");
         assert_eq!(cache.revoked(&Uuid::nil()), None, "not trusted: no answer");
