@@ -84,6 +84,36 @@ async fn an_administrator_runs_the_whole_cycle_with_the_cli(backend: Backend) {
     assert_eq!(code, 0);
     assert!(out.contains("CLI app"));
 
+    // Update: a new name and a redirect URL; nothing to change is bad input.
+    let (code, out, err) = run(&[
+        "-o",
+        "json",
+        "apps",
+        "update",
+        &name,
+        "--display-name",
+        "CLI app (renamed)",
+        "--redirect-url",
+        "https://cli.example.com/cb",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let app: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(app["display_name"], "CLI app (renamed)");
+    assert_eq!(app["redirect_urls"][0], "https://cli.example.com/cb");
+    let (code, _, err) = run(&["apps", "update", &name]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nothing to change"), "{err}");
+    let (code, _, err) = run(&[
+        "apps",
+        "update",
+        &name,
+        "--display-name",
+        "x",
+        "--etag",
+        "\"1\"",
+    ]);
+    assert_eq!(code, 5, "a stale etag is a conflict: {err}");
+
     // Scopes: replaced as a whole.
     let (code, out, err) = run(&[
         "-o",
