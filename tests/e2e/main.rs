@@ -14,5 +14,6 @@ mod listing;
 mod persistence;
 mod registration;
 mod replicas;
+mod sdk;
 mod snapshot;
 mod tokens;
