@@ -12,39 +12,18 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::workspace_root;
+use crate::harness::{tool, workspace_bin};
 
-/// The server binary built next to this test binary (`tests/run.sh` builds
-/// it; `EXTAPPS_SERVER_BIN` overrides).
+/// The server binary (`EXTAPPS_SERVER_BIN` overrides).
 fn server_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("EXTAPPS_SERVER_BIN") {
-        return path.into();
+    match std::env::var_os("EXTAPPS_SERVER_BIN") {
+        Some(path) => path.into(),
+        None => workspace_bin("extapps-server"),
     }
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("extapps-server");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --bins` first (tests/run.sh does)",
-        path.display()
-    );
-    path
 }
 
 fn grpcurl_bin() -> PathBuf {
-    let path = std::env::var_os("EXTAPPS_TEST_GRPCURL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/grpcurl"));
-    assert!(
-        path.exists(),
-        "grpcurl not found at {}: run tests/run.sh, or set EXTAPPS_TEST_GRPCURL",
-        path.display()
-    );
-    path
+    tool("EXTAPPS_TEST_GRPCURL", ".venv/bin/grpcurl")
 }
 
 fn server(dir: &Path) -> Command {

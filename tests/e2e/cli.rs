@@ -7,24 +7,13 @@ use std::process::Command;
 use extapps_server::domain::caller::Role;
 use serde_json::Value;
 
-use crate::harness::{Backend, TestServer};
+use crate::harness::{Backend, TestServer, workspace_bin};
 
 crate::on_both_backends!(an_administrator_runs_the_whole_cycle_with_the_cli);
 
-fn cli_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("extapps");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --bins` first",
-        path.display()
-    );
-    path
-}
-
 /// Runs `extapps ARGS`: (exit code, stdout, stderr).
 fn extapps(server: &TestServer, key: Option<&str>, args: &[&str]) -> (i32, String, String) {
-    let mut command = Command::new(cli_bin());
+    let mut command = Command::new(workspace_bin("extapps"));
     command
         .env("EXTAPPS_URL", &server.url)
         .env_remove("EXTAPPS_KEY");

@@ -89,3 +89,26 @@ pub async fn list_all(client: &mut Client, organization: &str) -> Vec<pb::Applic
         .into_inner()
         .applications
 }
+
+/// Generates a new secret for `name`; the old one lives on for
+/// `grace_seconds`, and `revoke_tokens` revokes every token issued so far.
+pub async fn rotate(
+    client: &mut Client,
+    name: &str,
+    grace_seconds: i64,
+    revoke_tokens: bool,
+) -> pb::GenerateApplicationSecretResponse {
+    client
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: name.into(),
+            grace_period: (grace_seconds > 0).then_some(prost_types::Duration {
+                seconds: grace_seconds,
+                nanos: 0,
+            }),
+            revoke_tokens,
+            ..Default::default()
+        })
+        .await
+        .expect("rotate")
+        .into_inner()
+}

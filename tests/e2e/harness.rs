@@ -266,6 +266,33 @@ pub fn error_of<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> ErrorRe
     }
 }
 
+/// A binary of the workspace, built next to this test binary
+/// (`cargo build --bins`, which `tests/run.sh` runs).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` first (tests/run.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// An outside tool: the path in `$variable`, else `default` under the
+/// workspace root (where `tests/run.sh` installs it).
+pub fn tool(variable: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(default));
+    assert!(
+        path.exists(),
+        "{} is missing: run tests/run.sh, or set {variable}",
+        path.display()
+    );
+    path
+}
+
 /// The workspace root, for tools and snapshots.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

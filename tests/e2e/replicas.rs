@@ -56,14 +56,7 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
 
     // Rotation through A: B refuses the old secret at once (even though it
     // verified it moments ago), and the tokens live on.
-    let rotated = admin_a
-        .generate_application_secret(pb::GenerateApplicationSecretRequest {
-            name: client.app.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let rotated = rotate(&mut admin_a, &client.app.name, 0, false).await;
     delivered(1);
     let refused = token(&b_url, &client, &client.secret, None)
         .await
@@ -88,15 +81,7 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
     assert_eq!(narrowed.scope, "OR.Queues");
 
     // Revocation through A: B sees the token inactive at once.
-    let revoke_tokens = admin_a
-        .generate_application_secret(pb::GenerateApplicationSecretRequest {
-            name: client.app.name.clone(),
-            revoke_tokens: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let revoke_tokens = rotate(&mut admin_a, &client.app.name, 0, true).await;
     delivered(3);
     assert!(!is_active(&b_url, &introspect_key, &fresh).await);
     let last = token(&a_url, &client, &revoke_tokens.client_secret, None)

@@ -4,20 +4,12 @@ use std::process::Command;
 
 use extapps_server::domain::caller::Role;
 
-use crate::harness::{Backend, TestServer, workspace_root};
+use crate::harness::{Backend, TestServer, tool, workspace_root};
 
 /// The Python with grpcio-tools and grpcio-status (`tests/run.sh` installs
-/// them into `.venv`; `EXTAPPS_TEST_PYTHON` overrides).
+/// them into `.venv`).
 fn python() -> std::path::PathBuf {
-    let path = std::env::var_os("EXTAPPS_TEST_PYTHON")
-        .map(Into::into)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
-    assert!(
-        path.exists(),
-        "{} is missing: run tests/run.sh",
-        path.display()
-    );
-    path
+    tool("EXTAPPS_TEST_PYTHON", ".venv/bin/python")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

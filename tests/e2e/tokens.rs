@@ -461,14 +461,7 @@ async fn rotation_ends_the_old_secret_but_not_the_tokens(backend: Backend) {
         .await
         .unwrap();
     let mut admin = server.admin("acme").await;
-    let rotated = admin
-        .generate_application_secret(pb::GenerateApplicationSecretRequest {
-            name: client.app.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let rotated = rotate(&mut admin, &client.app.name, 0, false).await;
     let err = token(&server.url, &client, &client.secret, None)
         .await
         .unwrap_err();
@@ -494,18 +487,7 @@ async fn rotation_with_grace_and_token_revocation(backend: Backend) {
     let before = token(&server.url, &client, &client.secret, None)
         .await
         .unwrap();
-    let rotated = admin
-        .generate_application_secret(pb::GenerateApplicationSecretRequest {
-            name: client.app.name.clone(),
-            grace_period: Some(prost_types::Duration {
-                seconds: 600,
-                nanos: 0,
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let rotated = rotate(&mut admin, &client.app.name, 600, false).await;
     // Both secrets work during the grace period.
     token(&server.url, &client, &client.secret, None)
         .await
@@ -527,15 +509,7 @@ async fn rotation_with_grace_and_token_revocation(backend: Backend) {
 
     // Revoking tokens on rotation ends every token issued so far, at once.
     server.clock.advance(time::Duration::seconds(1));
-    let third = admin
-        .generate_application_secret(pb::GenerateApplicationSecretRequest {
-            name: client.app.name.clone(),
-            revoke_tokens: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let third = rotate(&mut admin, &client.app.name, 0, true).await;
     assert!(!is_active(&server.url, &introspector, &before).await);
     assert!(!is_active(&server.url, &introspector, &fresh).await);
     server.clock.advance(time::Duration::seconds(1));

@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::domain::{Error, caller::Role, oauth::OAuthError};
-use crate::service::Service;
+use crate::service::{ClientCredentials, Service};
 use form::{Form, client_credentials};
 
 /// Largest request body the OAuth endpoints read.
@@ -116,14 +116,23 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, OAuthError> {
     })
 }
 
+/// The form of a client request and the client's credentials from it.
+fn client_request(
+    headers: &HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<(Form, ClientCredentials), OAuthError> {
+    let mut form = Form::parse(headers, &body(raw)?)?;
+    let credentials = client_credentials(headers, &mut form)?;
+    Ok((form, credentials))
+}
+
 async fn token(
     State(service): State<Service>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let mut form = Form::parse(&headers, &body(raw)?)?;
-        let credentials = client_credentials(&headers, &mut form)?;
+        let (form, credentials) = client_request(&headers, raw)?;
         match form.require("grant_type")? {
             "client_credentials" => {}
             other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
@@ -217,8 +226,7 @@ async fn revoke(
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let mut form = Form::parse(&headers, &body(raw)?)?;
-        let credentials = client_credentials(&headers, &mut form)?;
+        let (form, credentials) = client_request(&headers, raw)?;
         let token = form.require("token")?.to_owned();
         service.revoke(&credentials, &token).await
     }
