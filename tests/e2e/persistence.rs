@@ -222,9 +222,4 @@ async fn migrations_apply_from_empty_and_match_the_entities(backend: Backend) {
             .is_empty(),
         "migrating twice is a no-op"
     );
-    let _ = store
-        .connection()
-        .execute_unprepared("SELECT 1")
-        .await
-        .unwrap();
 }
