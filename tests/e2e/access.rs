@@ -1,7 +1,7 @@
 //! Caller keys and roles (SPEC section 6): every RPC needs a key, roles limit
 //! what a key may call, and a key never reaches another organization's data.
 
-use extapps_client::{Client, ErrorReport, v1 as pb};
+use extapps_client::{ErrorReport, GeneratedClient as Client, v1 as pb};
 use extapps_server::domain::caller::Role;
 use prost_types::FieldMask;
 use tonic::Code;

@@ -1,6 +1,6 @@
 //! Requests the tests build again and again.
 
-use extapps_client::{Client, v1 as pb};
+use extapps_client::{GeneratedClient as Client, v1 as pb};
 
 pub fn grant(resource: &str, user: &[&str], application: &[&str]) -> pb::ResourceGrant {
     pb::ResourceGrant {

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use extapps_client::{Client, ErrorReport, with_key};
+use extapps_client::{ErrorReport, GeneratedClient as Client, with_key};
 use extapps_server::{
     domain::{caller::Role, clock::Clock, names::OrganizationId},
     service::{Service, TokenSettings},

@@ -38,8 +38,14 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         }
     };
     let (a_url, b_url) = (a.url(), b.url());
-    let mut admin_a = extapps_client::connect(&a_url, &admin_key).await.unwrap();
-    let mut admin_b = extapps_client::connect(&b_url, &admin_key).await.unwrap();
+    let mut admin_a = extapps_client::connect(&a_url, &admin_key)
+        .await
+        .unwrap()
+        .generated();
+    let mut admin_b = extapps_client::connect(&b_url, &admin_key)
+        .await
+        .unwrap()
+        .generated();
 
     // Registered on A, usable on B: the replicas share keys for tokens.
     let registered = register(&mut admin_a, "acme", service_app("Replicated")).await;
@@ -120,6 +126,7 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         let refused = extapps_client::connect(url, &introspect_key)
             .await
             .unwrap()
+            .generated()
             .introspect_token(pb::IntrospectTokenRequest {
                 token: last.clone(),
             })

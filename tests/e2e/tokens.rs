@@ -91,6 +91,7 @@ pub async fn introspect_grpc(url: &str, key: &str, token: &str) -> pb::Introspec
     extapps_client::connect(url, key)
         .await
         .unwrap()
+        .generated()
         .introspect_token(pb::IntrospectTokenRequest {
             token: token.into(),
         })

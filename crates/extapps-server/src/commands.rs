@@ -66,6 +66,15 @@ async fn serve(
     options: &ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    let tls = match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(
+            cert,
+            key,
+            options.tls_client_ca.as_deref(),
+        )?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = crate::server::bind(options.listen).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let ttl = time::Duration::try_from(options.token_ttl)
@@ -78,7 +87,7 @@ async fn serve(
         issuer: options
             .issuer
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"))
+            .unwrap_or_else(|| format!("{scheme}://{addr}"))
             .trim_end_matches('/')
             .to_owned(),
     };
@@ -87,10 +96,15 @@ async fn serve(
     let router = crate::server::router(service)
         .await
         .map_err(|e| format!("cannot build reflection service: {e}"))?;
-    tracing::info!(%addr, "extapps listening (gRPC and OAuth 2.0 over HTTP)");
-    crate::server::serve(listener, router, shutdown, options.shutdown_timeout)
-        .await
-        .map_err(|e| format!("server failed: {e}"))?;
+    tracing::info!(%addr, %scheme, "extapps listening (gRPC and OAuth 2.0 over HTTP)");
+    let served = match tls {
+        Some(acceptor) => {
+            let listener = tls_listener::TlsListener::new(acceptor, listener);
+            crate::server::serve(listener, router, shutdown, options.shutdown_timeout).await
+        }
+        None => crate::server::serve(listener, router, shutdown, options.shutdown_timeout).await,
+    };
+    served.map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("extapps stopped");
     Ok(())
 }

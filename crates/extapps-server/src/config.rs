@@ -90,6 +90,21 @@ pub struct ServeOptions {
     /// How long shutdown waits for in-flight calls before closing, e.g. `30s`.
     #[arg(long, env = "EXTAPPS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// PEM certificate chain to serve TLS with (gRPC and OAuth alike).
+    /// Without it the port speaks plaintext: keep it on loopback or behind a
+    /// TLS proxy.
+    #[arg(long, env = "EXTAPPS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "EXTAPPS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates: every client must present a certificate signed
+    /// by one of them (mutual TLS), on top of its bearer key.
+    #[arg(long, env = "EXTAPPS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -60,12 +60,16 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
 /// in-flight calls finish for at most `drain`.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;

@@ -1,7 +1,7 @@
 //! The command line: global connection options and one subcommand per RPC,
 //! named after the administrator's workflows.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use extapps_client::v1 as pb;
@@ -27,8 +27,46 @@ pub struct Cli {
     #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
 
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// How long a call may take, e.g. `30s`.
+    #[arg(long, env = "EXTAPPS_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub timeout: Duration,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// TLS options, for an `https://` URL. Without `--ca-cert`, the system's
+/// root certificates are trusted.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// PEM CA certificate to trust instead of the system's roots.
+    #[arg(long, env = "EXTAPPS_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+
+    /// The name the server's certificate must carry, if not the URL's host.
+    #[arg(long, env = "EXTAPPS_TLS_DOMAIN", global = true)]
+    pub tls_domain: Option<String>,
+
+    /// PEM client certificate, for servers that require mutual TLS.
+    #[arg(
+        long,
+        env = "EXTAPPS_CLIENT_CERT",
+        requires = "client_key",
+        global = true
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of `--client-cert`.
+    #[arg(
+        long,
+        env = "EXTAPPS_CLIENT_KEY",
+        requires = "client_cert",
+        global = true
+    )]
+    pub client_key: Option<PathBuf>,
 }
 
 // Written by hand so the key never reaches a Debug output.
@@ -38,6 +76,8 @@ impl std::fmt::Debug for Cli {
             .field("url", &self.url)
             .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
             .field("output", &self.output)
+            .field("tls", &self.tls)
+            .field("timeout", &self.timeout)
             .field("command", &self.command)
             .finish()
     }

@@ -15,7 +15,7 @@ use args::{
     SecretCommand, TokensCommand,
 };
 use clap::{CommandFactory, Parser};
-use extapps_client::{ErrorReport, connect, v1 as pb};
+use extapps_client::{Client, ErrorReport, Tls, v1 as pb};
 use render::Render;
 use tonic::Code;
 
@@ -104,10 +104,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let key = cli
         .key
         .ok_or_else(|| invalid("no key: set EXTAPPS_KEY or pass --key"))?;
-    let mut client = connect(&cli.url, &key).await.map_err(|e| Failure {
-        kind: ExitKind::Unavailable,
-        message: e.to_string(),
-    })?;
+    let mut builder = Client::builder(&cli.url, &key).timeout(Some(cli.timeout));
+    if let Some(tls) = tls_options(&cli.tls)? {
+        builder = builder.tls(tls);
+    }
+    let mut client = builder
+        .connect()
+        .await
+        .map_err(|e| Failure {
+            kind: ExitKind::Unavailable,
+            message: with_causes(&e),
+        })?
+        .generated();
     let out = Render::new(cli.output);
     match cli.command {
         Command::Completions { .. } => Ok(()),
@@ -195,7 +203,7 @@ fn grants(scopes: &ScopeArgs) -> Result<Vec<pb::ResourceGrant>, Failure> {
 }
 
 async fn apps(
-    client: &mut extapps_client::Client,
+    client: &mut extapps_client::GeneratedClient,
     out: &Render,
     command: AppsCommand,
 ) -> Result<(), Failure> {
@@ -339,4 +347,31 @@ async fn apps(
             Ok(())
         }
     }
+}
+
+/// An error and its causes, `outer: inner: ...`.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// The TLS settings the flags ask for, with their files read.
+fn tls_options(args: &args::TlsArgs) -> Result<Option<Tls>, Failure> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut tls = match &args.ca_cert {
+        Some(path) => Tls::ca_pem(read(path)?),
+        None if args.tls_domain.is_some() || args.client_cert.is_some() => Tls::system_roots(),
+        None => return Ok(None),
+    };
+    if let Some(name) = &args.tls_domain {
+        tls = tls.domain_name(name);
+    }
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        tls = tls.identity(read(cert)?, read(key)?);
+    }
+    Ok(Some(tls))
 }

@@ -1,0 +1,293 @@
+//! One method per call of the API, in the types of [`crate::model`].
+
+use std::future::Future;
+
+use backon::Retryable;
+use tonic::{Code, Request, Response, Status};
+
+use crate::{
+    Error, GeneratedClient, RetryPolicy,
+    model::{
+        Application, ApplicationName, ApplicationUpdate, AuditEvent, Grant, Introspection,
+        NewApplication, NewSecret, Page, PageRequest, Registered, Resource, Rotated, application,
+    },
+    v1,
+};
+
+/// A typed client of the extapps API, with the caller key attached.
+///
+/// Cheap to clone: clones share one connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) api: GeneratedClient,
+    pub(crate) retry: RetryPolicy,
+}
+
+/// Whether a call may be repeated when the server is unavailable.
+#[derive(Clone, Copy)]
+enum Repeat {
+    Safe,
+    Never,
+}
+
+impl Client {
+    /// Settings for a client of the server at `url` (`http://host:port`, or
+    /// `https://...`) that authenticates with the caller key `key`.
+    pub fn builder(url: &str, key: &str) -> crate::ClientBuilder {
+        crate::ClientBuilder::new(url, key)
+    }
+
+    /// The generated tonic client on the same connection, for what the typed
+    /// methods do not cover.
+    pub fn generated(&self) -> GeneratedClient {
+        self.api.clone()
+    }
+
+    /// Registers an application in `organization`. A fresh request ID makes
+    /// retries safe: the server registers once and answers each retry with
+    /// the same application and secret.
+    pub async fn register(
+        &self,
+        organization: &str,
+        app: NewApplication,
+    ) -> Result<Registered, Error> {
+        let request = v1::RegisterApplicationRequest {
+            parent: format!("organizations/{organization}"),
+            application: Some(app.into()),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        self.call(Repeat::Safe, request, |mut api, r| async move {
+            api.register_application(r).await
+        })
+        .await?
+        .try_into()
+    }
+
+    pub async fn get(&self, name: &ApplicationName) -> Result<Application, Error> {
+        let request = v1::GetApplicationRequest {
+            name: name.to_string(),
+        };
+        let answer = self
+            .call(Repeat::Safe, request, |mut api, r| async move {
+                api.get_application(r).await
+            })
+            .await?;
+        application(answer.application)
+    }
+
+    /// One page of the applications of `organization`, by display name.
+    pub async fn list(
+        &self,
+        organization: &str,
+        page: PageRequest,
+    ) -> Result<Page<Application>, Error> {
+        let request = v1::ListApplicationsRequest {
+            parent: format!("organizations/{organization}"),
+            page_size: page_size(page.size),
+            page_token: page.token,
+        };
+        let answer = self
+            .call(Repeat::Safe, request, |mut api, r| async move {
+                api.list_applications(r).await
+            })
+            .await?;
+        Ok(Page {
+            items: answer
+                .applications
+                .into_iter()
+                .map(Application::try_from)
+                .collect::<Result<_, _>>()?,
+            next_page_token: next(answer.next_page_token),
+        })
+    }
+
+    /// Changes the display name and/or redirect URLs. Never retried.
+    pub async fn update(
+        &self,
+        name: &ApplicationName,
+        update: ApplicationUpdate,
+    ) -> Result<Application, Error> {
+        let mut paths = Vec::new();
+        if update.display_name.is_some() {
+            paths.push("display_name".to_owned());
+        }
+        if update.redirect_urls.is_some() {
+            paths.push("redirect_urls".to_owned());
+        }
+        let request = v1::UpdateApplicationRequest {
+            application: Some(v1::Application {
+                name: name.to_string(),
+                display_name: update.display_name.unwrap_or_default(),
+                redirect_urls: update.redirect_urls.unwrap_or_default(),
+                etag: update.etag.unwrap_or_default(),
+                ..v1::Application::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths }),
+        };
+        let answer = self
+            .call(Repeat::Never, request, |mut api, r| async move {
+                api.update_application(r).await
+            })
+            .await?;
+        application(answer.application)
+    }
+
+    /// Replaces the whole set of grants, in one validated write. Never
+    /// retried.
+    pub async fn set_scopes(
+        &self,
+        name: &ApplicationName,
+        grants: Vec<Grant>,
+        etag: Option<String>,
+    ) -> Result<Application, Error> {
+        let request = v1::UpdateApplicationScopesRequest {
+            name: name.to_string(),
+            grants: grants.into_iter().map(Into::into).collect(),
+            etag: etag.unwrap_or_default(),
+        };
+        let answer = self
+            .call(Repeat::Never, request, |mut api, r| async move {
+                api.update_application_scopes(r).await
+            })
+            .await?;
+        application(answer.application)
+    }
+
+    /// Replaces the secret of a confidential application. Like
+    /// [`Client::register`], it carries a fresh request ID, so retries
+    /// return the same new secret.
+    pub async fn generate_secret(
+        &self,
+        name: &ApplicationName,
+        options: NewSecret,
+    ) -> Result<Rotated, Error> {
+        // Beyond prost's range the server still answers: it names the field.
+        let grace_period = options.grace_period.map(|period| {
+            prost_types::Duration::try_from(period).unwrap_or(prost_types::Duration {
+                seconds: i64::MAX,
+                nanos: 0,
+            })
+        });
+        let request = v1::GenerateApplicationSecretRequest {
+            name: name.to_string(),
+            grace_period,
+            revoke_tokens: options.revoke_tokens,
+            etag: options.etag.unwrap_or_default(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        self.call(Repeat::Safe, request, |mut api, r| async move {
+            api.generate_application_secret(r).await
+        })
+        .await?
+        .try_into()
+    }
+
+    /// Deletes an application: its secrets and tokens stop working at once.
+    /// Never retried.
+    pub async fn delete(&self, name: &ApplicationName, etag: Option<String>) -> Result<(), Error> {
+        let request = v1::DeleteApplicationRequest {
+            name: name.to_string(),
+            etag: etag.unwrap_or_default(),
+        };
+        self.call(Repeat::Never, request, |mut api, r| async move {
+            api.delete_application(r).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The resource catalog: the platform's APIs and their scopes.
+    pub async fn resources(&self) -> Result<Vec<Resource>, Error> {
+        let answer = self
+            .call(
+                Repeat::Safe,
+                v1::ListResourcesRequest {},
+                |mut api, r| async move { api.list_resources(r).await },
+            )
+            .await?;
+        Ok(answer.resources.into_iter().map(Into::into).collect())
+    }
+
+    /// What `token` is worth (RFC 7662), as the caller key may see it: what
+    /// a resource server asks before it serves a request.
+    ///
+    /// ```no_run
+    /// # use extapps_client::{Client, model::Introspection};
+    /// # async fn example(client: Client, token: &str) -> Result<(), extapps_client::Error> {
+    /// let allowed = match client.introspect(token).await? {
+    ///     Introspection::Active(claims) => claims.scopes.iter().any(|s| s == "OR.Jobs.Read"),
+    ///     Introspection::Inactive => false,
+    /// };
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, Error> {
+        let request = v1::IntrospectTokenRequest {
+            token: token.to_owned(),
+        };
+        self.call(Repeat::Safe, request, |mut api, r| async move {
+            api.introspect_token(r).await
+        })
+        .await?
+        .try_into()
+    }
+
+    /// One page of the audit log of `organization`, newest first; only the
+    /// events of `application` if given.
+    pub async fn audit_events(
+        &self,
+        organization: &str,
+        application: Option<&ApplicationName>,
+        page: PageRequest,
+    ) -> Result<Page<AuditEvent>, Error> {
+        let request = v1::ListAuditEventsRequest {
+            parent: format!("organizations/{organization}"),
+            page_size: page_size(page.size),
+            page_token: page.token,
+            application: application.map(ToString::to_string).unwrap_or_default(),
+        };
+        let answer = self
+            .call(Repeat::Safe, request, |mut api, r| async move {
+                api.list_audit_events(r).await
+            })
+            .await?;
+        Ok(Page {
+            items: answer
+                .audit_events
+                .into_iter()
+                .map(AuditEvent::try_from)
+                .collect::<Result<_, _>>()?,
+            next_page_token: next(answer.next_page_token),
+        })
+    }
+
+    /// Makes one call; if it may be repeated, retries it while the server is
+    /// unavailable, as the retry policy allows.
+    async fn call<Q, R, F, Fut>(&self, repeat: Repeat, request: Q, rpc: F) -> Result<R, Error>
+    where
+        Q: Clone,
+        F: Fn(GeneratedClient, Request<Q>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let attempt = || rpc(self.api.clone(), Request::new(request.clone()));
+        let answer = match repeat {
+            Repeat::Never => attempt().await,
+            Repeat::Safe => {
+                attempt
+                    .retry(self.retry.backoff())
+                    .when(|status| status.code() == Code::Unavailable)
+                    .await
+            }
+        };
+        Ok(answer?.into_inner())
+    }
+}
+
+/// The server caps page sizes anyway.
+fn page_size(size: u32) -> i32 {
+    i32::try_from(size).unwrap_or(i32::MAX)
+}
+
+fn next(token: String) -> Option<String> {
+    (!token.is_empty()).then_some(token)
+}

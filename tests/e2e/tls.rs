@@ -1,0 +1,208 @@
+//! TLS by configuration: the real server binary with a certificate from a
+//! private CA, reached by the typed client with its TLS options, and mutual
+//! TLS when the server requires client certificates.
+
+use std::path::Path;
+
+use extapps_client::{Client, Tls};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+use crate::{
+    binary::{Serving, run_with},
+    harness::workspace_bin,
+};
+
+/// A private CA, a server certificate for `localhost` and a client
+/// certificate, all as PEM.
+struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn pki() -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca: ca.pem(),
+        server: leaf("localhost"),
+        client: leaf("resource-server.internal"),
+    }
+}
+
+fn write(dir: &Path, name: &str, pem: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, pem).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn admin_key(dir: &Path) -> String {
+    let (ok, key, err) = run_with(
+        dir,
+        &[],
+        &[
+            "keys",
+            "create",
+            "--organization",
+            "acme",
+            "--role",
+            "admin",
+        ],
+    );
+    assert!(ok, "{err}");
+    key.trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_speaks_tls_and_the_client_verifies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let cert = write(dir.path(), "server.pem", &pki.server.0);
+    let key_file = write(dir.path(), "server.key", &pki.server.1);
+    let key = admin_key(dir.path());
+    let serving = Serving::start_with(
+        dir.path(),
+        &[("EXTAPPS_TLS_CERT", &cert), ("EXTAPPS_TLS_KEY", &key_file)],
+    );
+    let port = serving.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("https://localhost:{port}");
+
+    let client = Client::builder(&url, &key)
+        .tls(Tls::ca_pem(&pki.ca))
+        .connect()
+        .await
+        .unwrap();
+    assert!(!client.resources().await.unwrap().is_empty());
+
+    // By IP address, the certificate's name is given explicitly.
+    let by_ip = Client::builder(&format!("https://{}", serving.addr), &key)
+        .tls(Tls::ca_pem(&pki.ca).domain_name("localhost"))
+        .connect()
+        .await
+        .unwrap();
+    assert!(!by_ip.resources().await.unwrap().is_empty());
+
+    // A client that does not trust the CA (the system roots by default)
+    // refuses the server; one expecting another name too.
+    let untrusted = Client::builder(&url, &key).connect().await;
+    assert!(untrusted.is_err(), "trusted a private CA by default");
+    let misnamed = Client::builder(&format!("https://{}", serving.addr), &key)
+        .tls(Tls::ca_pem(&pki.ca).domain_name("billing.internal"))
+        .connect()
+        .await;
+    assert!(misnamed.is_err(), "accepted a certificate for another name");
+
+    // The CLI, with the CA's certificate, and without it.
+    let ca = write(dir.path(), "ca.pem", &pki.ca);
+    let cli = |extra: &[&str]| {
+        let output = std::process::Command::new(workspace_bin("extapps"))
+            .env_clear()
+            .args(["--url", &url, "--key", &key])
+            .args(extra)
+            .args(["resources", "list"])
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, listed, err) = cli(&["--ca-cert", &ca]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(listed.contains("OR.Jobs.Read"), "{listed}");
+    let (code, _, err) = cli(&[]);
+    assert_eq!(code, Some(6), "unavailable: {err}");
+    assert!(err.contains("cannot connect"), "{err}");
+
+    // Plaintext gets nothing from a TLS port.
+    let plaintext = Client::builder(&format!("http://{}", serving.addr), &key)
+        .retry(extapps_client::RetryPolicy::never())
+        .connect_lazy()
+        .unwrap();
+    assert!(plaintext.resources().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_client_ca_the_server_requires_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let cert = write(dir.path(), "server.pem", &pki.server.0);
+    let key_file = write(dir.path(), "server.key", &pki.server.1);
+    let ca = write(dir.path(), "ca.pem", &pki.ca);
+    let key = admin_key(dir.path());
+    let serving = Serving::start_with(
+        dir.path(),
+        &[
+            ("EXTAPPS_TLS_CERT", &cert),
+            ("EXTAPPS_TLS_KEY", &key_file),
+            ("EXTAPPS_TLS_CLIENT_CA", &ca),
+        ],
+    );
+    let port = serving.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("https://localhost:{port}");
+
+    let with_certificate = Client::builder(&url, &key)
+        .tls(Tls::ca_pem(&pki.ca).identity(&pki.client.0, &pki.client.1))
+        .connect()
+        .await
+        .unwrap();
+    assert!(!with_certificate.resources().await.unwrap().is_empty());
+
+    // Without one, the handshake fails, at connection or at the first call.
+    let refused = match Client::builder(&url, &key)
+        .tls(Tls::ca_pem(&pki.ca))
+        .retry(extapps_client::RetryPolicy::never())
+        .connect()
+        .await
+    {
+        Err(_) => true,
+        Ok(client) => client.resources().await.is_err(),
+    };
+    assert!(refused, "served a client without a certificate");
+}
+
+#[test]
+fn bad_tls_files_stop_startup_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let cert = write(dir.path(), "server.pem", &pki.server.0);
+    let other_key = write(dir.path(), "other.key", &pki.client.1);
+    let not_pem = write(dir.path(), "notes.txt", "hello");
+    for (env, expected) in [
+        (
+            vec![("EXTAPPS_TLS_CERT", cert.as_str())],
+            "--tls-key <TLS_KEY>",
+        ),
+        (
+            vec![
+                ("EXTAPPS_TLS_CERT", not_pem.as_str()),
+                ("EXTAPPS_TLS_KEY", other_key.as_str()),
+            ],
+            "no PEM certificate",
+        ),
+        (
+            vec![
+                ("EXTAPPS_TLS_CERT", cert.as_str()),
+                ("EXTAPPS_TLS_KEY", other_key.as_str()),
+            ],
+            "do not make a pair",
+        ),
+    ] {
+        let (ok, _, err) = run_with(dir.path(), &env, &["serve", "--listen", "127.0.0.1:0"]);
+        assert!(!ok, "started with {env:?}");
+        assert!(err.contains(expected), "{env:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
