@@ -56,6 +56,7 @@ fi
 go_packages="golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-genproto-dev"
 if ! { command -v go && command -v protoc-gen-go && command -v protoc-gen-go-grpc; } >/dev/null ||
   [ ! -d /usr/share/gocode/src/google.golang.org/grpc ]; then
+  export DEBIAN_FRONTEND=noninteractive
   # shellcheck disable=SC2086
   apt-get install -y -qq $go_packages >/dev/null ||
     { apt-get update -qq && apt-get install -y -qq $go_packages >/dev/null; }

@@ -47,6 +47,22 @@ fn write(dir: &Path, name: &str, pem: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// The server binary with `pki`'s server certificate (and, if asked, its
+/// CA for client certificates): the server and its `https://localhost` URL.
+fn serve_tls(dir: &Path, pki: &Pki, client_ca: bool) -> (Serving, String) {
+    let mut env = vec![
+        ("EXTAPPS_TLS_CERT", write(dir, "server.pem", &pki.server.0)),
+        ("EXTAPPS_TLS_KEY", write(dir, "server.key", &pki.server.1)),
+    ];
+    if client_ca {
+        env.push(("EXTAPPS_TLS_CLIENT_CA", write(dir, "ca.pem", &pki.ca)));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let serving = Serving::start_with(dir, &env);
+    let port = serving.addr.rsplit(':').next().unwrap().to_owned();
+    (serving, format!("https://localhost:{port}"))
+}
+
 fn admin_key(dir: &Path) -> String {
     let (ok, key, err) = run_with(
         dir,
@@ -68,15 +84,8 @@ fn admin_key(dir: &Path) -> String {
 async fn the_server_speaks_tls_and_the_client_verifies_it() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let cert = write(dir.path(), "server.pem", &pki.server.0);
-    let key_file = write(dir.path(), "server.key", &pki.server.1);
     let key = admin_key(dir.path());
-    let serving = Serving::start_with(
-        dir.path(),
-        &[("EXTAPPS_TLS_CERT", &cert), ("EXTAPPS_TLS_KEY", &key_file)],
-    );
-    let port = serving.addr.rsplit(':').next().unwrap().to_owned();
-    let url = format!("https://localhost:{port}");
+    let (serving, url) = serve_tls(dir.path(), &pki, false);
 
     let client = Client::builder(&url, &key)
         .tls(Tls::ca_pem(&pki.ca))
@@ -138,20 +147,8 @@ async fn the_server_speaks_tls_and_the_client_verifies_it() {
 async fn with_a_client_ca_the_server_requires_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let cert = write(dir.path(), "server.pem", &pki.server.0);
-    let key_file = write(dir.path(), "server.key", &pki.server.1);
-    let ca = write(dir.path(), "ca.pem", &pki.ca);
     let key = admin_key(dir.path());
-    let serving = Serving::start_with(
-        dir.path(),
-        &[
-            ("EXTAPPS_TLS_CERT", &cert),
-            ("EXTAPPS_TLS_KEY", &key_file),
-            ("EXTAPPS_TLS_CLIENT_CA", &ca),
-        ],
-    );
-    let port = serving.addr.rsplit(':').next().unwrap().to_owned();
-    let url = format!("https://localhost:{port}");
+    let (_serving, url) = serve_tls(dir.path(), &pki, true);
 
     let with_certificate = Client::builder(&url, &key)
         .tls(Tls::ca_pem(&pki.ca).identity(&pki.client.0, &pki.client.1))

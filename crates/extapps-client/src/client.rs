@@ -8,8 +8,9 @@ use tonic::{Code, Request, Response, Status};
 use crate::{
     Error, GeneratedClient, RetryPolicy,
     model::{
-        Application, ApplicationName, ApplicationUpdate, AuditEvent, Grant, Introspection,
-        NewApplication, NewSecret, Page, PageRequest, Registered, Resource, Rotated, application,
+        Application, ApplicationName, ApplicationUpdate, AuditEvent, AuthorizationCode, Consent,
+        Grant, Introspection, NewApplication, NewSecret, Page, PageRequest, Registered, Resource,
+        Rotated, application,
     },
     v1,
 };
@@ -91,14 +92,7 @@ impl Client {
                 api.list_applications(r).await
             })
             .await?;
-        Ok(Page {
-            items: answer
-                .applications
-                .into_iter()
-                .map(Application::try_from)
-                .collect::<Result<_, _>>()?,
-            next_page_token: next(answer.next_page_token),
-        })
+        one_page(answer.applications, answer.next_page_token)
     }
 
     /// Changes the display name and/or redirect URLs. Never retried.
@@ -251,14 +245,25 @@ impl Client {
                 api.list_audit_events(r).await
             })
             .await?;
-        Ok(Page {
-            items: answer
-                .audit_events
-                .into_iter()
-                .map(AuditEvent::try_from)
-                .collect::<Result<_, _>>()?,
-            next_page_token: next(answer.next_page_token),
+        one_page(answer.audit_events, answer.next_page_token)
+    }
+
+    /// For the platform's sign-in front end (a `signin` key): an
+    /// authorization code for a user's consent. Never retried: each code is
+    /// single-use.
+    ///
+    /// The server does not issue codes yet (the authorization-code flow is
+    /// not implemented): it answers `UNIMPLEMENTED`.
+    pub async fn create_authorization_code(
+        &self,
+        consent: Consent,
+    ) -> Result<AuthorizationCode, Error> {
+        let request = v1::CreateAuthorizationCodeRequest::from(consent);
+        self.call(Repeat::Never, request, |mut api, r| async move {
+            api.create_authorization_code(r).await
         })
+        .await?
+        .try_into()
     }
 
     /// Makes one call; if it may be repeated, retries it while the server is
@@ -288,6 +293,15 @@ fn page_size(size: u32) -> i32 {
     i32::try_from(size).unwrap_or(i32::MAX)
 }
 
-fn next(token: String) -> Option<String> {
-    (!token.is_empty()).then_some(token)
+fn one_page<P, T: TryFrom<P, Error = Error>>(
+    items: Vec<P>,
+    next: String,
+) -> Result<Page<T>, Error> {
+    Ok(Page {
+        items: items
+            .into_iter()
+            .map(T::try_from)
+            .collect::<Result<_, _>>()?,
+        next_page_token: (!next.is_empty()).then_some(next),
+    })
 }

@@ -429,6 +429,59 @@ impl TryFrom<v1::AuditEvent> for AuditEvent {
     }
 }
 
+/// A signed-in user's consent, which the platform's sign-in front end turns
+/// into an authorization code for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub application: ApplicationName,
+    /// Exactly one of the application's registered redirect URLs.
+    pub redirect_url: String,
+    /// The user's stable identifier (the token's `sub`).
+    pub subject: String,
+    /// User scopes the user consented to (`offline_access` asks for a
+    /// refresh token).
+    pub scopes: Vec<String>,
+    /// The PKCE S256 challenge; required for non-confidential applications.
+    pub code_challenge: Option<String>,
+}
+
+impl From<Consent> for v1::CreateAuthorizationCodeRequest {
+    fn from(consent: Consent) -> Self {
+        let method = if consent.code_challenge.is_some() {
+            "S256"
+        } else {
+            ""
+        };
+        Self {
+            application: consent.application.to_string(),
+            redirect_url: consent.redirect_url,
+            subject: consent.subject,
+            scopes: consent.scopes,
+            code_challenge: consent.code_challenge.unwrap_or_default(),
+            code_challenge_method: method.to_owned(),
+        }
+    }
+}
+
+/// A single-use authorization code, to pass to the application through the
+/// redirect URL. `Debug` prints `[REDACTED]`.
+#[derive(Debug, Clone)]
+pub struct AuthorizationCode {
+    pub code: ClientSecret,
+    pub expires: SystemTime,
+}
+
+impl TryFrom<v1::CreateAuthorizationCodeResponse> for AuthorizationCode {
+    type Error = Error;
+
+    fn try_from(response: v1::CreateAuthorizationCodeResponse) -> Result<Self, Error> {
+        Ok(Self {
+            code: secret(response.code).ok_or(Error::Response("an empty authorization code"))?,
+            expires: required_time(response.expire_time)?,
+        })
+    }
+}
+
 /// Which page of a list to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageRequest {
