@@ -53,9 +53,12 @@ if [ ! -x .venv/bin/grpcurl ]; then
 fi
 # The SDK tests: sdk/generate installs the Python and npm generators itself;
 # the Go toolchain, its gRPC sources and the Go generators come from Debian.
-go_packages="golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-genproto-dev"
-if ! { command -v go && command -v protoc-gen-go && command -v protoc-gen-go-grpc; } >/dev/null ||
-  [ ! -d /usr/share/gocode/src/google.golang.org/grpc ]; then
+# golang/protobuf 1.5 is named: apt would satisfy grpc-go with 1.3, which
+# cannot read the messages protoc-gen-go 1.28 writes.
+go_packages="golang-go protoc-gen-go protoc-gen-go-grpc golang-google-protobuf-dev
+  golang-github-golang-protobuf-1-5-dev golang-google-grpc-dev golang-google-genproto-dev"
+# shellcheck disable=SC2086
+if ! dpkg -s $go_packages >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   # shellcheck disable=SC2086
   apt-get install -y -qq $go_packages >/dev/null ||
