@@ -10,29 +10,65 @@ use crate::{Client, Error, RetryPolicy};
 /// TLS settings for an `https://` server URL.
 ///
 /// Without any, an `https://` URL trusts the system's root certificates.
-#[derive(Debug, Clone)]
-pub struct Tls(ClientTlsConfig);
+/// `Debug` never shows the client identity's private key.
+#[derive(Clone)]
+pub struct Tls {
+    config: ClientTlsConfig,
+    roots: &'static str,
+    domain_name: Option<String>,
+    identity: bool,
+}
 
 impl Tls {
     /// Trusts the system's root certificates.
     pub fn system_roots() -> Self {
-        Self(ClientTlsConfig::new().with_native_roots())
+        Self {
+            config: ClientTlsConfig::new().with_native_roots(),
+            roots: "system",
+            domain_name: None,
+            identity: false,
+        }
     }
 
     /// Trusts only `ca_pem`, a PEM certificate (a private CA's, say).
     pub fn ca_pem(ca_pem: impl AsRef<[u8]>) -> Self {
-        Self(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)))
+        Self {
+            config: ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)),
+            roots: "given CA",
+            domain_name: None,
+            identity: false,
+        }
     }
 
     /// Expects `name` in the server's certificate instead of the URL's host
     /// (a server reached by IP address, or through a tunnel).
     pub fn domain_name(self, name: impl Into<String>) -> Self {
-        Self(self.0.domain_name(name))
+        let name = name.into();
+        Self {
+            config: self.config.domain_name(name.clone()),
+            domain_name: Some(name),
+            ..self
+        }
     }
 
     /// Presents a client certificate, for servers that require mutual TLS.
     pub fn identity(self, cert_pem: impl AsRef<[u8]>, key_pem: impl AsRef<[u8]>) -> Self {
-        Self(self.0.identity(Identity::from_pem(cert_pem, key_pem)))
+        Self {
+            config: self.config.identity(Identity::from_pem(cert_pem, key_pem)),
+            identity: true,
+            ..self
+        }
+    }
+}
+
+// Written by hand: tonic's TLS settings print the private key's bytes.
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("roots", &self.roots)
+            .field("domain_name", &self.domain_name)
+            .field("identity", &self.identity.then_some("[REDACTED]"))
+            .finish()
     }
 }
 
@@ -128,8 +164,8 @@ impl ClientBuilder {
             None if self.url.starts_with("https://") => Some(Tls::system_roots()),
             None => None,
         };
-        if let Some(Tls(config)) = tls {
-            endpoint = endpoint.tls_config(config).map_err(Error::Tls)?;
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls.config).map_err(Error::Tls)?;
         }
         Ok(endpoint)
     }
@@ -139,5 +175,25 @@ impl ClientBuilder {
             api: crate::with_key(channel, self.key.expose_secret())?,
             retry: self.retry,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_private_key_never_shows_in_debug_output() {
+        let key =
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0IGtleSBieXRlcw==\n-----END PRIVATE KEY-----\n";
+        let tls = Tls::ca_pem("ca")
+            .domain_name("extapps.internal")
+            .identity("cert", key);
+        let builder = Client::builder("https://extapps.internal", "extapps_key_secret").tls(tls);
+        let shown = format!("{builder:?}");
+        assert!(shown.contains("extapps.internal"), "{shown}");
+        for secret in ["c2VjcmV0", "PRIVATE KEY", "extapps_key_secret", "99, 50"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 }
