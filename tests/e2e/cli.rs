@@ -1,13 +1,18 @@
 //! The `extapps` command line against a live server: the administrator's
 //! cycle register -> secret shown once -> scopes set -> secret generate ->
-//! delete, readable errors with the field at fault, and exit codes by kind.
+//! delete, a token introspected, readable errors with the field at fault,
+//! and exit codes by kind.
 
 use std::process::Command;
 
 use extapps_server::domain::caller::Role;
+use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{Backend, TestServer, workspace_bin};
+use crate::{
+    harness::{Backend, TestServer, workspace_bin},
+    tokens::post_form,
+};
 
 crate::on_both_backends!(an_administrator_runs_the_whole_cycle_with_the_cli);
 
@@ -130,6 +135,43 @@ async fn an_administrator_runs_the_whole_cycle_with_the_cli(backend: Backend) {
     assert_eq!(
         rotated["application"]["secrets"].as_array().unwrap().len(),
         2
+    );
+
+    // A resource server reads the application's token from the command line.
+    let client_id = rotated["application"]["client_id"].as_str().unwrap();
+    let (status, body) = post_form(
+        &server.url,
+        "/oauth2/token",
+        Some((client_id, new_secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let introspect_key = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let introspect = |token: &str| {
+        extapps(
+            &server,
+            Some(&introspect_key),
+            &["-o", "json", "tokens", "introspect", token],
+        )
+    };
+    let (code, out, err) = introspect(token);
+    assert_eq!(code, 0, "{err}");
+    let claims: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(claims["active"], true, "{claims}");
+    assert_eq!(claims["client_id"], client_id);
+    assert_eq!(claims["scope"], "PM.Users.Read");
+    assert!(claims["exp"].as_u64() > claims["iat"].as_u64(), "{claims}");
+    let (code, out, _) = introspect("extapps_at_forged");
+    assert_eq!(
+        (code, out.trim()),
+        (
+            0,
+            r#"{
+  "active": false
+}"#
+        )
     );
 
     // The audit log shows the cycle.

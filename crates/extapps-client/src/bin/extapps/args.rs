@@ -4,7 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use extapps_client::v1 as pb;
+use extapps_client::model::{ApplicationName, ApplicationType};
 
 /// Manage external OAuth applications on an extapps server.
 #[derive(Parser)]
@@ -132,7 +132,7 @@ pub enum AuditCommand {
         organization: String,
         /// Only the events of this application (its resource name).
         #[arg(long)]
-        application: Option<String>,
+        application: Option<ApplicationName>,
         /// At most this many events.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -158,11 +158,11 @@ pub enum AppType {
     NonConfidential,
 }
 
-impl AppType {
-    pub fn to_proto(self) -> pb::ApplicationType {
-        match self {
-            AppType::Confidential => pb::ApplicationType::Confidential,
-            AppType::NonConfidential => pb::ApplicationType::NonConfidential,
+impl From<AppType> for ApplicationType {
+    fn from(kind: AppType) -> Self {
+        match kind {
+            AppType::Confidential => ApplicationType::Confidential,
+            AppType::NonConfidential => ApplicationType::NonConfidential,
         }
     }
 }
@@ -192,11 +192,11 @@ pub enum AppsCommand {
     /// Show an application: type, client ID, scopes of each set, secrets' metadata.
     Get {
         /// `organizations/ORG/applications/CLIENT_ID`.
-        name: String,
+        name: ApplicationName,
     },
     /// Change the display name or the redirect URLs.
     Update {
-        name: String,
+        name: ApplicationName,
         #[arg(long)]
         display_name: Option<String>,
         /// The new redirect URLs, replacing all current ones (repeatable).
@@ -217,7 +217,7 @@ pub enum AppsCommand {
     Secret(SecretCommand),
     /// Delete an application: its secret and all its tokens stop working at once.
     Delete {
-        name: String,
+        name: ApplicationName,
         #[arg(long)]
         etag: Option<String>,
     },
@@ -227,7 +227,7 @@ pub enum AppsCommand {
 pub enum ScopesCommand {
     /// Replace all scopes of an application with the ones given.
     Set {
-        name: String,
+        name: ApplicationName,
         #[command(flatten)]
         scopes: ScopeArgs,
         #[arg(long)]
@@ -239,7 +239,7 @@ pub enum ScopesCommand {
 pub enum SecretCommand {
     /// Generate a new secret, shown once; the old one stops working.
     Generate {
-        name: String,
+        name: ApplicationName,
         /// Keep the old secret working this long too (up to 7 days), e.g. `1h`.
         #[arg(long, value_parser = humantime::parse_duration)]
         grace: Option<Duration>,

@@ -1,9 +1,10 @@
 //! `extapps`: the administrator's command line for extapps.
 //!
-//! Every command is one gRPC call with the key in `EXTAPPS_KEY` (or `--key`)
-//! against `EXTAPPS_URL` (or `--url`). Output is a readable table, or JSON
-//! with `--output json`; errors name the field at fault and exit with a code
-//! per kind (see `ExitKind`).
+//! Every command is a call of the typed client (`extapps_client::Client`,
+//! which retries what is safe to repeat) with the key in `EXTAPPS_KEY` (or
+//! `--key`) against `EXTAPPS_URL` (or `--url`). Output is a readable table,
+//! or JSON with `--output json`; errors name the field at fault and exit with
+//! a code per kind (see `ExitKind`).
 
 mod args;
 mod render;
@@ -15,7 +16,10 @@ use args::{
     SecretCommand, TokensCommand,
 };
 use clap::{CommandFactory, Parser};
-use extapps_client::{Client, ErrorReport, Tls, v1 as pb};
+use extapps_client::{
+    Client, Error, Tls,
+    model::{ApplicationUpdate, Grant, NewApplication, NewSecret, PageRequest},
+};
 use render::Render;
 use tonic::Code;
 
@@ -52,9 +56,19 @@ struct Failure {
     message: String,
 }
 
-impl From<tonic::Status> for Failure {
-    fn from(status: tonic::Status) -> Self {
-        let report = ErrorReport::from(&status);
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        let Error::Status(report) = error else {
+            let kind = match error {
+                Error::Connect(_) => ExitKind::Unavailable,
+                Error::Response(_) => ExitKind::Failure,
+                _ => ExitKind::InvalidInput,
+            };
+            return Self {
+                kind,
+                message: with_causes(&error),
+            };
+        };
         let mut message = match report.violations.as_slice() {
             [] => report.message.clone(),
             _ => "the request is invalid:".to_owned(),
@@ -108,32 +122,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(tls) = tls_options(&cli.tls)? {
         builder = builder.tls(tls);
     }
-    let mut client = builder
-        .connect()
-        .await
-        .map_err(|e| Failure {
-            kind: ExitKind::Unavailable,
-            message: with_causes(&e),
-        })?
-        .generated();
+    let client = builder.connect().await?;
     let out = Render::new(cli.output);
     match cli.command {
         Command::Completions { .. } => Ok(()),
         Command::Resources(ResourcesCommand::List) => {
-            let resources = client
-                .list_resources(pb::ListResourcesRequest {})
-                .await?
-                .into_inner()
-                .resources;
-            out.resources(&resources);
+            out.resources(&client.resources().await?);
             Ok(())
         }
         Command::Tokens(TokensCommand::Introspect { token }) => {
-            let answer = client
-                .introspect_token(pb::IntrospectTokenRequest { token })
-                .await?
-                .into_inner();
-            out.introspection(&answer);
+            out.introspection(&client.introspect(&token).await?);
             Ok(())
         }
         Command::Audit(AuditCommand::List {
@@ -141,34 +139,29 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             application,
             limit,
         }) => {
-            let mut page_token = String::new();
+            let size = |read: usize| u32::try_from(limit - read).unwrap_or(u32::MAX);
+            let mut request = Some(PageRequest {
+                size: size(0),
+                ..PageRequest::default()
+            });
             let mut events = Vec::new();
-            while events.len() < limit {
+            while let Some(next) = request.take().filter(|_| events.len() < limit) {
                 let page = client
-                    .list_audit_events(pb::ListAuditEventsRequest {
-                        parent: format!("organizations/{organization}"),
-                        page_size: i32::try_from(limit - events.len()).unwrap_or(1000),
-                        page_token,
-                        application: application.clone().unwrap_or_default(),
-                    })
-                    .await?
-                    .into_inner();
-                events.extend(page.audit_events);
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
+                    .audit_events(&organization, application.as_ref(), next)
+                    .await?;
+                request = page.next(size(events.len() + page.items.len()));
+                events.extend(page.items);
             }
             events.truncate(limit);
             out.audit(&events);
             Ok(())
         }
-        Command::Apps(command) => apps(&mut client, &out, command).await,
+        Command::Apps(command) => apps(&client, &out, command).await,
     }
 }
 
-fn grants(scopes: &ScopeArgs) -> Result<Vec<pb::ResourceGrant>, Failure> {
-    let mut grants: Vec<pb::ResourceGrant> = Vec::new();
+fn grants(scopes: &ScopeArgs) -> Result<Vec<Grant>, Failure> {
+    let mut grants: Vec<Grant> = Vec::new();
     let mut add = |pair: &str, user: bool| -> Result<(), Failure> {
         let (resource, scope) = pair.split_once(':').ok_or_else(|| {
             invalid(format!(
@@ -178,10 +171,7 @@ fn grants(scopes: &ScopeArgs) -> Result<Vec<pb::ResourceGrant>, Failure> {
         let position = match grants.iter().position(|g| g.resource == resource) {
             Some(position) => position,
             None => {
-                grants.push(pb::ResourceGrant {
-                    resource: resource.to_owned(),
-                    ..Default::default()
-                });
+                grants.push(Grant::on(resource));
                 grants.len() - 1
             }
         };
@@ -202,11 +192,7 @@ fn grants(scopes: &ScopeArgs) -> Result<Vec<pb::ResourceGrant>, Failure> {
     Ok(grants)
 }
 
-async fn apps(
-    client: &mut extapps_client::GeneratedClient,
-    out: &Render,
-    command: AppsCommand,
-) -> Result<(), Failure> {
+async fn apps(client: &Client, out: &Render, command: AppsCommand) -> Result<(), Failure> {
     match command {
         AppsCommand::Register {
             organization,
@@ -215,52 +201,37 @@ async fn apps(
             scopes,
             redirect_urls,
         } => {
-            let response = client
-                .register_application(pb::RegisterApplicationRequest {
-                    parent: format!("organizations/{organization}"),
-                    application: Some(pb::Application {
+            let registered = client
+                .register(
+                    &organization,
+                    NewApplication {
                         display_name: name,
-                        r#type: app_type.to_proto().into(),
+                        kind: app_type.into(),
                         grants: grants(&scopes)?,
                         redirect_urls,
-                        ..Default::default()
-                    }),
-                    // A retry after a lost answer must not register twice.
-                    request_id: uuid::Uuid::new_v4().to_string(),
-                })
-                .await?
-                .into_inner();
-            out.with_secret(response.application.as_ref(), &response.client_secret);
+                    },
+                )
+                .await?;
+            out.with_secret(&registered.application, registered.secret.as_ref());
             Ok(())
         }
         AppsCommand::List { organization } => {
-            let mut page_token = String::new();
+            const PAGE: u32 = 1000;
+            let mut request = Some(PageRequest {
+                size: PAGE,
+                ..PageRequest::default()
+            });
             let mut apps = Vec::new();
-            loop {
-                let page = client
-                    .list_applications(pb::ListApplicationsRequest {
-                        parent: format!("organizations/{organization}"),
-                        page_size: 1000,
-                        page_token,
-                    })
-                    .await?
-                    .into_inner();
-                apps.extend(page.applications);
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
+            while let Some(next) = request.take() {
+                let page = client.list(&organization, next).await?;
+                request = page.next(PAGE);
+                apps.extend(page.items);
             }
             out.applications(&apps);
             Ok(())
         }
         AppsCommand::Get { name } => {
-            let app = client
-                .get_application(pb::GetApplicationRequest { name })
-                .await?
-                .into_inner()
-                .application;
-            out.application(app.as_ref());
+            out.application(&client.get(&name).await?);
             Ok(())
         }
         AppsCommand::Update {
@@ -270,46 +241,23 @@ async fn apps(
             clear_redirect_urls,
             etag,
         } => {
-            let mut paths = Vec::new();
-            if display_name.is_some() {
-                paths.push("display_name".to_owned());
-            }
-            if !redirect_urls.is_empty() || clear_redirect_urls {
-                paths.push("redirect_urls".to_owned());
-            }
-            if paths.is_empty() {
+            let redirect_urls =
+                (!redirect_urls.is_empty() || clear_redirect_urls).then_some(redirect_urls);
+            if display_name.is_none() && redirect_urls.is_none() {
                 return Err(invalid(
                     "nothing to change: pass --display-name, --redirect-url or --clear-redirect-urls",
                 ));
             }
-            let app = client
-                .update_application(pb::UpdateApplicationRequest {
-                    application: Some(pb::Application {
-                        name,
-                        display_name: display_name.unwrap_or_default(),
-                        redirect_urls,
-                        etag: etag.unwrap_or_default(),
-                        ..Default::default()
-                    }),
-                    update_mask: Some(prost_types::FieldMask { paths }),
-                })
-                .await?
-                .into_inner()
-                .application;
-            out.application(app.as_ref());
+            let update = ApplicationUpdate {
+                display_name,
+                redirect_urls,
+                etag,
+            };
+            out.application(&client.update(&name, update).await?);
             Ok(())
         }
         AppsCommand::Scopes(ScopesCommand::Set { name, scopes, etag }) => {
-            let app = client
-                .update_application_scopes(pb::UpdateApplicationScopesRequest {
-                    name,
-                    grants: grants(&scopes)?,
-                    etag: etag.unwrap_or_default(),
-                })
-                .await?
-                .into_inner()
-                .application;
-            out.application(app.as_ref());
+            out.application(&client.set_scopes(&name, grants(&scopes)?, etag).await?);
             Ok(())
         }
         AppsCommand::Secret(SecretCommand::Generate {
@@ -318,31 +266,17 @@ async fn apps(
             revoke_tokens,
             etag,
         }) => {
-            let grace_period = grace
-                .map(|g| {
-                    prost_types::Duration::try_from(g).map_err(|_| invalid("--grace is too long"))
-                })
-                .transpose()?;
-            let response = client
-                .generate_application_secret(pb::GenerateApplicationSecretRequest {
-                    name,
-                    grace_period,
-                    revoke_tokens,
-                    etag: etag.unwrap_or_default(),
-                    request_id: uuid::Uuid::new_v4().to_string(),
-                })
-                .await?
-                .into_inner();
-            out.with_secret(response.application.as_ref(), &response.client_secret);
+            let options = NewSecret {
+                grace_period: grace,
+                revoke_tokens,
+                etag,
+            };
+            let rotated = client.generate_secret(&name, options).await?;
+            out.with_secret(&rotated.application, Some(&rotated.secret));
             Ok(())
         }
         AppsCommand::Delete { name, etag } => {
-            client
-                .delete_application(pb::DeleteApplicationRequest {
-                    name: name.clone(),
-                    etag: etag.unwrap_or_default(),
-                })
-                .await?;
+            client.delete(&name, etag).await?;
             out.deleted(&name);
             Ok(())
         }

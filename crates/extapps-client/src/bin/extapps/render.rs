@@ -1,8 +1,11 @@
 //! How answers are shown: aligned tables for people, JSON for scripts.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use extapps_client::v1 as pb;
+use extapps_client::model::{
+    Application, ApplicationName, ApplicationType, AuditEvent, ClientSecret, Introspection,
+    Resource,
+};
 use serde_json::{Value, json};
 
 use crate::args::Output;
@@ -11,27 +14,30 @@ pub struct Render {
     output: Output,
 }
 
-fn time(ts: Option<&prost_types::Timestamp>) -> String {
-    ts.and_then(|t| u64::try_from(t.seconds).ok())
-        .map(|s| {
-            humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-                .to_string()
-        })
-        .unwrap_or_else(|| "-".into())
+fn time(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
-fn app_type(app: &pb::Application) -> &'static str {
-    match app.r#type() {
-        pb::ApplicationType::Confidential => "confidential",
-        pb::ApplicationType::NonConfidential => "non-confidential",
-        pb::ApplicationType::Unspecified => "unspecified",
+fn maybe_time(time: Option<SystemTime>) -> String {
+    time.map_or_else(|| "-".into(), self::time)
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+fn app_type(app: &Application) -> &'static str {
+    match app.kind {
+        ApplicationType::Confidential => "confidential",
+        ApplicationType::NonConfidential => "non-confidential",
     }
 }
 
-fn application_json(app: &pb::Application) -> Value {
+fn application_json(app: &Application) -> Value {
     json!({
-        "name": app.name,
-        "client_id": app.client_id,
+        "name": app.name.to_string(),
+        "client_id": app.client_id(),
         "display_name": app.display_name,
         "type": app_type(app),
         "grants": app.grants.iter().map(|g| json!({
@@ -41,14 +47,14 @@ fn application_json(app: &pb::Application) -> Value {
         })).collect::<Vec<_>>(),
         "redirect_urls": app.redirect_urls,
         "secrets": app.secrets.iter().map(|s| json!({
-            "secret_id": s.secret_id,
-            "create_time": time(s.create_time.as_ref()),
-            "expire_time": s.expire_time.as_ref().map(|t| time(Some(t))),
-            "last_use_time": s.last_use_time.as_ref().map(|t| time(Some(t))),
+            "secret_id": s.id,
+            "create_time": time(s.created),
+            "expire_time": s.expires.map(time),
+            "last_use_time": s.last_used.map(time),
         })).collect::<Vec<_>>(),
         "etag": app.etag,
-        "create_time": time(app.create_time.as_ref()),
-        "update_time": time(app.update_time.as_ref()),
+        "create_time": time(app.created),
+        "update_time": time(app.updated),
     })
 }
 
@@ -86,13 +92,12 @@ impl Render {
         Self { output }
     }
 
-    pub fn application(&self, app: Option<&pb::Application>) {
-        let Some(app) = app else { return };
+    pub fn application(&self, app: &Application) {
         if self.output == Output::Json {
             return print_json(&application_json(app));
         }
         println!("name:          {}", app.name);
-        println!("client ID:     {}", app.client_id);
+        println!("client ID:     {}", app.client_id());
         println!("display name:  {}", app.display_name);
         println!("type:          {}", app_type(app));
         println!("etag:          {}", app.etag);
@@ -122,10 +127,10 @@ impl Render {
                 .iter()
                 .map(|s| {
                     vec![
-                        s.secret_id.clone(),
-                        time(s.create_time.as_ref()),
-                        time(s.expire_time.as_ref()),
-                        time(s.last_use_time.as_ref()),
+                        s.id.clone(),
+                        time(s.created),
+                        maybe_time(s.expires),
+                        maybe_time(s.last_used),
                     ]
                 })
                 .collect();
@@ -134,25 +139,28 @@ impl Render {
     }
 
     /// An application and the secret just created for it, shown this once.
-    pub fn with_secret(&self, app: Option<&pb::Application>, secret: &str) {
+    pub fn with_secret(&self, app: &Application, secret: Option<&ClientSecret>) {
+        let secret = secret.map(ClientSecret::expose);
         if self.output == Output::Json {
-            let mut value = app.map(application_json).unwrap_or(Value::Null);
-            print_json(&json!({"application": value.take(), "client_secret": secret}));
+            print_json(&json!({
+                "application": application_json(app),
+                "client_secret": secret.unwrap_or_default(),
+            }));
         } else {
             self.application(app);
-            if !secret.is_empty() {
+            if let Some(secret) = secret {
                 println!();
                 println!("client secret: {secret}");
             }
         }
-        if !secret.is_empty() {
+        if secret.is_some() {
             eprintln!(
                 "warning: store the client secret now: it is shown only this once and cannot be read back"
             );
         }
     }
 
-    pub fn applications(&self, apps: &[pb::Application]) {
+    pub fn applications(&self, apps: &[Application]) {
         if self.output == Output::Json {
             return print_json(&Value::Array(apps.iter().map(application_json).collect()));
         }
@@ -161,7 +169,7 @@ impl Render {
             .map(|a| {
                 vec![
                     a.display_name.clone(),
-                    a.client_id.clone(),
+                    a.client_id().to_string(),
                     app_type(a).to_owned(),
                     a.grants
                         .iter()
@@ -174,13 +182,17 @@ impl Render {
         table(&["DISPLAY NAME", "CLIENT ID", "TYPE", "RESOURCES"], &rows);
     }
 
-    pub fn resources(&self, resources: &[pb::Resource]) {
+    pub fn resources(&self, resources: &[Resource]) {
         if self.output == Output::Json {
             let value: Vec<Value> = resources
                 .iter()
                 .map(|r| {
-                    let names =
-                        |s: &[pb::Scope]| s.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
+                    let names = |scopes: &[(String, String)]| {
+                        scopes
+                            .iter()
+                            .map(|(name, _)| name.clone())
+                            .collect::<Vec<_>>()
+                    };
                     json!({
                         "id": r.id,
                         "display_name": r.display_name,
@@ -198,12 +210,12 @@ impl Render {
                 ("user", &r.user_scopes),
                 ("application", &r.application_scopes),
             ] {
-                for scope in scopes {
+                for (name, description) in scopes {
                     rows.push(vec![
                         r.id.clone(),
                         set.to_owned(),
-                        scope.name.clone(),
-                        scope.description.clone(),
+                        name.clone(),
+                        description.clone(),
                     ]);
                 }
             }
@@ -211,22 +223,21 @@ impl Render {
         table(&["RESOURCE", "SCOPE TYPE", "SCOPE", "DESCRIPTION"], &rows);
     }
 
-    pub fn introspection(&self, answer: &pb::IntrospectTokenResponse) {
-        let value = if answer.active {
-            json!({
+    pub fn introspection(&self, answer: &Introspection) {
+        let value = match answer {
+            Introspection::Active(claims) => json!({
                 "active": true,
-                "scope": answer.scope,
-                "client_id": answer.client_id,
-                "token_type": answer.token_type,
-                "exp": answer.exp,
-                "iat": answer.iat,
-                "sub": answer.sub,
-                "aud": answer.aud,
-                "iss": answer.iss,
-                "jti": answer.jti,
-            })
-        } else {
-            json!({"active": false})
+                "scope": claims.scopes.join(" "),
+                "client_id": claims.client_id,
+                "token_type": claims.token_type,
+                "exp": unix_seconds(claims.expires),
+                "iat": unix_seconds(claims.issued),
+                "sub": claims.subject.clone().unwrap_or_default(),
+                "aud": claims.audience,
+                "iss": claims.issuer,
+                "jti": claims.jti,
+            }),
+            Introspection::Inactive => json!({"active": false}),
         };
         if self.output == Output::Json {
             return print_json(&value);
@@ -247,9 +258,9 @@ impl Render {
         }
     }
 
-    pub fn audit(&self, events: &[pb::AuditEvent]) {
-        let action = |e: &pb::AuditEvent| {
-            e.action()
+    pub fn audit(&self, events: &[AuditEvent]) {
+        let action = |e: &AuditEvent| {
+            e.action
                 .as_str_name()
                 .trim_start_matches("AUDIT_ACTION_")
                 .to_lowercase()
@@ -260,9 +271,9 @@ impl Render {
                 .map(|e| {
                     json!({
                         "name": e.name,
-                        "create_time": time(e.create_time.as_ref()),
+                        "create_time": time(e.time),
                         "action": action(e),
-                        "application": e.application,
+                        "application": e.application.as_ref().map(ToString::to_string).unwrap_or_default(),
                         "actor_key_id": e.actor_key_id,
                         "before": e.before.as_ref().map(application_json),
                         "after": e.after.as_ref().map(application_json),
@@ -276,13 +287,12 @@ impl Render {
             .iter()
             .map(|e| {
                 vec![
-                    time(e.create_time.as_ref()),
+                    time(e.time),
                     action(e),
                     e.application
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
+                        .as_ref()
+                        .map(|name| name.client_id.to_string())
+                        .unwrap_or_default(),
                     e.actor_key_id.clone(),
                 ]
             })
@@ -290,9 +300,9 @@ impl Render {
         table(&["TIME", "ACTION", "APPLICATION", "ACTOR KEY"], &rows);
     }
 
-    pub fn deleted(&self, name: &str) {
+    pub fn deleted(&self, name: &ApplicationName) {
         if self.output == Output::Json {
-            print_json(&json!({"deleted": name}));
+            print_json(&json!({"deleted": name.to_string()}));
         } else {
             println!("deleted {name}");
         }
