@@ -55,6 +55,17 @@ pub fn run_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, Strin
     )
 }
 
+/// `keys create --organization acme --role ROLE`: the key it printed.
+pub fn create_key(dir: &Path, env: &[(&str, &str)], role: &str) -> String {
+    let (ok, key, err) = run_with(
+        dir,
+        env,
+        &["keys", "create", "--organization", "acme", "--role", role],
+    );
+    assert!(ok, "{err}");
+    key.trim().to_owned()
+}
+
 /// A `serve` process on an ephemeral port, and everything it logged.
 pub struct Serving {
     child: Child,

@@ -4,7 +4,7 @@
 
 use extapps_client::v1 as pb;
 
-use crate::binary::{Serving, run_with};
+use crate::binary::{Serving, create_key, run_with};
 use crate::fixtures::*;
 use crate::harness::{Backend, fresh_database};
 use crate::tokens::{App, is_active, token};
@@ -14,17 +14,8 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let database = fresh_database(Backend::Postgres, &dir).await;
     let env = [("EXTAPPS_DATABASE_URL", database.as_str())];
-    let key = |role: &str| {
-        let (ok, key, err) = run_with(
-            dir.path(),
-            &env,
-            &["keys", "create", "--organization", "acme", "--role", role],
-        );
-        assert!(ok, "{err}");
-        key.trim().to_owned()
-    };
-    let admin_key = key("admin");
-    let introspect_key = key("introspect");
+    let admin_key = create_key(dir.path(), &env, "admin");
+    let introspect_key = create_key(dir.path(), &env, "introspect");
     let a = Serving::start_with(dir.path(), &env);
     let b = Serving::start_with(dir.path(), &env);
     for replica in [&a, &b] {

@@ -8,7 +8,7 @@ use extapps_client::{Client, Tls};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 use crate::{
-    binary::{Serving, run_with},
+    binary::{Serving, create_key, run_with},
     harness::workspace_bin,
 };
 
@@ -63,28 +63,11 @@ fn serve_tls(dir: &Path, pki: &Pki, client_ca: bool) -> (Serving, String) {
     (serving, format!("https://localhost:{port}"))
 }
 
-fn admin_key(dir: &Path) -> String {
-    let (ok, key, err) = run_with(
-        dir,
-        &[],
-        &[
-            "keys",
-            "create",
-            "--organization",
-            "acme",
-            "--role",
-            "admin",
-        ],
-    );
-    assert!(ok, "{err}");
-    key.trim().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_speaks_tls_and_the_client_verifies_it() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let key = admin_key(dir.path());
+    let key = create_key(dir.path(), &[], "admin");
     let (serving, url) = serve_tls(dir.path(), &pki, false);
 
     let client = Client::builder(&url, &key)
@@ -147,7 +130,7 @@ async fn the_server_speaks_tls_and_the_client_verifies_it() {
 async fn with_a_client_ca_the_server_requires_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let key = admin_key(dir.path());
+    let key = create_key(dir.path(), &[], "admin");
     let (_serving, url) = serve_tls(dir.path(), &pki, true);
 
     let with_certificate = Client::builder(&url, &key)
