@@ -355,6 +355,26 @@ fn keys_need_the_right_organization_and_role() {
             "only `introspect`",
         ),
         (vec!["keys", "revoke", "no-such-key"], "no caller key"),
+        (
+            vec!["keys", "create", "--role", "introspect"],
+            "--platform-wide",
+        ),
+        (
+            vec!["keys", "create", "--role", "admin", "--platform-wide"],
+            "not `admin`",
+        ),
+        (
+            vec![
+                "keys",
+                "create",
+                "--role",
+                "signin",
+                "--platform-wide",
+                "--organization",
+                "acme",
+            ],
+            "cannot be used with",
+        ),
     ] {
         let (ok, stdout, stderr) = run(dir.path(), &args);
         assert!(!ok, "{args:?}");
@@ -376,6 +396,18 @@ fn keys_need_the_right_organization_and_role() {
         ],
     );
     assert!(ok && key.starts_with("extapps_key_"));
+    let (ok, key, _) = run(
+        dir.path(),
+        &["keys", "create", "--role", "introspect", "--platform-wide"],
+    );
+    assert!(ok && key.starts_with("extapps_key_"));
+    let (_, listed, _) = run(dir.path(), &["keys", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains(" introspect ") && l.contains(" * ")),
+        "a platform-wide key is listed for every organization (*): {listed}"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::{
 use extapps_client::{ErrorReport, GeneratedClient as Client, with_key};
 use extapps_server::{
     domain::{caller::Role, clock::Clock, names::OrganizationId},
-    service::{Service, TokenSettings},
+    service::{ClientAuthSettings, Service, TokenSettings},
     store::Store,
 };
 use sea_orm::{ConnectionTrait, Database};
@@ -146,6 +146,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, ClientAuthSettings::default()).await
+    }
+
+    /// A server with its own bounds on client authentication.
+    pub async fn start_with(backend: Backend, client_auth: ClientAuthSettings) -> Self {
         capture_logs();
         let dir = tempfile::tempdir().unwrap();
         let database_url = fresh_database(backend, &dir).await;
@@ -161,7 +166,7 @@ impl TestServer {
             ttl: time::Duration::HOUR,
             issuer: format!("http://{addr}"),
         };
-        let service = Service::new(store, catalog, clock.clone(), tokens)
+        let service = Service::new(store, catalog, clock.clone(), tokens, client_auth)
             .await
             .unwrap();
         service.store().listen_for_changes();
@@ -184,7 +189,10 @@ impl TestServer {
             async move {
                 let _ = stopped.await;
             },
-            Duration::from_secs(5),
+            extapps_server::server::ConnectionLimits {
+                drain: Duration::from_secs(5),
+                ..Default::default()
+            },
         ));
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access;
+mod attacks;
 mod binary;
 mod cli;
 mod editing;
@@ -16,6 +17,7 @@ mod readme;
 mod registration;
 mod replicas;
 mod sdk;
+mod slow_clients;
 mod snapshot;
 mod tls;
 mod tokens;

@@ -22,7 +22,6 @@ crate::on_both_backends!(
     deletion_ends_every_token_and_the_secret,
     bound_introspect_keys_see_only_their_resources,
     tokens_expire_and_can_be_revoked,
-    failed_authentications_are_rate_limited_per_client,
 );
 
 /// A registered confidential application and its secret.
@@ -40,7 +39,7 @@ pub async fn service_client(server: &TestServer, name: &str) -> App {
     }
 }
 
-fn http() -> reqwest::Client {
+pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -708,43 +707,4 @@ async fn tokens_expire_and_can_be_revoked(backend: Backend) {
     server.clock.advance(time::Duration::seconds(3600));
     assert!(!is_active(&server.url, &introspector, &kept).await);
     assert!(!is_active(&server.url, &introspector, &others).await);
-}
-
-async fn failed_authentications_are_rate_limited_per_client(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let victim = service_client(&server, "Guessed").await;
-    let bystander = service_client(&server, "Bystander").await;
-    let wrong = format!("{}x", victim.secret);
-    let limit = extapps_server::service::FAILURES_PER_MINUTE;
-    for _ in 0..=limit {
-        let err = token(&server.url, &victim, &wrong, None).await.unwrap_err();
-        assert_eq!(err["error"], "invalid_client");
-    }
-    // Now even the right secret is refused, with a clear error and a wait.
-    let response = http()
-        .post(format!("{}/oauth2/token", server.url))
-        .basic_auth(&victim.app.client_id, Some(&victim.secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=6).contains(&retry_after), "{retry_after}");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "temporarily_unavailable");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("too many failed")
-    );
-    // Other clients are not affected.
-    token(&server.url, &bystander, &bystander.secret, None)
-        .await
-        .unwrap();
 }

@@ -298,7 +298,7 @@ async fn front(server: &TestServer, outage: Outage, failures: usize) -> Front {
         listener,
         router,
         std::future::pending(),
-        Duration::from_secs(1),
+        extapps_server::server::ConnectionLimits::default(),
     ));
     Front { url, calls }
 }

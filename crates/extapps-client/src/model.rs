@@ -339,6 +339,9 @@ impl From<v1::Resource> for Resource {
 }
 
 /// What a token is worth (RFC 7662): nothing, or these claims.
+// One value per call, matched on at once: boxing the claims would cost an
+// allocation and a less natural pattern for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Introspection {
     /// Unknown, expired, revoked, of a deleted application, with no granted
@@ -360,6 +363,9 @@ pub struct ActiveToken {
     pub audience: Vec<String>,
     pub issuer: String,
     pub jti: String,
+    /// The token's organization; told only to platform-wide keys and
+    /// operators.
+    pub organization: Option<String>,
 }
 
 impl TryFrom<v1::IntrospectTokenResponse> for Introspection {
@@ -387,6 +393,7 @@ impl TryFrom<v1::IntrospectTokenResponse> for Introspection {
             audience: answer.aud,
             issuer: answer.iss,
             jti: answer.jti,
+            organization: Some(answer.organization).filter(|o| !o.is_empty()),
         }))
     }
 }

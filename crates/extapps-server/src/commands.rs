@@ -9,7 +9,8 @@ use crate::domain::{
     Error, caller::Role, catalog::Catalog, catalog::DEFAULT_CATALOG, clock::SystemClock,
     names::OrganizationId,
 };
-use crate::service::{Service, TokenSettings};
+use crate::server::ConnectionLimits;
+use crate::service::{BudgetSettings, ClientAuthSettings, PoolSettings, Service, TokenSettings};
 use crate::store::Store;
 
 /// Runs one command; the error is a message for the operator.
@@ -46,6 +47,7 @@ pub async fn open(
     global: &GlobalOptions,
     migrate: bool,
     tokens: TokenSettings,
+    client_auth: ClientAuthSettings,
 ) -> Result<Service, String> {
     let catalog = load_catalog(global.catalog.as_deref())?;
     let store = Store::connect(&global.database_url)
@@ -56,7 +58,7 @@ pub async fn open(
     } else {
         store.check_schema().await.map_err(|e| e.to_string())?;
     }
-    Service::new(store, catalog, Arc::new(SystemClock), tokens)
+    Service::new(store, catalog, Arc::new(SystemClock), tokens, client_auth)
         .await
         .map_err(|e| format!("cannot start: {e}"))
 }
@@ -91,7 +93,28 @@ async fn serve(
             .trim_end_matches('/')
             .to_owned(),
     };
-    let service = open(global, !options.no_migrate, tokens).await?;
+    let client_auth = ClientAuthSettings {
+        pool: PoolSettings {
+            workers: options
+                .verify_workers
+                .map_or_else(|| PoolSettings::default().workers, usize::from),
+            queue: options.verify_queue,
+        },
+        budget: BudgetSettings {
+            per_client: options.verify_budget_per_client,
+            per_source: options.verify_budget_per_source,
+        },
+        trusted_proxies: options.trusted_proxies,
+    };
+    let limits = ConnectionLimits {
+        header_read_timeout: options.header_read_timeout,
+        body_timeout: options.body_timeout,
+        idle_timeout: options.idle_timeout,
+        http2_keepalive: options.http2_keepalive,
+        max_connections: options.max_connections,
+        drain: options.shutdown_timeout,
+    };
+    let service = open(global, !options.no_migrate, tokens, client_auth).await?;
     service.store().listen_for_changes();
     let router = crate::server::router(service)
         .await
@@ -100,9 +123,9 @@ async fn serve(
     let served = match tls {
         Some(acceptor) => {
             let listener = tls_listener::TlsListener::new(acceptor, listener);
-            crate::server::serve(listener, router, shutdown, options.shutdown_timeout).await
+            crate::server::serve(listener, router, shutdown, limits).await
         }
-        None => crate::server::serve(listener, router, shutdown, options.shutdown_timeout).await,
+        None => crate::server::serve(listener, router, shutdown, limits).await,
     };
     served.map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("extapps stopped");
@@ -150,10 +173,11 @@ async fn keys(global: &GlobalOptions, command: KeysCommand) -> Result<(), String
         ttl: time::Duration::HOUR,
         issuer: String::new(),
     };
-    let service = open(global, true, tokens).await?;
+    let service = open(global, true, tokens, ClientAuthSettings::default()).await?;
     match command {
         KeysCommand::Create {
             organization,
+            platform_wide,
             role,
             resources,
         } => {
@@ -168,6 +192,20 @@ async fn keys(global: &GlobalOptions, command: KeysCommand) -> Result<(), String
                 RoleArg::Signin => Role::Signin,
                 RoleArg::Operator => Role::Operator,
             };
+            match (role, organization.is_some(), platform_wide) {
+                (Role::Introspect | Role::Signin, false, false) => {
+                    return Err(format!(
+                        "a `{role}` key needs --organization, or --platform-wide for a \
+                         service shared by every organization"
+                    ));
+                }
+                (Role::Admin | Role::Operator, _, true) => {
+                    return Err(format!(
+                        "--platform-wide is for `introspect` and `signin` keys, not `{role}`"
+                    ));
+                }
+                _ => {}
+            }
             let created = service
                 .create_caller_key(organization, role, resources)
                 .await

@@ -1,7 +1,12 @@
 //! Command line and environment. Every setting is a flag and an `EXTAPPS_*`
 //! environment variable with a documented default (see the README table).
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    num::{NonZeroU32, NonZeroUsize},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -60,7 +65,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: gRPC and the OAuth 2.0 endpoints on one port.
-    Serve(ServeOptions),
+    Serve(Box<ServeOptions>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage the keys gRPC callers authenticate with.
@@ -91,6 +96,54 @@ pub struct ServeOptions {
     #[arg(long, env = "EXTAPPS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// A new connection must send its first request head within this; an
+    /// HTTP/1 connection each later head too.
+    #[arg(long, env = "EXTAPPS_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A request body must arrive whole within this of its head.
+    #[arg(long, env = "EXTAPPS_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// A connection with no request in progress for this long is closed.
+    #[arg(long, env = "EXTAPPS_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Interval of HTTP/2 keep-alive pings; a peer that does not answer
+    /// within the same time is dropped.
+    #[arg(long, env = "EXTAPPS_HTTP2_KEEPALIVE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive: Duration,
+
+    /// Connections open at once; further ones are closed when accepted.
+    #[arg(long, env = "EXTAPPS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Secret verifications (argon2id) running at once. Default: the number
+    /// of cores.
+    #[arg(long, env = "EXTAPPS_VERIFY_WORKERS")]
+    pub verify_workers: Option<NonZeroUsize>,
+
+    /// Secret verifications waiting for a worker; beyond this, token and
+    /// revocation requests get `503` with `Retry-After` at once.
+    #[arg(long, env = "EXTAPPS_VERIFY_QUEUE", default_value_t = 16)]
+    pub verify_queue: usize,
+
+    /// Verifications of not-yet-verified secrets per minute and client
+    /// (also the burst); beyond it, `429` with `Retry-After`.
+    #[arg(long, env = "EXTAPPS_VERIFY_BUDGET_PER_CLIENT", default_value = "10")]
+    pub verify_budget_per_client: NonZeroU32,
+
+    /// Verifications of not-yet-verified secrets per minute and source
+    /// address (an IPv6 source is its /64).
+    #[arg(long, env = "EXTAPPS_VERIFY_BUDGET_PER_SOURCE", default_value = "30")]
+    pub verify_budget_per_source: NonZeroU32,
+
+    /// Reverse proxies in front of the server that append to
+    /// `X-Forwarded-For`: the source address is read that many entries from
+    /// its right end. 0 (the default) ignores the header and uses the peer.
+    #[arg(long, env = "EXTAPPS_TRUSTED_PROXIES", default_value_t = 0)]
+    pub trusted_proxies: usize,
+
     /// PEM certificate chain to serve TLS with (gRPC and OAuth alike).
     /// Without it the port speaks plaintext: keep it on loopback or behind a
     /// TLS proxy.
@@ -114,6 +167,12 @@ pub enum KeysCommand {
         /// The organization the key belongs to (all roles but `operator`).
         #[arg(long)]
         organization: Option<String>,
+        /// An `introspect` or `signin` key for a service shared by every
+        /// organization, instead of one organization's: it sees every
+        /// organization's tokens, and introspection names each token's
+        /// organization.
+        #[arg(long, conflicts_with = "organization")]
+        platform_wide: bool,
         /// What the key may do.
         #[arg(long, value_enum)]
         role: RoleArg,

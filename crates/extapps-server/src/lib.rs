@@ -7,6 +7,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod grpc;
 pub mod metrics;

@@ -1,8 +1,8 @@
 //! The network server: gRPC (with reflection and health) and the OAuth 2.0
 //! HTTP endpoints on one port, and graceful shutdown that drains in-flight
-//! calls.
+//! calls (see [`crate::connections`]).
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use extapps_proto::v1::external_applications_server::ExternalApplicationsServer;
 use tokio::net::TcpListener;
@@ -55,38 +55,32 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
                 )
             }),
         )
+        .fallback(unknown_path)
         .layer(tower_http::trace::TraceLayer::new_for_grpc()))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets
-/// in-flight calls finish for at most `drain`.
-pub async fn serve<L>(
-    listener: L,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    drain: Duration,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let mut stopped = stop_rx.clone();
-    tokio::select! {
-        result = server => result,
-        () = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(drain).await;
-        } => {
-            tracing::warn!(?drain, "in-flight calls did not finish in time; closing");
-            Ok(())
-        }
+/// Any path no route serves: a gRPC `UNIMPLEMENTED` for gRPC clients, a plain
+/// `404` for everyone else.
+async fn unknown_path(request: axum::extract::Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let grpc = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if grpc {
+        let (parts, ()) = tonic::Status::unimplemented("no such method")
+            .into_http::<()>()
+            .into_parts();
+        return axum::response::Response::from_parts(parts, axum::body::Body::empty());
     }
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": "not_found", "error_description": "no such path"})),
+    )
+        .into_response()
 }
+
+pub use crate::connections::{ConnectionLimits, serve};
 
 /// Binds `addr`, reporting what failed in words an operator can act on.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {

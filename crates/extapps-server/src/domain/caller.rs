@@ -51,7 +51,8 @@ impl fmt::Display for Role {
 pub struct Caller {
     pub key_id: String,
     pub role: Role,
-    /// `None` for operator keys, which see every organization.
+    /// `None` for operator keys and platform-wide `introspect` and `signin`
+    /// keys, which see every organization.
     pub organization: Option<OrganizationId>,
     /// Resources an `introspect` key is bound to; empty means all.
     pub resources: Vec<String>,
@@ -78,7 +79,17 @@ impl Caller {
     /// Whether the caller may see data of `organization`. Callers that may not
     /// get `NOT_FOUND`, as if the data did not exist.
     pub fn sees(&self, organization: &OrganizationId) -> bool {
-        self.role == Role::Operator || self.organization.as_ref() == Some(organization)
+        match &self.organization {
+            Some(own) => own == organization,
+            None => self.spans_organizations(),
+        }
+    }
+
+    /// Whether the key serves every organization: an operator key, or an
+    /// `introspect` or `signin` key created platform-wide.
+    pub fn spans_organizations(&self) -> bool {
+        self.organization.is_none()
+            && matches!(self.role, Role::Operator | Role::Introspect | Role::Signin)
     }
 }
 
@@ -102,6 +113,20 @@ mod tests {
         assert!(caller(Role::Admin, Some("acme")).sees(&acme));
         assert!(!caller(Role::Admin, Some("acme")).sees(&other));
         assert!(caller(Role::Operator, None).sees(&other));
+    }
+
+    #[test]
+    fn introspect_keys_see_their_organization_unless_platform_wide() {
+        let acme = OrganizationId::parse("acme").unwrap();
+        let other = OrganizationId::parse("other").unwrap();
+        let bound = caller(Role::Introspect, Some("acme"));
+        assert!(bound.sees(&acme) && !bound.sees(&other));
+        assert!(!bound.spans_organizations());
+        let wide = caller(Role::Introspect, None);
+        assert!(wide.sees(&acme) && wide.sees(&other));
+        assert!(wide.spans_organizations());
+        // An admin key without an organization (never created) sees nothing.
+        assert!(!caller(Role::Admin, None).sees(&acme));
     }
 
     #[test]

@@ -14,11 +14,14 @@ pub enum OAuthError {
     InvalidScope(String),
     /// The client may not use this grant type.
     UnauthorizedClient(String),
-    UnsupportedGrantType(String),
-    /// Too many failed authentications of this client: retry later.
+    UnsupportedGrantType,
+    /// The client's or the source's budget of secret verifications is
+    /// spent: retry later.
     TooManyAttempts {
         retry_after: Duration,
     },
+    /// Every secret verifier is busy: retry in a moment.
+    Busy,
     /// The storage is unreachable: retry later.
     Unavailable,
     ServerError,
@@ -32,28 +35,52 @@ impl OAuthError {
             OAuthError::InvalidClient => "invalid_client",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
-            OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
-            OAuthError::TooManyAttempts { .. } | OAuthError::Unavailable => {
+            OAuthError::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthError::TooManyAttempts { .. } | OAuthError::Busy | OAuthError::Unavailable => {
                 "temporarily_unavailable"
             }
             OAuthError::ServerError => "server_error",
         }
     }
 
-    /// The `error_description`: never a secret, never internal detail.
+    /// Seconds to wait before retrying, for `Retry-After`: at least 1.
+    pub fn retry_after_seconds(&self) -> u64 {
+        match self {
+            OAuthError::TooManyAttempts { retry_after } => {
+                retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)
+            }
+            _ => 1,
+        }
+        .max(1)
+    }
+
+    /// The `error_description`: never a secret, never internal detail, and
+    /// only the characters RFC 6749 section 5.2 allows (printable ASCII
+    /// without `"` and `\`); anything else becomes `?`.
     pub fn description(&self) -> String {
+        self.description_text()
+            .chars()
+            .map(|c| match c {
+                ' '..='~' if c != '"' && c != '\\' => c,
+                _ => '?',
+            })
+            .collect()
+    }
+
+    fn description_text(&self) -> String {
         match self {
             OAuthError::InvalidRequest(why)
             | OAuthError::InvalidScope(why)
             | OAuthError::UnauthorizedClient(why) => why.clone(),
             OAuthError::InvalidClient => "client authentication failed".into(),
-            OAuthError::UnsupportedGrantType(grant) => {
-                format!("grant type `{grant}` is not supported; use `client_credentials`")
+            OAuthError::UnsupportedGrantType => {
+                "this grant type is not supported; use `client_credentials`".into()
             }
-            OAuthError::TooManyAttempts { retry_after } => format!(
-                "too many failed authentications for this client; retry in {} s",
-                retry_after.as_secs().max(1)
+            OAuthError::TooManyAttempts { .. } => format!(
+                "too many secret verifications for this client or from this address; retry in {} s",
+                self.retry_after_seconds()
             ),
+            OAuthError::Busy => "the server is busy verifying secrets; retry in 1 s".into(),
             OAuthError::Unavailable => "the service is unavailable; retry later".into(),
             OAuthError::ServerError => "internal error".into(),
         }
@@ -66,5 +93,34 @@ impl From<super::Error> for OAuthError {
             super::Error::Unavailable => OAuthError::Unavailable,
             _ => OAuthError::ServerError,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn descriptions_hold_only_the_characters_rfc_6749_allows(why in any::<String>()) {
+            for error in [OAuthError::InvalidRequest(why.clone()), OAuthError::InvalidScope(why)] {
+                let description = error.description();
+                prop_assert!(description
+                    .bytes()
+                    .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)));
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        let wait = |ms| OAuthError::TooManyAttempts {
+            retry_after: Duration::from_millis(ms),
+        };
+        assert_eq!(wait(200).retry_after_seconds(), 1);
+        assert_eq!(wait(5_001).retry_after_seconds(), 6);
+        assert_eq!(wait(6_000).retry_after_seconds(), 6);
+        assert_eq!(OAuthError::Busy.retry_after_seconds(), 1);
     }
 }

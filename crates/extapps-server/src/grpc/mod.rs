@@ -334,23 +334,22 @@ impl ExternalApplications for GrpcApi {
             if token.is_empty() {
                 return Err(Error::invalid_field("token", "is required"));
             }
-            Ok(
-                match self.service.introspect(token, &caller.resources).await? {
-                    None => pb::IntrospectTokenResponse::default(),
-                    Some(active) => pb::IntrospectTokenResponse {
-                        active: true,
-                        scope: active.scopes.join(" "),
-                        client_id: active.client_id,
-                        token_type: "Bearer".into(),
-                        exp: active.exp,
-                        iat: active.iat,
-                        sub: active.sub,
-                        aud: active.aud,
-                        iss: active.iss,
-                        jti: active.jti,
-                    },
+            Ok(match self.service.introspect(token, &caller).await? {
+                None => pb::IntrospectTokenResponse::default(),
+                Some(active) => pb::IntrospectTokenResponse {
+                    active: true,
+                    scope: active.scopes.join(" "),
+                    client_id: active.client_id,
+                    token_type: "Bearer".into(),
+                    exp: active.exp,
+                    iat: active.iat,
+                    sub: active.sub,
+                    aud: active.aud,
+                    iss: active.iss,
+                    jti: active.jti,
+                    organization: active.organization.unwrap_or_default(),
                 },
-            )
+            })
         })
         .await
     }

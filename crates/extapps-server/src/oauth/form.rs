@@ -9,7 +9,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use secrecy::SecretString;
 
 use crate::domain::oauth::OAuthError;
-use crate::service::ClientCredentials;
+use crate::service::{ClientCredentials, SourceKey};
 
 /// The parameters of a form body. Empty values count as absent.
 #[derive(Debug)]
@@ -33,9 +33,11 @@ impl Form {
         let mut params = HashMap::new();
         for (key, value) in form_urlencoded::parse(body) {
             if params.contains_key(key.as_ref()) {
-                return Err(OAuthError::InvalidRequest(format!(
-                    "parameter `{key}` is repeated"
-                )));
+                // Named only if it is one of ours: never echo client input.
+                return Err(OAuthError::InvalidRequest(match known_parameter(&key) {
+                    Some(name) => format!("parameter `{name}` is repeated"),
+                    None => "a parameter is repeated".into(),
+                }));
             }
             params.insert(key.into_owned(), value.into_owned());
         }
@@ -47,7 +49,7 @@ impl Form {
         self.0.get(name).map(String::as_str)
     }
 
-    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+    pub fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
         self.get(name)
             .ok_or_else(|| OAuthError::InvalidRequest(format!("parameter `{name}` is missing")))
     }
@@ -56,6 +58,20 @@ impl Form {
     fn take(&mut self, name: &str) -> Option<String> {
         self.0.remove(name)
     }
+}
+
+/// The parameters the OAuth endpoints read.
+const KNOWN_PARAMETERS: [&str; 6] = [
+    "grant_type",
+    "scope",
+    "client_id",
+    "client_secret",
+    "token",
+    "token_type_hint",
+];
+
+fn known_parameter(name: &str) -> Option<&'static str> {
+    KNOWN_PARAMETERS.into_iter().find(|known| *known == name)
 }
 
 /// Undoes the form-encoding RFC 6749 applies inside Basic credentials.
@@ -71,6 +87,7 @@ fn form_decode(value: &str) -> Option<String> {
 pub fn client_credentials(
     headers: &HeaderMap,
     form: &mut Form,
+    source: Option<SourceKey>,
 ) -> Result<ClientCredentials, OAuthError> {
     let in_body = (form.take("client_id"), form.take("client_secret"));
     let basic = match headers.get(header::AUTHORIZATION) {
@@ -106,5 +123,6 @@ pub fn client_credentials(
     Ok(ClientCredentials {
         client_id,
         secret: SecretString::from(secret),
+        source,
     })
 }

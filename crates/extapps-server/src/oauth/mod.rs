@@ -3,6 +3,7 @@
 //! (RFC 7009) and authorization server metadata (RFC 8414).
 
 mod form;
+mod source;
 
 use axum::{
     Json, Router,
@@ -16,7 +17,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::domain::{Error, caller::Role, oauth::OAuthError};
-use crate::service::{ClientCredentials, Service};
+use crate::service::{ClientCredentials, Service, SourceKey};
 use form::{Form, client_credentials};
 
 /// Largest request body the OAuth endpoints read.
@@ -78,7 +79,7 @@ fn oauth_error(error: OAuthError) -> Response {
     let status = match &error {
         OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
         OAuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-        OAuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::Unavailable | OAuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
@@ -94,8 +95,8 @@ fn oauth_error(error: OAuthError) -> Response {
                 HeaderValue::from_static("Basic realm=\"extapps\""),
             );
         }
-        OAuthError::TooManyAttempts { retry_after } => {
-            if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
+        OAuthError::TooManyAttempts { .. } | OAuthError::Busy | OAuthError::Unavailable => {
+            if let Ok(value) = HeaderValue::from_str(&error.retry_after_seconds().to_string()) {
                 headers.insert(header::RETRY_AFTER, value);
             }
         }
@@ -119,23 +120,46 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, OAuthError> {
 /// The form of a client request and the client's credentials from it.
 fn client_request(
     headers: &HeaderMap,
+    source: Source,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<(Form, ClientCredentials), OAuthError> {
     let mut form = Form::parse(headers, &body(raw)?)?;
-    let credentials = client_credentials(headers, &mut form)?;
+    let credentials = client_credentials(headers, &mut form, source.0)?;
     Ok((form, credentials))
+}
+
+/// The budget key of the request's source address.
+struct Source(Option<SourceKey>);
+
+impl axum::extract::FromRequestParts<Service> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        service: &Service,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0);
+        Ok(Self(
+            source::source_address(&parts.headers, peer, service.client_auth().trusted_proxies)
+                .map(SourceKey::from),
+        ))
+    }
 }
 
 async fn token(
     State(service): State<Service>,
+    source: Source,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let (form, credentials) = client_request(&headers, raw)?;
+        let (form, credentials) = client_request(&headers, source, raw)?;
         match form.require("grant_type")? {
             "client_credentials" => {}
-            other => return Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+            _ => return Err(OAuthError::UnsupportedGrantType),
         }
         service
             .issue_client_credentials(&credentials, form.get("scope"))
@@ -199,11 +223,10 @@ async fn introspect(
         Ok(token) => token,
         Err(e) => return oauth_error(e),
     };
-    match service.introspect(token, &caller.resources).await {
+    match service.introspect(token, &caller).await {
         Ok(None) => no_store(StatusCode::OK, json!({"active": false})),
-        Ok(Some(active)) => no_store(
-            StatusCode::OK,
-            json!({
+        Ok(Some(active)) => {
+            let mut body = json!({
                 "active": true,
                 "scope": active.scopes.join(" "),
                 "client_id": active.client_id,
@@ -214,19 +237,24 @@ async fn introspect(
                 "aud": active.aud,
                 "iss": active.iss,
                 "jti": active.jti,
-            }),
-        ),
+            });
+            if let Some(organization) = active.organization {
+                body["organization"] = Value::String(organization);
+            }
+            no_store(StatusCode::OK, body)
+        }
         Err(e) => oauth_error(e.into()),
     }
 }
 
 async fn revoke(
     State(service): State<Service>,
+    source: Source,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let (form, credentials) = client_request(&headers, raw)?;
+        let (form, credentials) = client_request(&headers, source, raw)?;
         let token = form.require("token")?.to_owned();
         service.revoke(&credentials, &token).await
     }

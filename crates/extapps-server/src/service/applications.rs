@@ -167,7 +167,7 @@ impl Service {
         };
 
         let secret = match registration.app_type {
-            ApplicationType::Confidential => Some(new_client_secret().await?),
+            ApplicationType::Confidential => Some(new_client_secret(&self.pool).await?),
             ApplicationType::NonConfidential => None,
         };
         let now = self.clock.now();
@@ -417,7 +417,7 @@ impl Service {
             }
             None => None,
         };
-        let (secret, phc) = new_client_secret().await?;
+        let (secret, phc) = new_client_secret(&self.pool).await?;
         let rotation = RotateSecret {
             secret: NewSecret {
                 id: Uuid::new_v4().to_string(),

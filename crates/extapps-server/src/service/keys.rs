@@ -20,8 +20,10 @@ pub struct CreatedKey {
 }
 
 impl Service {
-    /// Creates a key. Operator keys belong to no organization; every other
-    /// role needs one. Only `introspect` keys may be bound to resources.
+    /// Creates a key. Operator keys belong to no organization, admin keys to
+    /// one; `introspect` and `signin` keys to one, or, without an
+    /// organization, to the whole platform. Only `introspect` keys may be
+    /// bound to resources.
     pub async fn create_caller_key(
         &self,
         organization: Option<OrganizationId>,
@@ -35,10 +37,10 @@ impl Service {
                     "an operator key spans every organization: omit --organization",
                 ));
             }
-            (Role::Admin | Role::Introspect | Role::Signin, None) => {
+            (Role::Admin, None) => {
                 return Err(Error::invalid_field(
                     "organization",
-                    format!("a `{role}` key needs --organization"),
+                    "an admin key needs --organization",
                 ));
             }
             _ => {}

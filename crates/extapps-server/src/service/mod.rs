@@ -4,10 +4,11 @@
 
 mod applications;
 mod audit;
-mod failed_auth;
+mod auth_budget;
 mod keys;
 mod tokens;
 mod verified_secrets;
+mod verify_pool;
 
 use std::{
     collections::HashMap,
@@ -19,9 +20,19 @@ use time::OffsetDateTime;
 use secrecy::SecretString;
 
 pub use applications::{ApplicationUpdate, WithSecret};
-pub use failed_auth::FAILURES_PER_MINUTE;
+pub use auth_budget::{BudgetSettings, SourceKey};
 pub use keys::CreatedKey;
 pub use tokens::{ActiveToken, ClientCredentials, IssuedToken, TokenSettings};
+pub use verify_pool::PoolSettings;
+
+/// Bounds on the work unauthenticated clients can cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientAuthSettings {
+    pub pool: PoolSettings,
+    pub budget: BudgetSettings,
+    /// Proxies whose `X-Forwarded-For` entries are trusted (0: none).
+    pub trusted_proxies: usize,
+}
 
 use crate::domain::{
     Error, Reason,
@@ -43,13 +54,13 @@ pub struct Service {
     page_tokens: PageTokens,
     sealer: TokenSealer,
     tokens: TokenSettings,
-    /// Hash of a random secret, verified against when a client has none, so
-    /// unknown clients cost what known ones do.
-    dummy_hash: String,
     /// Secrets verified recently, to skip argon2id on repeat requests.
     verified: Arc<verified_secrets::VerifiedSecrets>,
-    /// Refuses clients that fail authentication too often.
-    failed_auth: Arc<failed_auth::FailedAuthLimiter>,
+    /// Budgets of verifications per client and per source.
+    budget: Arc<auth_budget::AuthBudget>,
+    /// Where argon2id runs.
+    pool: verify_pool::VerifyPool,
+    client_auth: ClientAuthSettings,
     metrics: crate::metrics::Metrics,
     /// When each secret's last use was last written, per replica.
     secret_use: Arc<Mutex<HashMap<String, OffsetDateTime>>>,
@@ -61,25 +72,29 @@ impl Service {
         catalog: Catalog,
         clock: Arc<dyn Clock>,
         tokens: TokenSettings,
+        client_auth: ClientAuthSettings,
     ) -> Result<Self, Error> {
         let page_tokens = PageTokens::new(store.server_key("page_token").await?);
         let sealer = TokenSealer::new(store.server_key("access_token").await?);
         let verified = Arc::new(verified_secrets::VerifiedSecrets::new(
             store.server_key("verified_secrets").await?,
         ));
-        let (_, dummy_hash) = new_client_secret().await?;
         let metrics = crate::metrics::Metrics::default();
         store.count_in(metrics.clone());
         Ok(Self {
             store,
             catalog: Arc::new(catalog),
-            clock,
+            clock: clock.clone(),
             page_tokens,
             sealer,
             tokens,
-            dummy_hash,
             verified,
-            failed_auth: Arc::default(),
+            budget: Arc::new(auth_budget::AuthBudget::new(
+                client_auth.budget,
+                clock.clone(),
+            )),
+            pool: verify_pool::VerifyPool::new(client_auth.pool),
+            client_auth,
             metrics,
             secret_use: Arc::default(),
         })
@@ -95,6 +110,11 @@ impl Service {
 
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.metrics
+    }
+
+    /// The bounds on client authentication this server runs with.
+    pub fn client_auth(&self) -> &ClientAuthSettings {
+        &self.client_auth
     }
 
     /// The issuer identifier of this server.
@@ -133,22 +153,14 @@ impl Service {
     }
 }
 
-/// Runs CPU-heavy work (argon2id) off the async runtime.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        tracing::error!(error = %e, "blocking task failed");
-        Error::Internal
-    })?
-}
-
-/// Generates a client secret and its hash.
-async fn new_client_secret() -> Result<(SecretString, String), Error> {
-    blocking(|| {
+/// Generates a client secret and its hash (argon2id, on the bounded pool).
+async fn new_client_secret(
+    pool: &verify_pool::VerifyPool,
+) -> Result<(SecretString, String), Error> {
+    pool.run(|| {
         let secret = credential::generate(CredentialKind::ClientSecret)?;
         let phc = credential::hash_secret(&secret)?;
         Ok((secret, phc))
     })
-    .await
+    .await?
 }

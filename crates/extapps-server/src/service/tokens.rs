@@ -7,10 +7,11 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Service, blocking};
+use super::{Service, auth_budget::SourceKey, verify_pool::PoolError};
 use crate::domain::{
     Error,
     application::ApplicationType,
+    caller::Caller,
     catalog::ScopeSet,
     clock::{from_micros, to_micros},
     credential::{self, CredentialKind},
@@ -48,13 +49,19 @@ pub struct ActiveToken {
     pub aud: Vec<String>,
     pub iss: String,
     pub jti: String,
+    /// The organization of the token's application, told only to callers
+    /// that span organizations (platform-wide keys and operators).
+    pub organization: Option<String>,
 }
 
-/// A client's credentials as presented.
+/// A client's credentials as presented, and where they came from.
 #[derive(Debug)]
 pub struct ClientCredentials {
     pub client_id: String,
     pub secret: SecretString,
+    /// The source address's budget key; `None` where there is no peer
+    /// address (in-process callers).
+    pub source: Option<SourceKey>,
 }
 
 fn seconds(micros: i64) -> i64 {
@@ -62,79 +69,71 @@ fn seconds(micros: i64) -> i64 {
 }
 
 impl Service {
-    /// Authenticates a client by its secret, refusing clients that failed
-    /// too often. An unknown client, a client without secrets and a wrong
-    /// secret all cost one argon2id verification, so timing does not tell
-    /// them apart.
+    /// Authenticates a client by its secret, cheapest check first: a
+    /// malformed client ID or secret, an unknown client and a client without
+    /// secrets are refused without any verification (client IDs are public
+    /// in OAuth: telling whether one exists reveals nothing secret). A secret
+    /// this replica verified before is accepted from its cache without
+    /// touching any budget. Only then is one verification reserved from the
+    /// client's and the source's budgets, and run on the bounded pool.
     async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
-        if let Some(retry_after) = self.failed_auth.blocked_for(&credentials.client_id) {
-            return Err(OAuthError::TooManyAttempts { retry_after });
-        }
-        let result = self.verify_client(credentials).await;
-        if matches!(result, Err(OAuthError::InvalidClient)) {
-            self.failed_auth.record_failure(&credentials.client_id);
-        }
-        result
-    }
-
-    async fn verify_client(
-        &self,
-        credentials: &ClientCredentials,
-    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
-        let now = self.clock.now();
-        let client_id = ClientId::parse(&credentials.client_id);
-        let state = match client_id {
-            Some(id) => self.store.client_state(id).await?,
-            None => None,
+        let Some(client_id) = ClientId::parse(&credentials.client_id) else {
+            return Err(OAuthError::InvalidClient);
         };
-        // A mistyped secret fails its checksum: no verification needed.
+        // A mistyped secret fails its checksum before any database read.
         if !credential::is_well_formed(
             CredentialKind::ClientSecret,
             credentials.secret.expose_secret(),
         ) {
             return Err(OAuthError::InvalidClient);
         }
-        if let (Some(id), Some(state)) = (client_id, &state)
-            && let Some(secret_id) = self.verified.lookup(id, &credentials.secret, state, now)
+        let Some(state) = self.store.client_state(client_id).await? else {
+            return Err(OAuthError::InvalidClient);
+        };
+        let now = self.clock.now();
+        if let Some(secret_id) = self
+            .verified
+            .lookup(client_id, &credentials.secret, &state, now)
         {
             self.metrics.secret_cache(true);
             self.note_secret_use(&secret_id, now).await;
-            return Ok((id, state.clone()));
+            return Ok((client_id, state));
         }
         self.metrics.secret_cache(false);
         let hashes: Vec<(String, String)> = state
-            .as_ref()
-            .map(|s| {
-                s.live_secrets(now)
-                    .map(|x| (x.id.clone(), x.phc.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let secret = credentials.secret.clone();
-        let dummy = self.dummy_hash.clone();
-        let matched = blocking(move || {
-            if hashes.is_empty() {
-                credential::verify_secret(&secret, &dummy);
-                return Ok(None);
-            }
-            Ok(hashes
-                .into_iter()
-                .find(|(_, phc)| credential::verify_secret(&secret, phc))
-                .map(|(id, _)| id))
-        })
-        .await?;
-        match (client_id, state, matched) {
-            (Some(id), Some(state), Some(secret_id)) => {
-                self.verified
-                    .remember(id, &credentials.secret, &secret_id, state.revision);
-                self.note_secret_use(&secret_id, now).await;
-                Ok((id, state))
-            }
-            _ => Err(OAuthError::InvalidClient),
+            .live_secrets(now)
+            .map(|x| (x.id.clone(), x.phc.clone()))
+            .collect();
+        if hashes.is_empty() {
+            return Err(OAuthError::InvalidClient);
         }
+        self.budget
+            .reserve(client_id, credentials.source)
+            .map_err(|retry_after| OAuthError::TooManyAttempts { retry_after })?;
+        let secret = credentials.secret.clone();
+        let matched = self
+            .pool
+            .try_run(move || {
+                hashes
+                    .into_iter()
+                    .find(|(_, phc)| credential::verify_secret(&secret, phc))
+                    .map(|(id, _)| id)
+            })
+            .await
+            .map_err(|e| match e {
+                PoolError::Busy => OAuthError::Busy,
+                PoolError::Failed(e) => e.into(),
+            })?;
+        let Some(secret_id) = matched else {
+            return Err(OAuthError::InvalidClient);
+        };
+        self.verified
+            .remember(client_id, &credentials.secret, &secret_id, state.revision);
+        self.note_secret_use(&secret_id, now).await;
+        Ok((client_id, state))
     }
 
     /// Records a secret's last use: one small write at most every few
@@ -186,9 +185,16 @@ impl Service {
                 let mut chosen = BTreeSet::new();
                 for s in requested {
                     if !granted.contains(s) {
-                        return Err(OAuthError::InvalidScope(format!(
-                            "`{s}` is not an application scope granted to this client"
-                        )));
+                        // A scope is named back only if it is one of the
+                        // catalog's: never echo arbitrary client input.
+                        let known = self.catalog.owner_of(ScopeSet::Application, s).is_some()
+                            || self.catalog.owner_of(ScopeSet::User, s).is_some();
+                        return Err(OAuthError::InvalidScope(if known {
+                            format!("`{s}` is not an application scope granted to this client")
+                        } else {
+                            "a requested scope is not an application scope granted to this client"
+                                .into()
+                        }));
                     }
                     chosen.insert(s.to_owned());
                 }
@@ -216,15 +222,16 @@ impl Service {
         })
     }
 
-    /// Introspects a token for a resource server bound to `resources` (none:
-    /// every resource). `None` means inactive, with no reason given, as RFC
-    /// 7662 requires.
+    /// Introspects a token for `caller`: a key of one organization sees only
+    /// that organization's tokens, a key bound to resources only tokens for
+    /// one of them. `None` means inactive, with no reason given, as RFC 7662
+    /// requires.
     pub async fn introspect(
         &self,
         token: &str,
-        resources: &[String],
+        caller: &Caller,
     ) -> Result<Option<ActiveToken>, Error> {
-        let answer = self.introspect_inner(token, resources).await;
+        let answer = self.introspect_inner(token, caller).await;
         if let Ok(active) = &answer {
             self.metrics.introspection(active.is_some());
         }
@@ -234,7 +241,7 @@ impl Service {
     async fn introspect_inner(
         &self,
         token: &str,
-        resources: &[String],
+        caller: &Caller,
     ) -> Result<Option<ActiveToken>, Error> {
         let Some(claims) = self.sealer.open(token) else {
             return Ok(None);
@@ -253,7 +260,7 @@ impl Service {
         let revoked_on_rotation = state
             .tokens_not_before
             .is_some_and(|t| from_micros(claims.issued_at) < t);
-        if state.revoked || revoked_on_rotation {
+        if state.revoked || revoked_on_rotation || !caller.sees(&state.organization) {
             return Ok(None);
         }
         // Scopes removed since issuance no longer count.
@@ -279,6 +286,7 @@ impl Service {
         if aud.is_empty() {
             return Ok(None);
         }
+        let resources = &caller.resources;
         if !resources.is_empty() && !resources.iter().any(|r| aud.contains(r)) {
             return Ok(None);
         }
@@ -293,6 +301,9 @@ impl Service {
             aud: aud.into_iter().collect(),
             iss: self.tokens.issuer.clone(),
             jti: claims.id.to_string(),
+            organization: caller
+                .spans_organizations()
+                .then(|| state.organization.to_string()),
         }))
     }
 

@@ -58,6 +58,8 @@ impl ClientState {
 /// the token's revocation in one statement.
 #[derive(Debug, Clone)]
 pub struct IntrospectionState {
+    /// The organization of the token's application.
+    pub organization: OrganizationId,
     pub grants: Arc<Grants>,
     pub tokens_not_before: Option<OffsetDateTime>,
     /// The token itself was revoked (RFC 7009).
@@ -81,6 +83,7 @@ impl Store {
                 None => self.is_token_revoked(jti).await?,
             };
             return Ok(Some(IntrospectionState {
+                organization: state.organization.clone(),
                 grants: state.grants.clone(),
                 tokens_not_before: state.tokens_not_before,
                 revoked,
@@ -89,12 +92,12 @@ impl Store {
         let backend = self.db.get_database_backend();
         let sql = match backend {
             DbBackend::Postgres => {
-                "SELECT a.grants, a.tokens_not_before, \
+                "SELECT a.organization, a.grants, a.tokens_not_before, \
                  EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $1) AS revoked \
                  FROM applications a WHERE a.id = $2"
             }
             _ => {
-                "SELECT a.grants, a.tokens_not_before, \
+                "SELECT a.organization, a.grants, a.tokens_not_before, \
                  EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = ?) AS revoked \
                  FROM applications a WHERE a.id = ?"
             }
@@ -115,10 +118,12 @@ impl Store {
             tracing::error!(application = %client_id, "stored application does not parse");
             Error::Internal
         };
-        let grants: String = row.try_get_by_index(0).map_err(corrupt)?;
-        let tokens_not_before: Option<i64> = row.try_get_by_index(1).map_err(corrupt)?;
-        let revoked: bool = row.try_get_by_index(2).map_err(corrupt)?;
+        let organization: String = row.try_get_by_index(0).map_err(corrupt)?;
+        let grants: String = row.try_get_by_index(1).map_err(corrupt)?;
+        let tokens_not_before: Option<i64> = row.try_get_by_index(2).map_err(corrupt)?;
+        let revoked: bool = row.try_get_by_index(3).map_err(corrupt)?;
         Ok(Some(IntrospectionState {
+            organization: OrganizationId::parse(&organization).map_err(|_| Error::Internal)?,
             grants: Arc::new(serde_json::from_str(&grants).map_err(|_| Error::Internal)?),
             tokens_not_before: tokens_not_before.map(from_micros),
             revoked,

@@ -1,0 +1,299 @@
+//! Serving connections with a bound on every wait: a cap on open
+//! connections, a deadline for the first request's head, a deadline for each
+//! request body, an idle timeout, HTTP/2 keep-alive pings, and a shutdown
+//! that closes idle and stalled connections at once and waits only for
+//! requests in progress.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{Router, extract::ConnectInfo};
+use bytes::Bytes;
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::{Request, body::Incoming};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    time::{Instant, Sleep},
+};
+use tower::ServiceExt;
+
+/// The limits every connection is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A new connection must send a complete request head within this (and
+    /// an HTTP/1 connection each later head, once it starts waiting for one).
+    pub header_read_timeout: Duration,
+    /// A request body must arrive whole within this of its head.
+    pub body_timeout: Duration,
+    /// A connection with no request in progress for this long is closed.
+    pub idle_timeout: Duration,
+    /// HTTP/2 pings this often; a peer that does not answer one within the
+    /// same time is dropped.
+    pub http2_keepalive: Duration,
+    /// Connections open at once; more are closed as soon as accepted.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in progress.
+    pub drain: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            http2_keepalive: Duration::from_secs(20),
+            max_connections: 4096,
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then closes every
+/// connection without a request in progress and gives the others at most
+/// `limits.drain` to finish.
+pub async fn serve<L>(
+    mut listener: L,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ConnectionLimits,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.http2_keepalive)
+        .keep_alive_timeout(limits.http2_keepalive);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop, stopped) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "connection refused: too many open connections");
+            continue;
+        };
+        tokio::spawn(connection(
+            io,
+            peer,
+            router.clone(),
+            builder.clone(),
+            limits,
+            stopped.clone(),
+            slot,
+        ));
+    }
+    drop(listener);
+    drop(stopped);
+    let _ = stop.send(true);
+    if tokio::time::timeout(limits.drain, stop.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(drain = ?limits.drain, "requests in progress did not finish in time; closing");
+    }
+    Ok(())
+}
+
+/// One connection, from accept to close.
+async fn connection<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: ConnectionLimits,
+    mut stopped: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let in_progress = activity.begin();
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let request = request.map(|body| DeadlineBody::new(body, limits.body_timeout));
+            let router = router.clone();
+            async move {
+                let response = match router.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                // The request counts as in progress until its response body
+                // is sent or dropped.
+                Ok::<_, Infallible>(response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _ = &in_progress;
+                        frame
+                    })
+                }))
+            }
+        })
+    };
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(activity.deadline(&limits)) => {
+                if activity.expired(&limits) {
+                    tracing::debug!(%peer, "closing an idle or stalled connection");
+                    conn.as_mut().graceful_shutdown();
+                    // Let an HTTP/2 peer hear the GOAWAY, briefly.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn.as_mut()).await;
+                    return;
+                }
+            }
+            _ = async { stopped.wait_for(|stop| *stop).await.map(|_| ()) } => {
+                conn.as_mut().graceful_shutdown();
+                if activity.in_flight() > 0 {
+                    let _ = conn.as_mut().await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Requests in progress on one connection, and when the last one ended.
+#[derive(Debug)]
+struct Activity {
+    accepted: Instant,
+    state: Mutex<ActivityState>,
+}
+
+#[derive(Debug, Default)]
+struct ActivityState {
+    in_flight: usize,
+    /// When a request last began or ended; `None` before the first.
+    last: Option<Instant>,
+}
+
+/// Marks a request in progress until dropped.
+#[derive(Debug)]
+struct InProgress(Arc<Activity>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.state.lock() {
+            state.in_flight = state.in_flight.saturating_sub(1);
+            state.last = Some(Instant::now());
+        }
+    }
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            accepted: Instant::now(),
+            state: Mutex::default(),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> InProgress {
+        if let Ok(mut state) = self.state.lock() {
+            state.in_flight += 1;
+            state.last = Some(Instant::now());
+        }
+        InProgress(self.clone())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.state.lock().map_or(0, |s| s.in_flight)
+    }
+
+    /// When the connection is next due for closing, if nothing happens: the
+    /// header deadline before its first request, the idle timeout after.
+    fn deadline(&self, limits: &ConnectionLimits) -> Instant {
+        let Ok(state) = self.state.lock() else {
+            return Instant::now();
+        };
+        match (state.in_flight, state.last) {
+            (0, None) => self.accepted + limits.header_read_timeout,
+            (0, Some(last)) => last + limits.idle_timeout,
+            _ => Instant::now() + limits.idle_timeout,
+        }
+    }
+
+    fn expired(&self, limits: &ConnectionLimits) -> bool {
+        self.in_flight() == 0 && self.deadline(limits) <= Instant::now()
+    }
+}
+
+/// A request body that must arrive whole before a deadline: a client that
+/// dribbles or never ends its body cannot hold a request open.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        // A body already complete (no body at all) needs no timer.
+        let deadline = (!inner.is_end_stream()).then(|| Box::pin(tokio::time::sleep(timeout)));
+        Self { inner, deadline }
+    }
+}
+
+/// The body error a late body ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+struct BodyTimedOut;
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if let Some(deadline) = &mut this.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

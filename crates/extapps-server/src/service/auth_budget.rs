@@ -1,0 +1,230 @@
+//! Budgets of secret verifications, per client and per source address.
+//!
+//! Every argon2id verification of a secret this replica has not verified
+//! before is paid for in advance from two budgets: the client's and the
+//! source address's. The reservation is one atomic step of the rate limiter,
+//! so parallel requests cannot all pass a check made before any of them is
+//! counted. A secret found in the verified-secret cache is never charged, so
+//! strangers who exhaust a client's budget cannot refuse its correct,
+//! already verified secret. Time comes from the injected clock.
+
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+
+use governor::{
+    Quota, RateLimiter, clock::Clock as GovernorClock, middleware::NoOpMiddleware, nanos::Nanos,
+    state::keyed::DefaultKeyedStateStore,
+};
+
+use crate::domain::{clock::Clock, names::ClientId};
+
+/// How many verifications a budget holds, and how fast it refills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetSettings {
+    /// Verifications per minute per client (also the burst).
+    pub per_client: NonZeroU32,
+    /// Verifications per minute per source address (also the burst).
+    pub per_source: NonZeroU32,
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        Self {
+            per_client: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            per_source: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
+        }
+    }
+}
+
+/// The service clock as the rate limiter reads it: nanoseconds since the
+/// Unix epoch.
+#[derive(Debug, Clone)]
+struct InjectedClock(Arc<dyn Clock>);
+
+impl GovernorClock for InjectedClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        let nanos = self.0.now().unix_timestamp_nanos();
+        Nanos::from(u64::try_from(nanos).unwrap_or_default())
+    }
+}
+
+type Limiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, InjectedClock, NoOpMiddleware<Nanos>>;
+
+/// Where a request comes from, as a budget key: an IPv4 address, or the /64
+/// network of an IPv6 address (one host is usually given a whole /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceKey(u128);
+
+impl From<IpAddr> for SourceKey {
+    fn from(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(u128::from(v4.to_bits())),
+            IpAddr::V6(v6) => Self((v6.to_bits() >> 64) << 64 | 1),
+        }
+    }
+}
+
+fn limiter<K: Clone + Eq + std::hash::Hash>(
+    per_minute: NonZeroU32,
+    clock: &InjectedClock,
+) -> Limiter<K> {
+    RateLimiter::new(
+        Quota::per_minute(per_minute),
+        DefaultKeyedStateStore::default(),
+        clock.clone(),
+    )
+}
+
+/// Keys beyond which idle entries are dropped, so random sources cannot grow
+/// the limiters' memory without bound.
+const PRUNE_ABOVE: usize = 100_000;
+
+pub struct AuthBudget {
+    clients: Limiter<ClientId>,
+    sources: Limiter<SourceKey>,
+    clock: InjectedClock,
+}
+
+impl std::fmt::Debug for AuthBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthBudget")
+            .field("clients", &self.clients.len())
+            .field("sources", &self.sources.len())
+            .finish()
+    }
+}
+
+impl AuthBudget {
+    pub fn new(settings: BudgetSettings, clock: Arc<dyn Clock>) -> Self {
+        let clock = InjectedClock(clock);
+        Self {
+            clients: limiter(settings.per_client, &clock),
+            sources: limiter(settings.per_source, &clock),
+            clock,
+        }
+    }
+
+    /// Reserves one verification for `client` from `source`; `Err` holds how
+    /// long to wait when either budget is spent.
+    pub fn reserve(&self, client: ClientId, source: Option<SourceKey>) -> Result<(), Duration> {
+        if let Some(source) = source {
+            self.sources
+                .check_key(&source)
+                .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
+        }
+        let outcome = self
+            .clients
+            .check_key(&client)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()));
+        if self.sources.len() > PRUNE_ABOVE {
+            self.sources.retain_recent();
+        }
+        if self.clients.len() > PRUNE_ABOVE {
+            self.clients.retain_recent();
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use time::OffsetDateTime;
+
+    #[derive(Debug)]
+    struct Manual(Mutex<OffsetDateTime>);
+    impl Clock for Manual {
+        fn now(&self) -> OffsetDateTime {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn settings(per_client: u32, per_source: u32) -> BudgetSettings {
+        BudgetSettings {
+            per_client: NonZeroU32::new(per_client).unwrap(),
+            per_source: NonZeroU32::new(per_source).unwrap(),
+        }
+    }
+
+    fn source(ip: &str) -> Option<SourceKey> {
+        Some(SourceKey::from(ip.parse::<IpAddr>().unwrap()))
+    }
+
+    #[test]
+    fn a_client_budget_is_spent_by_any_source_and_refills_with_the_clock() {
+        let clock = Arc::new(Manual(Mutex::new(
+            OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
+        )));
+        let budget = AuthBudget::new(settings(3, 100), clock.clone());
+        let client = ClientId::generate();
+        for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+            budget.reserve(client, source(ip)).unwrap();
+        }
+        let wait = budget.reserve(client, source("10.0.0.4")).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(20));
+        // Another client is not affected.
+        budget
+            .reserve(ClientId::generate(), source("10.0.0.4"))
+            .unwrap();
+        // One cell comes back every 20 s of the injected clock.
+        *clock.0.lock().unwrap() += time::Duration::seconds(20);
+        budget.reserve(client, source("10.0.0.5")).unwrap();
+        assert!(budget.reserve(client, source("10.0.0.5")).is_err());
+    }
+
+    #[test]
+    fn a_source_budget_covers_every_client_and_ipv6_networks() {
+        let clock = Arc::new(Manual(Mutex::new(
+            OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
+        )));
+        let budget = AuthBudget::new(settings(100, 2), clock);
+        budget
+            .reserve(ClientId::generate(), source("2001:db8::1"))
+            .unwrap();
+        budget
+            .reserve(ClientId::generate(), source("2001:db8::2"))
+            .unwrap();
+        // The same /64: refused, whatever the client.
+        assert!(
+            budget
+                .reserve(ClientId::generate(), source("2001:db8::ffff"))
+                .is_err()
+        );
+        budget
+            .reserve(ClientId::generate(), source("2001:db8:0:1::1"))
+            .unwrap();
+        // An IPv4-mapped address is the IPv4 address.
+        budget
+            .reserve(ClientId::generate(), source("192.0.2.1"))
+            .unwrap();
+        budget
+            .reserve(ClientId::generate(), source("::ffff:192.0.2.1"))
+            .unwrap();
+        assert!(
+            budget
+                .reserve(ClientId::generate(), source("192.0.2.1"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn parallel_reservations_never_exceed_the_budget() {
+        let clock = Arc::new(Manual(Mutex::new(
+            OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
+        )));
+        let budget = Arc::new(AuthBudget::new(settings(10, 1000), clock));
+        let client = ClientId::generate();
+        let granted: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..64)
+                .map(|_| {
+                    let budget = budget.clone();
+                    s.spawn(move || usize::from(budget.reserve(client, source("10.1.1.1")).is_ok()))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(granted, 10);
+    }
+}

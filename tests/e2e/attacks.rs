@@ -1,0 +1,252 @@
+//! Strangers against the token endpoint: guessing secrets, trying to lock a
+//! client out, flooding with unknown clients, and a verifier pool that
+//! refuses instead of queueing without bound.
+
+use std::num::NonZeroU32;
+
+use extapps_server::service::{BudgetSettings, ClientAuthSettings, PoolSettings};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::fixtures::{register, service_app};
+use crate::harness::{Backend, TestServer};
+use crate::tokens::{
+    App, http, introspect_grpc, introspect_http, is_active, post_form, service_client, token,
+};
+use extapps_server::domain::caller::Role;
+
+crate::on_both_backends!(
+    strangers_cannot_lock_a_client_out,
+    unknown_and_malformed_clients_cost_no_verification,
+    the_source_budget_covers_every_client_from_that_source,
+    no_organization_reaches_another_organizations_tokens,
+);
+
+/// A well-formed secret (prefix and checksum right) that is nobody's.
+fn forged_secret() -> String {
+    let body = "A".repeat(43);
+    let signed = format!("extapps_cs_{body}");
+    format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
+}
+
+/// A token request with `secret` from `forwarded_for` (if set): status,
+/// `Retry-After` and body.
+async fn attempt(
+    server: &TestServer,
+    client_id: &str,
+    secret: &str,
+    forwarded_for: Option<&str>,
+) -> (StatusCode, Option<u64>, Value) {
+    let mut request = http()
+        .post(format!("{}/oauth2/token", server.url))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")]);
+    if let Some(address) = forwarded_for {
+        request = request.header("x-forwarded-for", address);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (status, retry_after, response.json().await.unwrap())
+}
+
+fn budget(per_client: u32, per_source: u32, trusted_proxies: usize) -> ClientAuthSettings {
+    ClientAuthSettings {
+        pool: PoolSettings::default(),
+        budget: BudgetSettings {
+            per_client: NonZeroU32::new(per_client).unwrap(),
+            per_source: NonZeroU32::new(per_source).unwrap(),
+        },
+        trusted_proxies,
+    }
+}
+
+async fn strangers_cannot_lock_a_client_out(backend: Backend) {
+    // Per source high: the attacker here is many addresses (one proxy hop).
+    let server = TestServer::start_with(backend, budget(10, 1000, 1)).await;
+    let victim = service_client(&server, "Victim").await;
+    let id = victim.app.client_id.clone();
+    // The owner's secret is verified once, from its own address.
+    token(&server.url, &victim, &victim.secret, None)
+        .await
+        .unwrap();
+
+    // Strangers spend the client's budget with wrong secrets, then are told
+    // to wait.
+    let wrong = forged_secret();
+    let mut refused = None;
+    for i in 0..11 {
+        let address = format!("198.51.100.{i}");
+        let (status, retry_after, body) = attempt(&server, &id, &wrong, Some(&address)).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((i, retry_after, body));
+            break;
+        }
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+        );
+    }
+    let (after, retry_after, body) = refused.expect("the client's budget runs out");
+    assert_eq!(after, 9, "the owner's verification and 9 guesses spent 10");
+    assert_eq!(retry_after, Some(6), "one verification every 6 s");
+    assert_eq!(body["error"], "temporarily_unavailable");
+
+    // The owner, from the attackers' addresses or its own, still gets
+    // tokens: its secret was verified before, so no budget is consulted.
+    for address in [Some("198.51.100.1"), Some("203.0.113.7"), None] {
+        let (status, _, body) = attempt(&server, &id, &victim.secret, address).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // Another client is not affected.
+    let bystander = service_client(&server, "Bystander").await;
+    token(&server.url, &bystander, &bystander.secret, None)
+        .await
+        .unwrap();
+
+    // The budget refills with the server's clock, not the wall clock.
+    server.clock.advance(time::Duration::seconds(6));
+    let (status, _, _) = attempt(&server, &id, &wrong, Some("198.51.100.1")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "one guess more after 6 s");
+    let (status, _, _) = attempt(&server, &id, &wrong, Some("198.51.100.1")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+async fn unknown_and_malformed_clients_cost_no_verification(backend: Backend) {
+    let server = TestServer::start_with(backend, budget(10, 5, 0)).await;
+    let known = service_client(&server, "Known").await;
+    let forged = forged_secret();
+    // Far more requests than the source's budget of 5 verifications: none
+    // of them verifies anything, so none is refused for the budget.
+    for i in 0..40 {
+        let client_id = match i % 4 {
+            0 => uuid::Uuid::new_v4().to_string(),
+            1 => format!("not-a-uuid-{i}"),
+            2 => uuid::Uuid::new_v4().to_string().to_uppercase(),
+            _ => known.app.client_id.clone(),
+        };
+        // A mistyped secret of a known client fails its checksum first.
+        let secret = if i % 4 == 3 {
+            format!("{forged}x")
+        } else {
+            forged.clone()
+        };
+        let (status, retry_after, body) = attempt(&server, &client_id, &secret, None).await;
+        assert_eq!(
+            (status, retry_after, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, None, Some("invalid_client")),
+            "request {i}"
+        );
+    }
+    let metrics = http()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("verified_secret_cache_lookups_total{outcome=\"miss\"}"),
+        "no secret was looked up, let alone verified:\n{metrics}"
+    );
+    // The source's whole budget is still there for the real client.
+    token(&server.url, &known, &known.secret, None)
+        .await
+        .unwrap();
+}
+
+async fn the_source_budget_covers_every_client_from_that_source(backend: Backend) {
+    let server = TestServer::start_with(backend, budget(10, 3, 0)).await;
+    let mut clients: Vec<App> = Vec::new();
+    for name in ["One", "Two", "Three", "Four"] {
+        clients.push(service_client(&server, name).await);
+    }
+    let forged = forged_secret();
+    for client in &clients[..3] {
+        let (status, _, _) = attempt(&server, &client.app.client_id, &forged, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // A fourth client from the same address: the address's budget is spent,
+    // even for a correct secret not verified before.
+    let (status, retry_after, body) =
+        attempt(&server, &clients[3].app.client_id, &clients[3].secret, None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(retry_after, Some(20));
+    // X-Forwarded-For is not trusted by default: another "address" in the
+    // header changes nothing.
+    let (status, _, _) = attempt(
+        &server,
+        &clients[3].app.client_id,
+        &clients[3].secret,
+        Some("203.0.113.9"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    server.clock.advance(time::Duration::seconds(20));
+    token(&server.url, &clients[3], &clients[3].secret, None)
+        .await
+        .unwrap();
+}
+
+async fn no_organization_reaches_another_organizations_tokens(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let acme = service_client(&server, "Acme sync").await;
+    let acme_token = token(&server.url, &acme, &acme.secret, None).await.unwrap();
+    let mut globex_admin = server.admin("globex").await;
+    let registered = register(&mut globex_admin, "globex", service_app("Globex sync")).await;
+    let globex = App {
+        app: registered.application.unwrap(),
+        secret: registered.client_secret,
+    };
+
+    // An introspect key of another organization sees the token as inactive,
+    // over gRPC and HTTP alike.
+    let globex_key = server.key(Some("globex"), Role::Introspect, &[]).await;
+    assert!(!is_active(&server.url, &globex_key, &acme_token).await);
+
+    // The token's own organization sees it, without an organization field.
+    let acme_key = server.key(Some("acme"), Role::Introspect, &[]).await;
+    assert!(is_active(&server.url, &acme_key, &acme_token).await);
+    assert_eq!(
+        introspect_grpc(&server.url, &acme_key, &acme_token)
+            .await
+            .organization,
+        ""
+    );
+    assert!(
+        introspect_http(&server.url, &acme_key, &acme_token)
+            .await
+            .get("organization")
+            .is_none()
+    );
+
+    // A platform-wide key sees every organization's tokens and is told whose.
+    let platform_key = server.key(None, Role::Introspect, &[]).await;
+    assert!(is_active(&server.url, &platform_key, &acme_token).await);
+    assert_eq!(
+        introspect_grpc(&server.url, &platform_key, &acme_token)
+            .await
+            .organization,
+        "acme"
+    );
+    assert_eq!(
+        introspect_http(&server.url, &platform_key, &acme_token).await["organization"],
+        "acme"
+    );
+
+    // Another organization's client cannot revoke the token (RFC 7009: the
+    // answer is the same, and nothing happens).
+    let (status, _) = post_form(
+        &server.url,
+        "/oauth2/revoke",
+        Some((&globex.app.client_id, &globex.secret)),
+        &[("token", &acme_token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(is_active(&server.url, &acme_key, &acme_token).await);
+}
