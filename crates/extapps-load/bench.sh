@@ -44,5 +44,7 @@ if [ -z "${EXTAPPS_BENCH_POSTGRES_URL:-}" ]; then
     -c "CREATE DATABASE extapps_bench OWNER extapps"
   EXTAPPS_BENCH_POSTGRES_URL="postgres://extapps:extapps@127.0.0.1:5432/extapps_bench?sslmode=disable"
 fi
-run_on PostgreSQL "$EXTAPPS_BENCH_POSTGRES_URL" "$@" | tail -n +3
+# PostgreSQL replicas need a key ring from outside the database.
+"$server" --log warn key-ring create --key-file "$work/keys.toml"
+EXTAPPS_KEY_FILE="$work/keys.toml" run_on PostgreSQL "$EXTAPPS_BENCH_POSTGRES_URL" "$@" | tail -n +3
 rm -rf "$work"

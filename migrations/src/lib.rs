@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
 mod m20261124_000002_revoked_tokens;
+mod m20261124_000003_keys_out_of_the_database;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261124_000002_revoked_tokens::Migration),
+            Box::new(m20261124_000003_keys_out_of_the_database::Migration),
         ]
     }
 }

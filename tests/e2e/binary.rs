@@ -32,6 +32,8 @@ fn server(dir: &Path) -> Command {
         .current_dir(dir)
         .env_remove("EXTAPPS_DATABASE_URL")
         .env_remove("EXTAPPS_CATALOG")
+        .env_remove("EXTAPPS_KEY_FILE")
+        .env_remove("EXTAPPS_KEY_RING")
         .env_remove("EXTAPPS_LISTEN");
     command
 }
@@ -479,4 +481,81 @@ fn serve_without_migrations_refuses_an_empty_database() {
     assert!(stderr.contains("extapps-server migrate"), "{stderr}");
     let (ok, _, stderr) = run(dir.path(), &["migrate"]);
     assert!(ok, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_ring_lives_in_a_key_file_never_in_the_database() {
+    use std::os::unix::fs::PermissionsExt;
+
+    // The embedded default makes its key file beside the database, 0600.
+    let dir = tempfile::tempdir().unwrap();
+    let serving = Serving::start(dir.path());
+    let key_file = dir.path().join("extapps.keys");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    drop(serving);
+    let (ok, listed, err) = run(dir.path(), &["key-ring", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(listed.lines().count(), 2, "a header and one key: {listed}");
+    let first = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(listed.contains("seals"));
+
+    // Stage, promote, retire; the sealing key cannot be retired.
+    assert!(run(dir.path(), &["key-ring", "rotate", "--staged"]).0);
+    let (_, listed, _) = run(dir.path(), &["key-ring", "list"]);
+    let second = listed
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        listed.lines().nth(2).unwrap().ends_with("staged"),
+        "{listed}"
+    );
+    let (ok, _, err) = run(dir.path(), &["key-ring", "retire", &first]);
+    assert!(!ok && err.contains("rotate first"), "{err}");
+    assert!(run(dir.path(), &["key-ring", "promote", &second]).0);
+    assert!(run(dir.path(), &["key-ring", "retire", &first]).0);
+    let (_, listed, _) = run(dir.path(), &["key-ring", "list"]);
+    assert!(
+        !listed.contains(&first) && listed.contains(&format!("{second}  ")),
+        "{listed}"
+    );
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "a rewritten key file stays private");
+    let (ok, _, err) = run(dir.path(), &["key-ring", "create"]);
+    assert!(
+        !ok && err.contains("cannot create key file"),
+        "never overwritten: {err}"
+    );
+
+    // PostgreSQL without a key ring refuses to start, and says what to do.
+    let database = crate::harness::fresh_database(crate::harness::Backend::Postgres, &dir).await;
+    let env = [("EXTAPPS_DATABASE_URL", database.as_str())];
+    let (ok, _, err) = run_with(dir.path(), &env, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!ok);
+    assert!(
+        err.contains("key-ring create") && err.contains("EXTAPPS_KEY_FILE"),
+        "{err}"
+    );
+    // With the key ring in the environment it starts.
+    let ring = std::fs::read_to_string(&key_file).unwrap();
+    let serving = Serving::start_with(
+        dir.path(),
+        &[
+            ("EXTAPPS_DATABASE_URL", database.as_str()),
+            ("EXTAPPS_KEY_RING", ring.as_str()),
+        ],
+    );
+    assert!(serving.url().starts_with("http://127.0.0.1:"));
 }

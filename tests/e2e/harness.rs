@@ -12,7 +12,7 @@ use std::{
 
 use extapps_client::{ErrorReport, GeneratedClient as Client, with_key};
 use extapps_server::{
-    domain::{caller::Role, clock::Clock, names::OrganizationId},
+    domain::{caller::Role, clock::Clock, key_ring::KeyRing, names::OrganizationId},
     service::{ClientAuthSettings, Service, TokenSettings},
     store::Store,
 };
@@ -139,6 +139,8 @@ pub struct TestServer {
     pub service: Service,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
+    /// The key ring the server seals with (a deployment's key file).
+    pub ring: KeyRing,
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -154,6 +156,24 @@ impl TestServer {
         capture_logs();
         let dir = tempfile::tempdir().unwrap();
         let database_url = fresh_database(backend, &dir).await;
+        let ring = KeyRing::generate(extapps_server::domain::clock::SystemClock.now()).unwrap();
+        Self::launch(backend, dir, database_url, ring, client_auth).await
+    }
+
+    /// Another server on this one's database, with the key ring `ring`.
+    pub async fn beside(&self, ring: KeyRing) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = self.database_url.clone();
+        Self::launch(self.backend, dir, database_url, ring, Default::default()).await
+    }
+
+    async fn launch(
+        backend: Backend,
+        dir: tempfile::TempDir,
+        database_url: String,
+        ring: KeyRing,
+        client_auth: ClientAuthSettings,
+    ) -> Self {
         let store = Store::connect(&database_url).await.unwrap();
         store.migrate().await.unwrap();
         let clock = Arc::new(ManualClock(Mutex::new(
@@ -166,7 +186,7 @@ impl TestServer {
             ttl: time::Duration::HOUR,
             issuer: format!("http://{addr}"),
         };
-        let service = Service::new(store, catalog, clock.clone(), tokens, client_auth)
+        let service = Service::new(store, catalog, clock.clone(), &ring, tokens, client_auth)
             .await
             .unwrap();
         service.store().listen_for_changes();
@@ -205,6 +225,7 @@ impl TestServer {
             service,
             clock,
             database_url,
+            ring,
             channel,
             stop: Some(stop),
             _dir: dir,

@@ -11,6 +11,7 @@ mod cli;
 mod editing;
 mod fixtures;
 mod harness;
+mod key_ring;
 mod listing;
 mod persistence;
 mod readme;

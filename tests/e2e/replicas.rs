@@ -13,7 +13,19 @@ use crate::tokens::{App, is_active, token};
 async fn two_replicas_enforce_each_others_changes_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let database = fresh_database(Backend::Postgres, &dir).await;
-    let env = [("EXTAPPS_DATABASE_URL", database.as_str())];
+    // The replicas share one key file, as a deployment must.
+    let key_file = dir.path().join("keys.toml");
+    let key_file = key_file.to_str().unwrap();
+    let (created, _, err) = run_with(
+        dir.path(),
+        &[],
+        &["key-ring", "create", "--key-file", key_file],
+    );
+    assert!(created, "{err}");
+    let env = [
+        ("EXTAPPS_DATABASE_URL", database.as_str()),
+        ("EXTAPPS_KEY_FILE", key_file),
+    ];
     let admin_key = create_key(dir.path(), &env, "admin");
     let introspect_key = create_key(dir.path(), &env, "introspect");
     let a = Serving::start_with(dir.path(), &env);

@@ -8,6 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use extapps_server::domain::{
     credential::{self, CredentialKind},
+    key_ring::PurposeKeys,
     names::ClientId,
     page_token::PageTokens,
     token::{TokenClaims, TokenSealer},
@@ -26,7 +27,7 @@ fn claims() -> TokenClaims {
 }
 
 fn tokens(c: &mut Criterion) {
-    let sealer = TokenSealer::new([7; 32]);
+    let sealer = TokenSealer::new(&PurposeKeys::fixed([7; 32]));
     let claims = claims();
     let token = sealer.seal(&claims).unwrap();
     c.bench_function("token seal", |b| b.iter(|| sealer.seal(black_box(&claims))));
@@ -65,7 +66,7 @@ fn credentials(c: &mut Criterion) {
 }
 
 fn page_tokens(c: &mut Criterion) {
-    let pages = PageTokens::new([5; 32]);
+    let pages = PageTokens::new(PurposeKeys::fixed([5; 32]));
     let token = pages.encode("applications\nacme", b"Billing sync").unwrap();
     c.bench_function("page token decode", |b| {
         b.iter(|| pages.decode(black_box("applications\nacme"), black_box(&token)))

@@ -4,9 +4,16 @@ use std::{future::Future, path::Path, sync::Arc};
 
 use secrecy::ExposeSecret;
 
-use crate::config::{Cli, Command, GlobalOptions, KeysCommand, RoleArg, ServeOptions};
+use crate::config::{
+    Cli, Command, GlobalOptions, KeyRingCommand, KeysCommand, RoleArg, ServeOptions,
+};
 use crate::domain::{
-    Error, caller::Role, catalog::Catalog, catalog::DEFAULT_CATALOG, clock::SystemClock,
+    Error,
+    caller::Role,
+    catalog::Catalog,
+    catalog::DEFAULT_CATALOG,
+    clock::{Clock, SystemClock},
+    key_ring::KeyRing,
     names::OrganizationId,
 };
 use crate::server::ConnectionLimits;
@@ -26,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Keys(command) => keys(&cli.global, command).await,
+        Command::KeyRing(command) => key_ring(&cli.global, command),
     }
 }
 
@@ -46,6 +54,7 @@ pub fn load_catalog(path: Option<&Path>) -> Result<Catalog, String> {
 pub async fn open(
     global: &GlobalOptions,
     migrate: bool,
+    ring: &KeyRing,
     tokens: TokenSettings,
     client_auth: ClientAuthSettings,
 ) -> Result<Service, String> {
@@ -58,9 +67,16 @@ pub async fn open(
     } else {
         store.check_schema().await.map_err(|e| e.to_string())?;
     }
-    Service::new(store, catalog, Arc::new(SystemClock), tokens, client_auth)
-        .await
-        .map_err(|e| format!("cannot start: {e}"))
+    Service::new(
+        store,
+        catalog,
+        Arc::new(SystemClock),
+        ring,
+        tokens,
+        client_auth,
+    )
+    .await
+    .map_err(|e| format!("cannot start: {e}"))
 }
 
 async fn serve(
@@ -114,7 +130,8 @@ async fn serve(
         max_connections: options.max_connections,
         drain: options.shutdown_timeout,
     };
-    let service = open(global, !options.no_migrate, tokens, client_auth).await?;
+    let ring = crate::key_file::load_for_serving(global, &SystemClock)?;
+    let service = open(global, !options.no_migrate, &ring, tokens, client_auth).await?;
     service.store().listen_for_changes();
     let router = crate::server::router(service)
         .await
@@ -173,7 +190,9 @@ async fn keys(global: &GlobalOptions, command: KeysCommand) -> Result<(), String
         ttl: time::Duration::HOUR,
         issuer: String::new(),
     };
-    let service = open(global, true, tokens, ClientAuthSettings::default()).await?;
+    // Nor do they seal anything: a throwaway key ring will do.
+    let ring = KeyRing::generate(SystemClock.now()).map_err(|e| e.to_string())?;
+    let service = open(global, true, &ring, tokens, ClientAuthSettings::default()).await?;
     match command {
         KeysCommand::Create {
             organization,
@@ -249,6 +268,64 @@ async fn keys(global: &GlobalOptions, command: KeysCommand) -> Result<(), String
             Ok(())
         }
     }
+}
+
+fn key_ring(global: &GlobalOptions, command: KeyRingCommand) -> Result<(), String> {
+    let file = crate::key_file::path(global).ok_or(
+        "name the key file with --key-file (or EXTAPPS_KEY_FILE); only an SQLite database has a default one beside it",
+    )?;
+    let now = SystemClock.now();
+    let changed = match command {
+        KeyRingCommand::Create => {
+            let ring = KeyRing::generate(now).map_err(|e| e.to_string())?;
+            crate::key_file::create(&file, &ring)?;
+            eprintln!(
+                "created key file {} (mode 0600): give every replica this file",
+                file.display()
+            );
+            return Ok(());
+        }
+        KeyRingCommand::List => {
+            let ring = crate::key_file::read(&file)?;
+            println!("{:<8}  {:<25}  STATE", "ID", "CREATED");
+            for (id, created, state) in ring.describe() {
+                println!("{id:<8}  {:<25}  {state}", rfc3339(created));
+            }
+            return Ok(());
+        }
+        KeyRingCommand::Rotate { staged } => {
+            let ring = crate::key_file::read(&file)?
+                .rotated(now, staged)
+                .map_err(|e| e.to_string())?;
+            let id = ring
+                .ids()
+                .last()
+                .map(|(id, _)| id.clone())
+                .unwrap_or_default();
+            eprintln!(
+                "added key {id}; {}",
+                if staged {
+                    "it opens only: once every replica has this file, `key-ring promote` it"
+                } else {
+                    "it seals new tokens once the servers are restarted with this file"
+                }
+            );
+            ring
+        }
+        KeyRingCommand::Promote { id } => {
+            let ring = crate::key_file::read(&file)?.promoted(&id)?;
+            eprintln!("key {id} seals new tokens once the servers are restarted with this file");
+            ring
+        }
+        KeyRingCommand::Retire { id } => {
+            let ring = crate::key_file::read(&file)?.retired(&id)?;
+            eprintln!(
+                "retired key {id}: what it sealed stops working once the servers are restarted with this file"
+            );
+            ring
+        }
+    };
+    crate::key_file::replace(&file, &changed)
 }
 
 fn rfc3339(time: time::OffsetDateTime) -> String {

@@ -35,6 +35,24 @@ pub struct GlobalOptions {
     #[arg(long, env = "EXTAPPS_CATALOG", global = true)]
     pub catalog: Option<PathBuf>,
 
+    /// Key file: the key ring that seals access tokens, shared by every
+    /// replica. Default: `EXTAPPS_KEY_RING`, else, on SQLite, a file beside
+    /// the database (`extapps.keys`), created on first start.
+    #[arg(long, env = "EXTAPPS_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+
+    /// The key ring itself (a key file's content), for orchestrators that
+    /// inject secrets as environment variables. Set it in the environment,
+    /// not on the command line.
+    #[arg(
+        long,
+        env = "EXTAPPS_KEY_RING",
+        global = true,
+        hide_env_values = true,
+        conflicts_with = "key_file"
+    )]
+    pub key_ring: Option<String>,
+
     /// Log filter, in `tracing` env-filter syntax.
     #[arg(long, env = "EXTAPPS_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -50,6 +68,8 @@ impl std::fmt::Debug for GlobalOptions {
         f.debug_struct("GlobalOptions")
             .field("database_url", &"[REDACTED]")
             .field("catalog", &self.catalog)
+            .field("key_file", &self.key_file)
+            .field("key_ring", &self.key_ring.as_ref().map(|_| "[REDACTED]"))
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .finish()
@@ -71,6 +91,34 @@ pub enum Command {
     /// Manage the keys gRPC callers authenticate with.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the key ring that seals access tokens (the key file).
+    #[command(subcommand)]
+    KeyRing(KeyRingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyRingCommand {
+    /// Create a key file with one key (refuses to overwrite one).
+    Create,
+    /// List the keys of the key file: ID, creation time, state.
+    List,
+    /// Add a fresh key that seals from now on; older keys still open what
+    /// they sealed. With `--staged`, the key only opens until promoted: stage
+    /// it, give every replica the file, then promote it.
+    Rotate {
+        #[arg(long)]
+        staged: bool,
+    },
+    /// Make a staged key the one that seals.
+    Promote {
+        /// The key's ID, as `key-ring list` shows it.
+        id: String,
+    },
+    /// Remove a key: tokens and page tokens it sealed stop working.
+    Retire {
+        /// The key's ID, as `key-ring list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

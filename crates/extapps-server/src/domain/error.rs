@@ -9,6 +9,7 @@ use std::fmt;
 pub enum Reason {
     ValidationFailed,
     RequestIdReused,
+    SavedResponseUnavailable,
     ApplicationNotFound,
     OrganizationNotFound,
     KeyNotFound,
@@ -29,6 +30,7 @@ impl Reason {
         match self {
             Reason::ValidationFailed => "VALIDATION_FAILED",
             Reason::RequestIdReused => "REQUEST_ID_REUSED",
+            Reason::SavedResponseUnavailable => "SAVED_RESPONSE_UNAVAILABLE",
             Reason::ApplicationNotFound => "APPLICATION_NOT_FOUND",
             Reason::OrganizationNotFound => "ORGANIZATION_NOT_FOUND",
             Reason::KeyNotFound => "KEY_NOT_FOUND",

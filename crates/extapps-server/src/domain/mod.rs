@@ -10,6 +10,7 @@ pub mod credential;
 pub mod error;
 pub mod grants;
 pub mod idempotency;
+pub mod key_ring;
 pub mod names;
 pub mod oauth;
 pub mod page_token;

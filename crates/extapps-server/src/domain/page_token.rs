@@ -1,17 +1,19 @@
 //! Opaque, tamper-checked page tokens (AIP-158) over keyset pagination.
 //!
 //! A token carries the last key of the page it follows and an HMAC over that
-//! key and the query it belongs to, under a key every replica shares. An
-//! altered token, or one replayed against another query, is refused.
+//! key and the query it belongs to, under a key of the ring every replica
+//! shares (named by its ID in the token). An altered token, or one replayed
+//! against another query, is refused.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::error::{Error, FieldViolation};
+use super::key_ring::{KEY_ID_BYTES, KeyId, PurposeKeys};
 
 const MAC_BYTES: usize = 16;
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// Default and largest page sizes.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
@@ -30,7 +32,7 @@ pub fn page_size(value: i32) -> Result<u64, Error> {
 /// Signs and checks page tokens.
 #[derive(Clone)]
 pub struct PageTokens {
-    key: [u8; 32],
+    keys: PurposeKeys,
 }
 
 impl std::fmt::Debug for PageTokens {
@@ -40,13 +42,14 @@ impl std::fmt::Debug for PageTokens {
 }
 
 impl PageTokens {
-    pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
+    pub fn new(keys: PurposeKeys) -> Self {
+        Self { keys }
     }
 
-    /// The HMAC state over (version, query, cursor), before finalizing.
-    fn mac(&self, query: &str, cursor: &[u8]) -> Result<Hmac<Sha256>, Error> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).map_err(|_| Error::Internal)?;
+    /// The HMAC state over (version, query, cursor) under `key`, before
+    /// finalizing.
+    fn mac(key: &[u8; 32], query: &str, cursor: &[u8]) -> Result<Hmac<Sha256>, Error> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| Error::Internal)?;
         mac.update(&[VERSION]);
         mac.update(&(query.len() as u64).to_be_bytes());
         mac.update(query.as_bytes());
@@ -56,10 +59,12 @@ impl PageTokens {
 
     /// A token for the page after `cursor` of `query`.
     pub fn encode(&self, query: &str, cursor: &[u8]) -> Result<String, Error> {
-        let mut bytes = Vec::with_capacity(1 + cursor.len() + MAC_BYTES);
+        let (id, key) = self.keys.sealing();
+        let mut bytes = Vec::with_capacity(1 + KEY_ID_BYTES + cursor.len() + MAC_BYTES);
         bytes.push(VERSION);
+        bytes.extend_from_slice(&id);
         bytes.extend_from_slice(cursor);
-        let tag = self.mac(query, cursor)?.finalize().into_bytes();
+        let tag = Self::mac(key, query, cursor)?.finalize().into_bytes();
         bytes.extend_from_slice(tag.get(..MAC_BYTES).ok_or(Error::Internal)?);
         Ok(URL_SAFE_NO_PAD.encode(bytes))
     }
@@ -80,12 +85,16 @@ impl PageTokens {
         let [version, rest @ ..] = bytes.as_slice() else {
             return Err(invalid());
         };
+        let Some((id, rest)) = rest.split_first_chunk::<KEY_ID_BYTES>() else {
+            return Err(invalid());
+        };
         if *version != VERSION || rest.len() < MAC_BYTES {
             return Err(invalid());
         }
+        let key = self.keys.get(id as &KeyId).ok_or_else(invalid)?;
         let (cursor, mac) = rest.split_at(rest.len() - MAC_BYTES);
         // Constant-time comparison of the truncated tag.
-        self.mac(query, cursor)?
+        Self::mac(key, query, cursor)?
             .verify_truncated_left(mac)
             .map_err(|_| invalid())?;
         Ok(Some(cursor.to_vec()))
@@ -98,7 +107,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn tokens() -> PageTokens {
-        PageTokens::new([7; 32])
+        PageTokens::new(PurposeKeys::fixed([7; 32]))
     }
 
     #[test]
@@ -109,7 +118,11 @@ mod tests {
             b"Billing"
         );
         assert!(tokens().decode("apps:other", &t).is_err());
-        assert!(PageTokens::new([8; 32]).decode("apps:acme", &t).is_err());
+        assert!(
+            PageTokens::new(PurposeKeys::fixed([8; 32]))
+                .decode("apps:acme", &t)
+                .is_err()
+        );
     }
 
     #[test]

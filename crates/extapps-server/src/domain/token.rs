@@ -1,9 +1,10 @@
 //! Access tokens: self-contained and sealed (XChaCha20-Poly1305) under a key
-//! every replica shares, so issuing one writes nothing and checking one needs
-//! no token lookup. The holder sees only an opaque string: a prefix, a
-//! 192-bit random nonce and the ciphertext of the claims, which include a
-//! random 128-bit token ID. The database never holds a usable token; it holds
-//! only the IDs of revoked ones.
+//! of the key ring every replica shares, so issuing one writes nothing and
+//! checking one needs no token lookup. The holder sees only an opaque string:
+//! a prefix, the ID of the ring key that sealed it, a 192-bit random nonce
+//! and the ciphertext of the claims, which include a random 128-bit token ID.
+//! The database never holds a usable token, nor the key to make one; it
+//! holds only the IDs of revoked tokens.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chacha20poly1305::{
@@ -14,6 +15,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::error::Error;
+use super::key_ring::{KEY_ID_BYTES, KeyId, PurposeKeys};
 use super::names::ClientId;
 
 /// Prefix of every access token, for scanners and for telling tokens apart
@@ -91,7 +93,18 @@ impl TokenClaims {
 /// Seals and opens access tokens.
 #[derive(Clone)]
 pub struct TokenSealer {
-    cipher: XChaCha20Poly1305,
+    sealing: (KeyId, XChaCha20Poly1305),
+    /// Every key that opens, the sealing one included.
+    opening: Vec<(KeyId, XChaCha20Poly1305)>,
+}
+
+/// The additional data a token is sealed with: its prefix and key ID.
+fn aad(id: &KeyId) -> [u8; ACCESS_TOKEN_PREFIX.len() + KEY_ID_BYTES] {
+    let mut aad = [0u8; ACCESS_TOKEN_PREFIX.len() + KEY_ID_BYTES];
+    let (prefix, key) = aad.split_at_mut(ACCESS_TOKEN_PREFIX.len());
+    prefix.copy_from_slice(ACCESS_TOKEN_PREFIX.as_bytes());
+    key.copy_from_slice(id);
+    aad
 }
 
 impl std::fmt::Debug for TokenSealer {
@@ -101,9 +114,12 @@ impl std::fmt::Debug for TokenSealer {
 }
 
 impl TokenSealer {
-    pub fn new(key: [u8; 32]) -> Self {
+    pub fn new(keys: &PurposeKeys) -> Self {
+        let (id, key) = keys.sealing();
+        let cipher = |key: &[u8; 32]| XChaCha20Poly1305::new(&(*key).into());
         Self {
-            cipher: XChaCha20Poly1305::new(&key.into()),
+            sealing: (id, cipher(key)),
+            opening: keys.iter().map(|(id, key)| (*id, cipher(key))).collect(),
         }
     }
 
@@ -111,23 +127,27 @@ impl TokenSealer {
     pub fn seal(&self, claims: &TokenClaims) -> Result<SecretString, Error> {
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).map_err(|_| Error::Internal)?;
-        let sealed = self
-            .cipher
+        let (id, cipher) = &self.sealing;
+        let sealed = cipher
             .encrypt(
                 &XNonce::from(nonce),
                 Payload {
                     msg: &claims.encode(),
-                    aad: ACCESS_TOKEN_PREFIX.as_bytes(),
+                    aad: &aad(id),
                 },
             )
             .map_err(|_| Error::Internal)?;
         let mut token = String::from(ACCESS_TOKEN_PREFIX);
-        URL_SAFE_NO_PAD.encode_string([nonce.as_slice(), &sealed].concat(), &mut token);
+        URL_SAFE_NO_PAD.encode_string(
+            [id.as_slice(), nonce.as_slice(), &sealed].concat(),
+            &mut token,
+        );
         Ok(SecretString::from(token))
     }
 
-    /// The claims of a token this server sealed; `None` for anything else
-    /// (foreign, altered, truncated or garbage). Expiry is not checked here.
+    /// The claims of a token this server sealed with a key still in its
+    /// ring; `None` for anything else (foreign, altered, truncated, garbage,
+    /// or sealed by a retired key). Expiry is not checked here.
     pub fn open(&self, token: &str) -> Option<TokenClaims> {
         if token.len() > MAX_TOKEN_CHARS {
             return None;
@@ -135,14 +155,15 @@ impl TokenSealer {
         let bytes = URL_SAFE_NO_PAD
             .decode(token.strip_prefix(ACCESS_TOKEN_PREFIX)?)
             .ok()?;
-        let (nonce, sealed) = bytes.split_first_chunk::<NONCE_BYTES>()?;
-        let plain = self
-            .cipher
+        let (id, rest) = bytes.split_first_chunk::<KEY_ID_BYTES>()?;
+        let (nonce, sealed) = rest.split_first_chunk::<NONCE_BYTES>()?;
+        let (_, cipher) = self.opening.iter().find(|(known, _)| known == id)?;
+        let plain = cipher
             .decrypt(
                 &XNonce::from(*nonce),
                 Payload {
                     msg: sealed,
-                    aad: ACCESS_TOKEN_PREFIX.as_bytes(),
+                    aad: &aad(id),
                 },
             )
             .ok()?;
@@ -167,9 +188,13 @@ mod tests {
         }
     }
 
+    fn sealer(material: u8) -> TokenSealer {
+        TokenSealer::new(&PurposeKeys::fixed([material; 32]))
+    }
+
     #[test]
     fn round_trips_and_hides_the_claims() {
-        let sealer = TokenSealer::new([3; 32]);
+        let sealer = sealer(3);
         let mut c = claims();
         c.subject = Some("user-42".into());
         let token = sealer.seal(&c).unwrap();
@@ -183,10 +208,10 @@ mod tests {
 
     #[test]
     fn another_key_or_any_change_is_refused() {
-        let sealer = TokenSealer::new([3; 32]);
+        let sealer = sealer(3);
         let token = sealer.seal(&claims()).unwrap();
         let text = token.expose_secret();
-        assert!(TokenSealer::new([4; 32]).open(text).is_none());
+        assert!(self::sealer(4).open(text).is_none());
         let mut bytes = text.as_bytes().to_vec();
         let last = bytes.len() - 3;
         bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
@@ -199,10 +224,37 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_rotated_ring_opens_old_tokens_until_their_key_is_retired() {
+        use crate::domain::key_ring::{KeyRing, Purpose};
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let first = KeyRing::generate(now).unwrap();
+        let second = first.rotated(now, false).unwrap();
+        let old = TokenSealer::new(&first.keys_for(Purpose::AccessToken).unwrap());
+        let new = TokenSealer::new(&second.keys_for(Purpose::AccessToken).unwrap());
+        let old_token = old.seal(&claims()).unwrap();
+        let new_token = new.seal(&claims()).unwrap();
+        assert!(new.open(old_token.expose_secret()).is_some());
+        assert!(
+            old.open(new_token.expose_secret()).is_none(),
+            "not yet in the old ring"
+        );
+        let (old_id, _) = second.ids()[0].clone();
+        let retired = TokenSealer::new(
+            &second
+                .retired(&old_id)
+                .unwrap()
+                .keys_for(Purpose::AccessToken)
+                .unwrap(),
+        );
+        assert!(retired.open(old_token.expose_secret()).is_none());
+        assert!(retired.open(new_token.expose_secret()).is_some());
+    }
+
     proptest! {
         #[test]
         fn garbage_never_panics(s in ".{0,200}") {
-            let sealer = TokenSealer::new([3; 32]);
+            let sealer = sealer(3);
             prop_assert!(sealer.open(&s).is_none());
             let prefixed = format!("{ACCESS_TOKEN_PREFIX}{s}");
             prop_assert!(sealer.open(&prefixed).is_none());

@@ -57,8 +57,14 @@ impl WithSecret {
     }
 
     fn restore(key: &IdempotencyKey, sealed: &[u8]) -> Result<Self, Error> {
-        let saved: SavedResponse =
-            serde_json::from_slice(&key.open(sealed)?).map_err(|_| Error::Internal)?;
+        let opened = key.open(sealed).ok_or_else(|| Error::FailedPrecondition {
+            reason: Reason::SavedResponseUnavailable,
+            message: "this request was already carried out, but its saved response can no \
+                      longer be opened (the key that sealed it was retired): read the \
+                      application instead, and generate a new secret if you need one"
+                .into(),
+        })?;
+        let saved: SavedResponse = serde_json::from_slice(&opened).map_err(|_| Error::Internal)?;
         Ok(Self {
             application: saved.application,
             client_secret: saved.client_secret.map(SecretString::from),
@@ -155,7 +161,12 @@ impl Service {
 
         let idempotency = match request_id {
             Some(id) => {
-                let key = IdempotencyKey::derive(organization, "RegisterApplication", id)?;
+                let key = IdempotencyKey::derive(
+                    &self.idempotency,
+                    organization,
+                    "RegisterApplication",
+                    id,
+                )?;
                 let canonical = serde_json::to_vec(&registration).map_err(|_| Error::Internal)?;
                 let digest = request_digest(&canonical);
                 if let Some(saved) = self.replay(&key, &digest, "request_id").await? {
@@ -402,8 +413,12 @@ impl Service {
         }
         let idempotency = match request_id {
             Some(id) => {
-                let key =
-                    IdempotencyKey::derive(&name.organization, "GenerateApplicationSecret", id)?;
+                let key = IdempotencyKey::derive(
+                    &self.idempotency,
+                    &name.organization,
+                    "GenerateApplicationSecret",
+                    id,
+                )?;
                 let canonical = format!(
                     "{name}\n{}\n{revoke_tokens}\n{:?}",
                     grace_period.whole_microseconds(),

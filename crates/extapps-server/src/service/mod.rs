@@ -40,6 +40,7 @@ use crate::domain::{
     catalog::Catalog,
     clock::Clock,
     credential::{self, CredentialKind},
+    key_ring::{KeyRing, Purpose, PurposeKeys},
     page_token::PageTokens,
     token::TokenSealer,
 };
@@ -53,6 +54,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     page_tokens: PageTokens,
     sealer: TokenSealer,
+    /// Keys that seal saved responses of creating calls.
+    idempotency: PurposeKeys,
     tokens: TokenSettings,
     /// Secrets verified recently, to skip argon2id on repeat requests.
     verified: Arc<verified_secrets::VerifiedSecrets>,
@@ -71,14 +74,16 @@ impl Service {
         store: Store,
         catalog: Catalog,
         clock: Arc<dyn Clock>,
+        ring: &KeyRing,
         tokens: TokenSettings,
         client_auth: ClientAuthSettings,
     ) -> Result<Self, Error> {
-        let page_tokens = PageTokens::new(store.server_key("page_token").await?);
-        let sealer = TokenSealer::new(store.server_key("access_token").await?);
+        let page_tokens = PageTokens::new(ring.keys_for(Purpose::PageToken)?);
+        let sealer = TokenSealer::new(&ring.keys_for(Purpose::AccessToken)?);
         let verified = Arc::new(verified_secrets::VerifiedSecrets::new(
-            store.server_key("verified_secrets").await?,
+            *ring.keys_for(Purpose::VerifiedSecrets)?.sealing().1,
         ));
+        let idempotency = ring.keys_for(Purpose::Idempotency)?;
         let metrics = crate::metrics::Metrics::default();
         store.count_in(metrics.clone());
         Ok(Self {
@@ -87,6 +92,7 @@ impl Service {
             clock: clock.clone(),
             page_tokens,
             sealer,
+            idempotency,
             tokens,
             verified,
             budget: Arc::new(auth_budget::AuthBudget::new(

@@ -243,13 +243,10 @@ impl Service {
         token: &str,
         caller: &Caller,
     ) -> Result<Option<ActiveToken>, Error> {
-        let Some(claims) = self.sealer.open(token) else {
+        let now = self.clock.now();
+        let Some(claims) = self.open_live_token(token, now) else {
             return Ok(None);
         };
-        let now = self.clock.now();
-        if claims.expires_at <= to_micros(now) {
-            return Ok(None);
-        }
         let Some(state) = self
             .store
             .introspection_state(claims.client_id, claims.id)
@@ -307,6 +304,19 @@ impl Service {
         }))
     }
 
+    /// The claims of a token this server sealed that is live at `now`: not
+    /// expired, not issued in the future, and not living longer than this
+    /// server issues tokens for (whoever sealed it, the bound holds).
+    fn open_live_token(&self, token: &str, now: OffsetDateTime) -> Option<TokenClaims> {
+        const CLOCK_SKEW: i64 = 60_000_000;
+        let claims = self.sealer.open(token)?;
+        let now = to_micros(now);
+        let lifetime = claims.expires_at.checked_sub(claims.issued_at)?;
+        let max = i64::try_from(self.tokens.ttl.whole_microseconds()).ok()?;
+        (claims.expires_at > now && claims.issued_at <= now + CLOCK_SKEW && lifetime <= max)
+            .then_some(claims)
+    }
+
     /// Revokes a token of the authenticated client (RFC 7009). A token that
     /// is unknown, expired or another client's is ignored: the answer is the
     /// same, so revocation tells nothing about other clients' tokens.
@@ -316,11 +326,11 @@ impl Service {
         token: &str,
     ) -> Result<(), OAuthError> {
         let (client_id, _) = self.authenticate_client(credentials).await?;
-        let Some(claims) = self.sealer.open(token) else {
+        let now = self.clock.now();
+        let Some(claims) = self.open_live_token(token, now) else {
             return Ok(());
         };
-        let now = self.clock.now();
-        if claims.client_id != client_id || claims.expires_at <= to_micros(now) {
+        if claims.client_id != client_id {
             return Ok(());
         }
         self.store

@@ -23,7 +23,6 @@ pub use keys::{CallerKeyRecord, NewCallerKey};
 pub use tokens::{ClientState, IntrospectionState, StoredSecret};
 
 use crate::domain::Error;
-use entities::server_key;
 
 /// The database behind the service.
 #[derive(Debug, Clone)]
@@ -127,32 +126,10 @@ impl Store {
             reads::<audit_event::Entity>(db).await?;
             reads::<caller_key::Entity>(db).await?;
             reads::<idempotency_record::Entity>(db).await?;
-            reads::<revoked_token::Entity>(db).await?;
-            reads::<server_key::Entity>(db).await
+            reads::<revoked_token::Entity>(db).await
         }
         .await
         .map_err(OpenError::SchemaMismatch)
-    }
-
-    /// The random key named `name`, shared by every replica: created by
-    /// whichever replica asks first.
-    pub async fn server_key(&self, name: &str) -> Result<[u8; 32], Error> {
-        let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh).map_err(|_| Error::Internal)?;
-        server_key::Entity::insert(server_key::ActiveModel {
-            name: sea_orm::Set(name.to_owned()),
-            material: sea_orm::Set(fresh.to_vec()),
-        })
-        .on_conflict_do_nothing()
-        .exec(&self.db)
-        .await
-        .map_err(db_error)?;
-        let stored = server_key::Entity::find_by_id(name.to_owned())
-            .one(&self.db)
-            .await
-            .map_err(db_error)?
-            .ok_or(Error::Internal)?;
-        stored.material.try_into().map_err(|_| Error::Internal)
     }
 
     /// The underlying connection, for tests that inspect stored rows.

@@ -7,4 +7,3 @@ pub mod audit_event;
 pub mod caller_key;
 pub mod idempotency_record;
 pub mod revoked_token;
-pub mod server_key;
