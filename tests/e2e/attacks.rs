@@ -20,6 +20,7 @@ crate::on_both_backends!(
     unknown_and_malformed_clients_cost_no_verification,
     the_source_budget_covers_every_client_from_that_source,
     no_organization_reaches_another_organizations_tokens,
+    undecodable_messages_are_invalid_arguments,
 );
 
 /// A well-formed secret (prefix and checksum right) that is nobody's.
@@ -249,4 +250,87 @@ async fn no_organization_reaches_another_organizations_tokens(backend: Backend) 
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(is_active(&server.url, &acme_key, &acme_token).await);
+}
+
+/// Sends raw bytes as a request message, and reads none back.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = ();
+    type Error = tonic::Status;
+
+    fn decode(&mut self, _: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        Ok(Some(()))
+    }
+}
+
+async fn undecodable_messages_are_invalid_arguments(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let key = server.key(Some("acme"), Role::Admin, &[]).await;
+    let mut grpc = tonic::client::Grpc::new(server.channel());
+    // A field 1 (`parent`, a string) whose length runs past the message.
+    for garbage in [vec![0x0a, 0xff, 0x01, b'x'], vec![0xff; 16]] {
+        grpc.ready().await.unwrap();
+        let mut request = tonic::Request::new(garbage);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        let status = grpc
+            .unary(
+                request,
+                "/extapps.v1.ExternalApplications/ListApplications"
+                    .parse()
+                    .unwrap(),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        let report = extapps_client::ErrorReport::from(&status);
+        assert_eq!(report.code, tonic::Code::InvalidArgument, "{status:?}");
+        assert_eq!(report.reason.as_deref(), Some("VALIDATION_FAILED"));
+        assert!(report.violation("request").is_some());
+    }
+    // An unknown method of a known service is UNIMPLEMENTED, not 404.
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .unary(
+            tonic::Request::new(Vec::new()),
+            "/extapps.v1.ExternalApplications/NoSuchMethod"
+                .parse()
+                .unwrap(),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
 }

@@ -189,7 +189,7 @@ impl TestServer {
         let service = Service::new(store, catalog, clock.clone(), &ring, tokens, client_auth)
             .await
             .unwrap();
-        service.store().listen_for_changes();
+        service.store().listen_for_changes(clock.clone());
         if backend == Backend::Postgres {
             // Every PostgreSQL test runs against the cached path.
             tokio::time::timeout(

@@ -17,6 +17,7 @@ mod persistence;
 mod readme;
 mod registration;
 mod replicas;
+mod revocations;
 mod sdk;
 mod slow_clients;
 mod snapshot;

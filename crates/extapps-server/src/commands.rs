@@ -59,7 +59,7 @@ pub async fn open(
     client_auth: ClientAuthSettings,
 ) -> Result<Service, String> {
     let catalog = load_catalog(global.catalog.as_deref())?;
-    let store = Store::connect(&global.database_url)
+    let store = Store::connect_with(&global.database_url, global.db_acquire_timeout)
         .await
         .map_err(|e| e.to_string())?;
     if migrate {
@@ -132,7 +132,7 @@ async fn serve(
     };
     let ring = crate::key_file::load_for_serving(global, &SystemClock)?;
     let service = open(global, !options.no_migrate, &ring, tokens, client_auth).await?;
-    service.store().listen_for_changes();
+    service.start_background();
     let router = crate::server::router(service)
         .await
         .map_err(|e| format!("cannot build reflection service: {e}"))?;

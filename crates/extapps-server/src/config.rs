@@ -31,6 +31,11 @@ pub struct GlobalOptions {
     #[arg(long, env = "EXTAPPS_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
 
+    /// How long a call waits for a database connection before it fails with
+    /// `UNAVAILABLE` (while the database is down, calls fail this fast).
+    #[arg(long, env = "EXTAPPS_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
     /// Resource catalog file (TOML). Default: the catalog built into the server.
     #[arg(long, env = "EXTAPPS_CATALOG", global = true)]
     pub catalog: Option<PathBuf>,
@@ -67,6 +72,7 @@ impl std::fmt::Debug for GlobalOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GlobalOptions")
             .field("database_url", &"[REDACTED]")
+            .field("db_acquire_timeout", &self.db_acquire_timeout)
             .field("catalog", &self.catalog)
             .field("key_file", &self.key_file)
             .field("key_ring", &self.key_ring.as_ref().map(|_| "[REDACTED]"))

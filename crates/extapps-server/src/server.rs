@@ -42,6 +42,9 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
     let metrics = service.metrics().clone();
     Ok(routes
         .into_axum_router()
+        .layer(axum::middleware::map_response(
+            undecodable_is_invalid_argument,
+        ))
         .merge(crate::oauth::router(service))
         .route(
             "/metrics",
@@ -57,6 +60,28 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
         )
         .fallback(unknown_path)
         .layer(tower_http::trace::TraceLayer::new_for_grpc()))
+}
+
+/// tonic answers a request message it cannot decode with `INTERNAL`, but
+/// the fault is the caller's: answer `INVALID_ARGUMENT`, with the usual
+/// details.
+async fn undecodable_is_invalid_argument(
+    response: axum::response::Response,
+) -> axum::response::Response {
+    let headers = response.headers();
+    let undecodable = headers.get("grpc-status").is_some_and(|s| s == "13")
+        && headers
+            .get("grpc-message")
+            .is_some_and(|m| m.as_bytes().starts_with(b"failed%20to%20decode"));
+    if !undecodable {
+        return response;
+    }
+    let status = crate::grpc::to_status(crate::domain::Error::invalid_field(
+        "request",
+        "is not a valid protobuf message of this method's request type",
+    ));
+    let (parts, ()) = status.into_http::<()>().into_parts();
+    axum::response::Response::from_parts(parts, axum::body::Body::empty())
 }
 
 /// Any path no route serves: a gRPC `UNIMPLEMENTED` for gRPC clients, a plain

@@ -28,9 +28,69 @@ pub fn to_status(error: Error) -> Status {
     let mut details = ErrorDetails::new();
     details.set_error_info(error.reason().as_str(), ERROR_DOMAIN, HashMap::new());
     if let Error::InvalidArgument { violations, .. } = &error {
-        for v in violations {
-            details.add_bad_request_violation(v.field.clone(), v.description.clone());
+        for v in violations.iter().take(MAX_VIOLATIONS) {
+            details.add_bad_request_violation(clipped(&v.field), clipped(&v.description));
+        }
+        if let Some(more) = violations
+            .len()
+            .checked_sub(MAX_VIOLATIONS)
+            .filter(|n| *n > 0)
+        {
+            details.add_bad_request_violation(
+                "request",
+                format!(
+                    "{more} more problems are not listed: fix these and send the request again"
+                ),
+            );
         }
     }
-    Status::with_error_details(code, error.to_string(), details)
+    Status::with_error_details(code, clipped(&error.to_string()), details)
+}
+
+/// Field violations sent at most, plus one that counts the rest: details
+/// travel in a response header, and a stock gRPC client refuses headers
+/// over 16 KiB.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// Longest field path, description or message sent, in characters.
+const MAX_TEXT: usize = 200;
+
+/// `text`, cut to [`MAX_TEXT`] characters (an echo of a huge input must not
+/// make a huge header).
+fn clipped(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}...", &text[..end]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::FieldViolation;
+
+    #[test]
+    fn many_or_long_violations_fit_a_stock_client_header() {
+        let violations: Vec<_> = (0..500)
+            .map(|i| FieldViolation::new(format!("grants[{i}].user_scopes[0]"), "x".repeat(5000)))
+            .collect();
+        let status = to_status(Error::invalid(violations));
+        let details = status.get_error_details();
+        let shown = details.bad_request().unwrap().field_violations.clone();
+        assert_eq!(shown.len(), MAX_VIOLATIONS + 1);
+        assert!(
+            shown[MAX_VIOLATIONS]
+                .description
+                .starts_with("480 more problems")
+        );
+        assert!(shown.iter().all(|v| v.description.len() <= MAX_TEXT + 3));
+        assert!(status.message().contains("500 fields are invalid"));
+        let header = status.into_http::<()>();
+        let size: usize = header
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        assert!(size < 8 * 1024, "{size} bytes of headers");
+    }
 }

@@ -128,6 +128,34 @@ impl Service {
         &self.tokens.issuer
     }
 
+    /// Starts what runs beside the requests: following other replicas'
+    /// changes, and housekeeping once a minute.
+    pub fn start_background(&self) {
+        const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+        self.store.listen_for_changes(self.clock.clone());
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                service.housekeeping().await;
+            }
+        });
+    }
+
+    /// Forgets revocations of tokens that have expired, in memory and in
+    /// the database. A failure is logged and retried at the next round.
+    pub async fn housekeeping(&self) {
+        match self.store.purge_expired_revocations(self.clock.now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "purged revocations of expired tokens"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not purge expired revocations; retrying later")
+            }
+        }
+    }
+
     /// Identifies the caller from its `authorization` metadata value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Caller>, Error> {
         let Some(value) = authorization else {

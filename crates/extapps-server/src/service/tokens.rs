@@ -334,7 +334,7 @@ impl Service {
             return Ok(());
         }
         self.store
-            .revoke_token(claims.id, client_id, from_micros(claims.expires_at), now)
+            .revoke_token(claims.id, client_id, from_micros(claims.expires_at))
             .await?;
         Ok(())
     }

@@ -148,7 +148,9 @@ impl Store {
             return Ok(Some(caller));
         }
         let epoch = self.cache.epoch();
-        let caller = self.read_caller(digest).await?.map(Arc::new);
+        let caller = super::retrying(|| self.read_caller(digest))
+            .await?
+            .map(Arc::new);
         if let Some(caller) = &caller {
             self.cache
                 .keep_caller(epoch, digest.to_owned(), caller.clone());

@@ -24,6 +24,9 @@ pub use tokens::{ClientState, IntrospectionState, StoredSecret};
 
 use crate::domain::Error;
 
+/// How long a call waits for a pooled connection by default.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The database behind the service.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -51,6 +54,13 @@ pub enum OpenError {
 impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://...`).
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
+        Self::connect_with(url, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// Connects, waiting at most `acquire_timeout` for a pooled connection
+    /// on each call: while the database is down, calls fail fast with
+    /// `UNAVAILABLE` instead of hanging.
+    pub async fn connect_with(url: &str, acquire_timeout: Duration) -> Result<Self, OpenError> {
         let sqlite = url.starts_with("sqlite:");
         if !sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             return Err(OpenError::UnsupportedUrl);
@@ -60,7 +70,7 @@ impl Store {
             .max_connections(if sqlite { 8 } else { 32 })
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .sqlx_logging(false);
         if sqlite {
             // sqlx leaves SQLite's journal mode alone: WAL lets readers run
@@ -90,8 +100,8 @@ impl Store {
 
     /// Starts listening for other replicas' changes (PostgreSQL only), which
     /// turns the shared caches on while the channel is up.
-    pub fn listen_for_changes(&self) {
-        self.cache.listen(&self.db);
+    pub fn listen_for_changes(&self, clock: std::sync::Arc<dyn crate::domain::clock::Clock>) {
+        self.cache.listen(&self.db, clock);
     }
 
     /// Resolves once this replica answers from its caches (`true`:
@@ -183,22 +193,59 @@ pub(crate) fn db_error(err: DbErr) -> Error {
     }
 }
 
+/// Whether `err` is transient: the same call may succeed if repeated. By
+/// error class and SQLSTATE (or SQLite result code), never by message text.
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(
-                e.as_ref(),
+            match e.as_ref() {
                 sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            ) || e
-                .as_database_error()
-                .is_some_and(|d| d.message().contains("database is locked"))
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(d) => d.code().is_some_and(|code| transient_code(&code)),
+                _ => false,
+            }
         }
         _ => false,
     }
+}
+
+/// Transient SQLSTATEs of PostgreSQL and result codes of SQLite.
+fn transient_code(code: &str) -> bool {
+    // PostgreSQL: connection exceptions (08...), admin/crash shutdown and
+    // "cannot connect now" (57P01..57P03), serialization failure and
+    // deadlock (40001, 40P01), too many connections (53300).
+    code.starts_with("08")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300")
+        // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their
+        // extended codes (the low byte is the primary code).
+        || code
+            .parse::<u32>()
+            .is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+/// Repeats a call that is safe to repeat (a read, or an idempotent write)
+/// while it fails transiently: three more tries within about a second, then
+/// the caller hears `UNAVAILABLE`.
+pub(crate) async fn retrying<T, F, Fut>(call: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    use backon::Retryable;
+    call.retry(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_millis(500))
+            .with_max_times(3)
+            .with_jitter(),
+    )
+    .when(|e| matches!(e, Error::Unavailable))
+    .await
 }
 
 /// Whether `err` is a unique-constraint violation.
@@ -209,4 +256,21 @@ pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
 /// Commits, mapping the error.
 async fn commit(txn: DatabaseTransaction) -> Result<(), Error> {
     txn.commit().await.map_err(db_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes_are_told_by_code() {
+        for code in [
+            "57P01", "57P02", "57P03", "40001", "40P01", "08006", "53300", "5", "517", "6",
+        ] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22001", "19", "2067", "1"] {
+            assert!(!transient_code(code), "{code}");
+        }
+    }
 }

@@ -12,7 +12,7 @@
 //! key commands run as separate processes) the caches stay off.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{
         Arc, OnceLock, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use super::entities::revoked_token;
 use super::tokens::ClientState;
-use crate::domain::clock::{Clock, SystemClock, to_micros};
+use crate::domain::clock::{Clock, to_micros};
 use crate::domain::{caller::Caller, names::ClientId};
 use crate::metrics::Metrics;
 
@@ -44,7 +44,9 @@ const TTL: Duration = Duration::from_secs(300);
 pub enum Change {
     Application(ClientId),
     Keys,
-    Revoked(Uuid),
+    /// A token revoked, with its expiry (microseconds since the epoch),
+    /// after which its revocation can be forgotten.
+    Revoked(Uuid, i64),
 }
 
 impl Change {
@@ -52,14 +54,20 @@ impl Change {
         match self {
             Change::Application(id) => format!("app:{id}"),
             Change::Keys => "keys".into(),
-            Change::Revoked(jti) => format!("revoked:{jti}"),
+            Change::Revoked(jti, expires) => format!("revoked:{jti}:{expires}"),
         }
     }
 
     fn parse(payload: &str) -> Option<Self> {
         match payload.split_once(':') {
             Some(("app", id)) => ClientId::parse(id).map(Change::Application),
-            Some(("revoked", jti)) => Uuid::parse_str(jti).ok().map(Change::Revoked),
+            Some(("revoked", rest)) => {
+                let (jti, expires) = rest.split_once(':')?;
+                Some(Change::Revoked(
+                    Uuid::parse_str(jti).ok()?,
+                    expires.parse().ok()?,
+                ))
+            }
             None if payload == "keys" => Some(Change::Keys),
             _ => None,
         }
@@ -125,10 +133,13 @@ pub struct SharedCache {
     counters: Arc<Counters>,
     clients: moka::sync::Cache<ClientId, Arc<ClientState>>,
     callers: moka::sync::Cache<String, Arc<Caller>>,
-    /// Every revoked token that has not expired, loaded when the channel
-    /// comes up: revocations are few, tokens many, so "not in the set" is
-    /// answered without touching the database whatever the number of tokens.
-    revoked: Arc<RwLock<HashSet<Uuid>>>,
+    /// Every revoked token that has not expired, with its expiry, loaded
+    /// when the channel comes up: revocations are few, tokens many, so "not
+    /// in the set" is answered without touching the database whatever the
+    /// number of tokens. Entries go when their token expires
+    /// ([`SharedCache::forget_expired`]), so the set is bounded by the
+    /// revocations of one token lifetime.
+    revoked: Arc<RwLock<HashMap<Uuid, i64>>>,
     metrics: Arc<OnceLock<Metrics>>,
 }
 
@@ -200,7 +211,19 @@ impl SharedCache {
         if !self.trusted() {
             return None;
         }
-        self.revoked.read().ok().map(|set| set.contains(jti))
+        self.revoked.read().ok().map(|set| set.contains_key(jti))
+    }
+
+    /// Forgets revocations of tokens expired at `now` (microseconds).
+    pub fn forget_expired(&self, now: i64) {
+        if let Ok(mut set) = self.revoked.write() {
+            set.retain(|_, expires| *expires > now);
+        }
+    }
+
+    /// How many revocations this replica holds in memory.
+    pub fn revocations_held(&self) -> usize {
+        self.revoked.read().map_or(0, |set| set.len())
     }
 
     /// Keeps what a read that started at `epoch` found, unless an
@@ -233,9 +256,9 @@ impl SharedCache {
         match change {
             Change::Application(id) => self.clients.invalidate(id),
             Change::Keys => self.callers.invalidate_all(),
-            Change::Revoked(jti) => {
+            Change::Revoked(jti, expires) => {
                 if let Ok(mut set) = self.revoked.write() {
-                    set.insert(*jti);
+                    set.insert(*jti, *expires);
                 }
             }
         }
@@ -252,7 +275,7 @@ impl SharedCache {
 
     /// Listens for changes until the process ends, trusting the caches only
     /// while listening. Does nothing unless `db` is PostgreSQL.
-    pub fn listen(&self, db: &DatabaseConnection) {
+    pub fn listen(&self, db: &DatabaseConnection, clock: Arc<dyn Clock>) {
         if db.get_database_backend() != DbBackend::Postgres {
             return;
         }
@@ -265,7 +288,7 @@ impl SharedCache {
                 match subscribe(&pool).await {
                     Ok(listener) => {
                         delays = reconnect_delays();
-                        cache.follow(listener, &db).await;
+                        cache.follow(listener, &db, clock.as_ref()).await;
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot listen for cache invalidations"),
                 }
@@ -276,11 +299,11 @@ impl SharedCache {
 
     /// Applies notifications while the channel lasts; the caches are trusted
     /// exactly that long.
-    async fn follow(&self, mut listener: PgListener, db: &DatabaseConnection) {
+    async fn follow(&self, mut listener: PgListener, db: &DatabaseConnection, clock: &dyn Clock) {
         // Whatever changed while nobody listened is unknown: start empty,
         // then load the revocations (after subscribing, so none is missed).
         self.clear();
-        match unexpired_revocations(db).await {
+        match unexpired_revocations(db, to_micros(clock.now())).await {
             Ok(jtis) => {
                 if let Ok(mut set) = self.revoked.write() {
                     set.extend(jtis);
@@ -308,15 +331,17 @@ impl SharedCache {
     }
 }
 
-async fn unexpired_revocations(db: &DatabaseConnection) -> Result<Vec<Uuid>, DbErr> {
-    let now = to_micros(SystemClock.now());
+async fn unexpired_revocations(
+    db: &DatabaseConnection,
+    now: i64,
+) -> Result<Vec<(Uuid, i64)>, DbErr> {
     let rows = revoked_token::Entity::find()
         .filter(revoked_token::Column::ExpireTime.gt(now))
         .all(db)
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|r| Uuid::parse_str(&r.jti).ok())
+        .filter_map(|r| Some((Uuid::parse_str(&r.jti).ok()?, r.expire_time)))
         .collect())
 }
 
@@ -332,6 +357,7 @@ async fn subscribe(pool: &sea_orm::sqlx::PgPool) -> Result<PgListener, sea_orm::
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,7 +367,7 @@ mod tests {
         for change in [
             Change::Application(ClientId::generate()),
             Change::Keys,
-            Change::Revoked(Uuid::new_v4()),
+            Change::Revoked(Uuid::new_v4(), 1_700_000_000_000_000),
         ] {
             assert_eq!(Change::parse(&change.payload()), Some(change));
         }
@@ -376,7 +402,14 @@ mod tests {
         cache.apply(&Change::Keys);
         assert_eq!(cache.caller("d"), None);
         assert_eq!(cache.revoked(&Uuid::nil()), Some(false));
-        cache.apply(&Change::Revoked(Uuid::nil()));
+        cache.apply(&Change::Revoked(Uuid::nil(), 2_000));
+        cache.apply(&Change::Revoked(Uuid::max(), 1_000));
         assert_eq!(cache.revoked(&Uuid::nil()), Some(true));
+        // A revocation is forgotten once its token has expired anyway.
+        cache.forget_expired(1_000);
+        assert_eq!(cache.revocations_held(), 1);
+        assert_eq!(cache.revoked(&Uuid::max()), Some(false));
+        cache.forget_expired(2_000);
+        assert_eq!(cache.revocations_held(), 0);
     }
 }

@@ -13,7 +13,10 @@ use uuid::Uuid;
 
 use super::entities::{application, application_secret, revoked_token};
 use super::shared_cache::Change;
-use super::{Store, db_error};
+use super::{Store, commit, db_error, retrying};
+
+/// The PostgreSQL advisory lock that lets one replica purge at a time.
+const PURGE_LOCK: i64 = 0x6578_7461_7070_7331; // "extapps1"
 use crate::domain::{
     Error,
     application::ApplicationType,
@@ -80,7 +83,7 @@ impl Store {
             };
             let revoked = match self.cache.revoked(&jti) {
                 Some(revoked) => revoked,
-                None => self.is_token_revoked(jti).await?,
+                None => retrying(|| self.is_token_revoked(jti)).await?,
             };
             return Ok(Some(IntrospectionState {
                 organization: state.organization.clone(),
@@ -102,15 +105,17 @@ impl Store {
                  FROM applications a WHERE a.id = ?"
             }
         };
-        let row = self
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [jti.to_string().into(), client_id.to_string().into()],
-            ))
-            .await
-            .map_err(db_error)?;
+        let row = retrying(|| async {
+            self.db
+                .query_one_raw(Statement::from_sql_and_values(
+                    backend,
+                    sql,
+                    [jti.to_string().into(), client_id.to_string().into()],
+                ))
+                .await
+                .map_err(db_error)
+        })
+        .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -140,7 +145,9 @@ impl Store {
             return Ok(Some(state));
         }
         let epoch = self.cache.epoch();
-        let state = self.read_client_state(client_id).await?.map(Arc::new);
+        let state = retrying(|| self.read_client_state(client_id))
+            .await?
+            .map(Arc::new);
         if let Some(state) = &state {
             self.cache.keep_client(epoch, client_id, state.clone());
         }
@@ -192,21 +199,24 @@ impl Store {
             .is_some())
     }
 
-    /// Records a revocation; revoking twice is harmless. Revocations of
-    /// tokens that have expired anyway are purged on the way.
+    /// Records a revocation; revoking twice is harmless, so a transient
+    /// failure is retried.
     pub async fn revoke_token(
         &self,
         jti: Uuid,
         client_id: ClientId,
         expires: OffsetDateTime,
-        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        retrying(|| self.record_revocation(jti, client_id, expires)).await
+    }
+
+    async fn record_revocation(
+        &self,
+        jti: Uuid,
+        client_id: ClientId,
+        expires: OffsetDateTime,
     ) -> Result<(), Error> {
         let txn = self.write().await?;
-        revoked_token::Entity::delete_many()
-            .filter(revoked_token::Column::ExpireTime.lt(to_micros(now)))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
         revoked_token::Entity::insert(revoked_token::ActiveModel {
             jti: Set(jti.to_string()),
             application_id: Set(client_id.to_string()),
@@ -216,7 +226,46 @@ impl Store {
         .exec(&txn)
         .await
         .map_err(db_error)?;
-        self.commit_change(txn, Change::Revoked(jti)).await
+        self.commit_change(txn, Change::Revoked(jti, to_micros(expires)))
+            .await
+    }
+
+    /// Deletes revocations of tokens expired at `now` and forgets them in
+    /// memory. Runs in the background, never inside a request; on
+    /// PostgreSQL only one replica purges at a time (an advisory lock), so
+    /// purges cannot deadlock one another, and revocations (new rows, of
+    /// live tokens) never touch the rows a purge deletes.
+    pub async fn purge_expired_revocations(&self, now: OffsetDateTime) -> Result<u64, Error> {
+        let now = to_micros(now);
+        self.cache.forget_expired(now);
+        let txn = self.write().await?;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            let locked = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT pg_try_advisory_xact_lock({PURGE_LOCK})"),
+                ))
+                .await
+                .map_err(db_error)?
+                .and_then(|row| row.try_get_by_index::<bool>(0).ok())
+                .unwrap_or(false);
+            if !locked {
+                return Ok(0);
+            }
+        }
+        let deleted = revoked_token::Entity::delete_many()
+            .filter(revoked_token::Column::ExpireTime.lte(now))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?
+            .rows_affected;
+        commit(txn).await?;
+        Ok(deleted)
+    }
+
+    /// How many revocations this replica holds in memory.
+    pub fn revocations_held(&self) -> usize {
+        self.cache.revocations_held()
     }
 
     /// Notes that a secret authenticated a request at `when`.

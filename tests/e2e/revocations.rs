@@ -1,0 +1,122 @@
+//! Revocations under load and over time: many at once from one client
+//! neither deadlock nor fail, and a revocation is forgotten, in memory and
+//! in the database, once its token has expired anyway.
+
+use extapps_server::domain::caller::Role;
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::harness::{Backend, TestServer};
+use crate::tokens::{is_active, post_form, service_client, token};
+
+crate::on_both_backends!(
+    concurrent_revocations_all_succeed,
+    revocations_are_forgotten_when_their_tokens_expire,
+);
+
+async fn revocation_rows(server: &TestServer) -> i64 {
+    let db = server.store().connection();
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT COUNT(*) FROM revoked_tokens",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index::<i64>(0)
+    .unwrap()
+}
+
+async fn concurrent_revocations_all_succeed(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Busy revoker").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let mut tokens = Vec::new();
+    for _ in 0..64 {
+        tokens.push(
+            token(&server.url, &client, &client.secret, None)
+                .await
+                .unwrap(),
+        );
+    }
+    let revocations = tokens.iter().map(|t| {
+        let (url, id, secret, t) = (
+            server.url.clone(),
+            client.app.client_id.clone(),
+            client.secret.clone(),
+            t.clone(),
+        );
+        tokio::spawn(async move {
+            post_form(
+                &url,
+                "/oauth2/revoke",
+                Some((&id, &secret)),
+                &[("token", &t)],
+            )
+            .await
+            .0
+        })
+    });
+    for status in all(revocations).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(revocation_rows(&server).await, 64);
+    for t in tokens.iter().step_by(16) {
+        assert!(!is_active(&server.url, &introspector, t).await);
+    }
+}
+
+async fn all<T: Send + 'static>(tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+async fn revocations_are_forgotten_when_their_tokens_expire(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = service_client(&server, "Forgetful").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let early = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
+    server.clock.advance(time::Duration::minutes(30));
+    let late = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
+    for t in [&early, &late] {
+        let (status, _) = post_form(
+            &server.url,
+            "/oauth2/revoke",
+            Some((&client.app.client_id, &client.secret)),
+            &[("token", t)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(revocation_rows(&server).await, 2);
+    // The replica that revoked holds them in memory too.
+    assert_eq!(server.store().revocations_held(), 2);
+
+    // Nothing has expired yet: housekeeping keeps both.
+    server.service.housekeeping().await;
+    assert_eq!(revocation_rows(&server).await, 2);
+
+    // The early token expires: its revocation goes, the late one stays and
+    // still holds.
+    server.clock.advance(time::Duration::minutes(31));
+    server.service.housekeeping().await;
+    assert_eq!(revocation_rows(&server).await, 1);
+    assert_eq!(server.store().revocations_held(), 1);
+    assert!(!is_active(&server.url, &introspector, &late).await);
+    assert!(
+        !is_active(&server.url, &introspector, &early).await,
+        "expired anyway"
+    );
+
+    server.clock.advance(time::Duration::minutes(30));
+    server.service.housekeeping().await;
+    assert_eq!(revocation_rows(&server).await, 0);
+    assert_eq!(server.store().revocations_held(), 0);
+}
