@@ -21,6 +21,9 @@ crate::on_both_backends!(
     the_source_budget_covers_every_client_from_that_source,
     no_organization_reaches_another_organizations_tokens,
     undecodable_messages_are_invalid_arguments,
+    a_burst_of_first_requests_costs_one_verification,
+    a_failing_source_is_refused_before_any_database_read,
+    a_legitimate_client_is_served_through_a_flood,
 );
 
 /// A well-formed secret (prefix and checksum right) that is nobody's.
@@ -60,6 +63,7 @@ fn budget(per_client: u32, per_source: u32, trusted_proxies: usize) -> ClientAut
         budget: BudgetSettings {
             per_client: NonZeroU32::new(per_client).unwrap(),
             per_source: NonZeroU32::new(per_source).unwrap(),
+            failures_per_source: NonZeroU32::new(1000).unwrap(),
         },
         trusted_proxies,
     }
@@ -333,4 +337,182 @@ async fn undecodable_messages_are_invalid_arguments(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
+}
+
+async fn a_burst_of_first_requests_costs_one_verification(backend: Backend) {
+    // A budget of 2: a client opening with 32 parallel requests would spend
+    // it 16 times over if each verified on its own.
+    let server = TestServer::start_with(backend, budget(2, 2, 0)).await;
+    let client = service_client(&server, "Eager").await;
+    let burst: Vec<_> = (0..32)
+        .map(|_| {
+            let (url, id, secret) = (
+                server.url.clone(),
+                client.app.client_id.clone(),
+                client.secret.clone(),
+            );
+            tokio::spawn(async move {
+                http()
+                    .post(format!("{url}/oauth2/token"))
+                    .basic_auth(id, Some(secret))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for request in burst {
+        assert_eq!(request.await.unwrap(), StatusCode::OK);
+    }
+}
+
+async fn a_failing_source_is_refused_before_any_database_read(backend: Backend) {
+    let mut settings = budget(10, 30, 1);
+    settings.budget.failures_per_source = NonZeroU32::new(5).unwrap();
+    let server = TestServer::start_with(backend, settings).await;
+    let owner = service_client(&server, "Neighbour").await;
+    let shared = Some("192.0.2.10");
+    // The owner's secret is verified once, from the address it shares.
+    let (status, _, _) = attempt(&server, &owner.app.client_id, &owner.secret, shared).await;
+    assert_eq!(status, StatusCode::OK);
+    // A stranger behind the same address fails 5 times, then is refused
+    // outright, whatever it sends.
+    for _ in 0..5 {
+        let (status, _, _) = attempt(
+            &server,
+            &uuid::Uuid::new_v4().to_string(),
+            &forged_secret(),
+            shared,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, _) = attempt(
+        &server,
+        &uuid::Uuid::new_v4().to_string(),
+        &forged_secret(),
+        shared,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the 6th failure spends the budget"
+    );
+    // Unknown clients answered 429, not 401: the refusal came before the
+    // client was even looked up.
+    for _ in 0..20 {
+        let (status, retry_after, body) = attempt(
+            &server,
+            &uuid::Uuid::new_v4().to_string(),
+            &forged_secret(),
+            shared,
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(retry_after, Some(12));
+    }
+    // The owner's verified secret still works from that address; another
+    // address is not affected.
+    let (status, _, _) = attempt(&server, &owner.app.client_id, &owner.secret, shared).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = attempt(
+        &server,
+        &uuid::Uuid::new_v4().to_string(),
+        &forged_secret(),
+        Some("192.0.2.11"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    server.clock.advance(time::Duration::seconds(12));
+    let (status, _, _) = attempt(
+        &server,
+        &uuid::Uuid::new_v4().to_string(),
+        &forged_secret(),
+        shared,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "allowed again after the wait"
+    );
+}
+
+async fn a_legitimate_client_is_served_through_a_flood(backend: Backend) {
+    // The flood comes from many addresses (one trusted proxy hop), so no
+    // per-source budget shields the server: only the cheap refusals, the
+    // per-client budget and the bounded pool do.
+    let server = TestServer::start_with(
+        backend,
+        ClientAuthSettings {
+            trusted_proxies: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let owner = service_client(&server, "Under siege").await;
+    token(&server.url, &owner, &owner.secret, None).await.unwrap();
+    let strangers: Vec<_> = (0..64)
+        .map(|worker| {
+            let (url, id) = (server.url.clone(), owner.app.client_id.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for i in 0..12 {
+                    let client = if i % 3 == 0 { id.clone() } else { uuid::Uuid::new_v4().to_string() };
+                    let response = http()
+                        .post(format!("{url}/oauth2/token"))
+                        .header("x-forwarded-for", format!("10.{worker}.{i}.1"))
+                        .basic_auth(client, Some(forged_secret()))
+                        .form(&[("grant_type", "client_credentials")])
+                        .send()
+                        .await
+                        .expect("every request is answered");
+                    answers.push(response.status());
+                }
+                answers
+            })
+        })
+        .collect();
+    let owner_requests: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, id, secret) = (server.url.clone(), owner.app.client_id.clone(), owner.secret.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..12 {
+                    let response = http()
+                        .post(format!("{url}/oauth2/token"))
+                        .basic_auth(&id, Some(&secret))
+                        .form(&[("grant_type", "client_credentials")])
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(response.status());
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for stranger in strangers {
+        for status in stranger.await.unwrap() {
+            assert!(
+                [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE]
+                    .contains(&status),
+                "{status}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 64 * 12);
+    for owner_request in owner_requests {
+        for status in owner_request.await.unwrap() {
+            assert_eq!(status, StatusCode::OK, "the owner is served throughout");
+        }
+    }
+    // And the server is still itself afterwards.
+    let bystander = service_client(&server, "After the storm").await;
+    token(&server.url, &bystander, &bystander.secret, None).await.unwrap();
 }

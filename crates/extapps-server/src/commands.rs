@@ -119,6 +119,7 @@ async fn serve(
         budget: BudgetSettings {
             per_client: options.verify_budget_per_client,
             per_source: options.verify_budget_per_source,
+            failures_per_source: options.failures_per_source,
         },
         trusted_proxies: options.trusted_proxies,
     };

@@ -192,6 +192,12 @@ pub struct ServeOptions {
     #[arg(long, env = "EXTAPPS_VERIFY_BUDGET_PER_SOURCE", default_value = "30")]
     pub verify_budget_per_source: NonZeroU32,
 
+    /// Failed client authentications per minute and source address (also
+    /// the burst); beyond, the source gets `429` before any database read,
+    /// except for secrets verified before.
+    #[arg(long, env = "EXTAPPS_FAILURES_PER_SOURCE", default_value = "120")]
+    pub failures_per_source: NonZeroU32,
+
     /// Reverse proxies in front of the server that append to
     /// `X-Forwarded-For`: the source address is read that many entries from
     /// its right end. 0 (the default) ignores the header and uses the peer.

@@ -5,7 +5,10 @@
 //! shape, and a mistyped one is rejected without touching the database. The
 //! value lives in a `SecretString`, whose `Debug` prints `[REDACTED]`.
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::{
+    Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version,
+    password_hash::phc::Output,
+};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -106,10 +109,58 @@ pub fn hash_secret(secret: &SecretString) -> Result<String, Error> {
 /// Whether `secret` matches the PHC string. CPU-heavy: call it from a blocking
 /// thread.
 pub fn verify_secret(secret: &SecretString, phc: &str) -> bool {
-    argon2().is_ok_and(|a| {
-        a.verify_password(secret.expose_secret().as_bytes(), phc)
-            .is_ok()
+    verify_secret_in(secret, phc, &mut Vec::new())
+}
+
+/// [`verify_secret`] with working memory that stays with the calling thread:
+/// for the few dedicated verification threads, each holding one buffer.
+pub fn verify_secret_on_this_thread(secret: &SecretString, phc: &str) -> bool {
+    thread_local! {
+        static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    MEMORY.with(|memory| match memory.try_borrow_mut() {
+        Ok(mut memory) => verify_secret_in(secret, phc, &mut memory),
+        Err(_) => verify_secret(secret, phc),
     })
+}
+
+/// [`verify_secret`], with argon2id's working memory (19 MiB) in `memory`,
+/// kept by the caller for the next run. A thread that verifies again and
+/// again then holds one buffer for good, instead of leaving the allocator
+/// to decide whether 19 MiB freed each time goes back to the system (glibc's
+/// adaptive mmap threshold keeps it).
+pub fn verify_secret_in(secret: &SecretString, phc: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Some(Ok(version)), Ok(params)) = (
+        Algorithm::try_from(hash.algorithm.as_str()),
+        hash.version.map(Version::try_from),
+        Params::try_from(&hash),
+    ) else {
+        return false;
+    };
+    if memory.len() != params.block_count() {
+        memory.clear();
+        memory.resize(params.block_count(), Block::default());
+    }
+    let mut computed = [0u8; 64];
+    let Some(out) = computed.get_mut(..expected.len()) else {
+        return false;
+    };
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(
+            secret.expose_secret().as_bytes(),
+            salt,
+            out,
+            memory.as_mut_slice(),
+        )
+        .is_ok()
+        // `Output`'s equality is constant-time.
+        && Output::new(out).is_ok_and(|computed| computed == *expected)
 }
 
 #[cfg(test)]
@@ -165,6 +216,18 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(verify_secret(&secret, &phc));
         assert!(!verify_secret(&other, &phc));
+        // The same with memory kept between runs, and a broken hash.
+        let mut memory = Vec::new();
+        assert!(verify_secret_in(&secret, &phc, &mut memory));
+        assert!(!verify_secret_in(&other, &phc, &mut memory));
+        assert!(verify_secret_in(&secret, &phc, &mut memory));
+        assert_eq!(memory.len(), 19 * 1024);
+        assert!(!verify_secret_in(
+            &secret,
+            &phc[..phc.len() - 4],
+            &mut memory
+        ));
+        assert!(!verify_secret_in(&secret, "not a hash", &mut memory));
         assert!(!phc.contains(&secret.expose_secret()[11..]));
     }
 }

@@ -1,4 +1,5 @@
-//! Budgets of secret verifications, per client and per source address.
+//! Budgets of secret verifications, per client and per source address, and
+//! of failed authentications per source address.
 //!
 //! Every argon2id verification of a secret this replica has not verified
 //! before is paid for in advance from two budgets: the client's and the
@@ -6,7 +7,13 @@
 //! so parallel requests cannot all pass a check made before any of them is
 //! counted. A secret found in the verified-secret cache is never charged, so
 //! strangers who exhaust a client's budget cannot refuse its correct,
-//! already verified secret. Time comes from the injected clock.
+//! already verified secret.
+//!
+//! A source whose failed authentications exceed their own budget is
+//! refused before the database is even read, for every request that does
+//! not present an already verified secret: a flood of made-up credentials
+//! from one address then costs almost nothing. Time comes from the injected
+//! clock.
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -24,6 +31,9 @@ pub struct BudgetSettings {
     pub per_client: NonZeroU32,
     /// Verifications per minute per source address (also the burst).
     pub per_source: NonZeroU32,
+    /// Failed authentications per minute per source address (also the
+    /// burst); beyond, the source is refused before any database read.
+    pub failures_per_source: NonZeroU32,
 }
 
 impl Default for BudgetSettings {
@@ -31,6 +41,7 @@ impl Default for BudgetSettings {
         Self {
             per_client: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             per_source: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
+            failures_per_source: NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN),
         }
     }
 }
@@ -83,6 +94,10 @@ const PRUNE_ABOVE: usize = 100_000;
 pub struct AuthBudget {
     clients: Limiter<ClientId>,
     sources: Limiter<SourceKey>,
+    failures: Limiter<SourceKey>,
+    /// Sources refused until the given instant (nanoseconds since the
+    /// epoch, on the injected clock).
+    refused: moka::sync::Cache<SourceKey, u64>,
     clock: InjectedClock,
 }
 
@@ -101,7 +116,39 @@ impl AuthBudget {
         Self {
             clients: limiter(settings.per_client, &clock),
             sources: limiter(settings.per_source, &clock),
+            failures: limiter(settings.failures_per_source, &clock),
+            refused: moka::sync::Cache::builder()
+                .max_capacity(PRUNE_ABOVE as u64)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
             clock,
+        }
+    }
+
+    /// How long `source` is still refused for its failures, if it is.
+    pub fn refused_for(&self, source: Option<SourceKey>) -> Option<Duration> {
+        let until = self.refused.get(&source?)?;
+        let now = self.clock.now().as_u64();
+        (until > now).then(|| Duration::from_nanos(until - now))
+    }
+
+    /// Counts a failed authentication from `source`; past its budget the
+    /// source is refused until a failure is allowed again.
+    pub fn record_failure(&self, source: Option<SourceKey>) {
+        let Some(source) = source else {
+            return;
+        };
+        if let Err(not_until) = self.failures.check_key(&source) {
+            let wait = not_until.wait_time_from(self.clock.now());
+            let until = self
+                .clock
+                .now()
+                .as_u64()
+                .saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+            self.refused.insert(source, until);
+        }
+        if self.failures.len() > PRUNE_ABOVE {
+            self.failures.retain_recent();
         }
     }
 
@@ -145,7 +192,28 @@ mod tests {
         BudgetSettings {
             per_client: NonZeroU32::new(per_client).unwrap(),
             per_source: NonZeroU32::new(per_source).unwrap(),
+            failures_per_source: NonZeroU32::new(4).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_source_that_fails_too_often_is_refused_for_a_while() {
+        let clock = Arc::new(Manual(Mutex::new(
+            OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
+        )));
+        let budget = AuthBudget::new(settings(10, 10), clock.clone());
+        let attacker = source("10.0.0.66");
+        for _ in 0..4 {
+            assert_eq!(budget.refused_for(attacker), None);
+            budget.record_failure(attacker);
+        }
+        assert_eq!(budget.refused_for(attacker), None, "the burst is allowed");
+        budget.record_failure(attacker);
+        assert_eq!(budget.refused_for(attacker), Some(Duration::from_secs(15)));
+        assert_eq!(budget.refused_for(source("10.0.0.67")), None);
+        assert_eq!(budget.refused_for(None), None);
+        *clock.0.lock().unwrap() += time::Duration::seconds(15);
+        assert_eq!(budget.refused_for(attacker), None);
     }
 
     fn source(ip: &str) -> Option<SourceKey> {

@@ -99,7 +99,7 @@ impl Service {
                 client_auth.budget,
                 clock.clone(),
             )),
-            pool: verify_pool::VerifyPool::new(client_auth.pool),
+            pool: verify_pool::VerifyPool::new(client_auth.pool)?,
             client_auth,
             metrics,
             secret_use: Arc::default(),

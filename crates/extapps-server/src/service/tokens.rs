@@ -69,14 +69,26 @@ fn seconds(micros: i64) -> i64 {
 }
 
 impl Service {
-    /// Authenticates a client by its secret, cheapest check first: a
-    /// malformed client ID or secret, an unknown client and a client without
-    /// secrets are refused without any verification (client IDs are public
+    /// Authenticates a client by its secret, cheapest check first, counting
+    /// failures against the source: a malformed client ID or secret, an
+    /// unknown client and a client without secrets are refused without any
+    /// verification (client IDs are public
     /// in OAuth: telling whether one exists reveals nothing secret). A secret
     /// this replica verified before is accepted from its cache without
     /// touching any budget. Only then is one verification reserved from the
     /// client's and the source's budgets, and run on the bounded pool.
     async fn authenticate_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
+        let result = self.check_client(credentials).await;
+        if matches!(result, Err(OAuthError::InvalidClient)) {
+            self.budget.record_failure(credentials.source);
+        }
+        result
+    }
+
+    async fn check_client(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
@@ -89,6 +101,14 @@ impl Service {
             credentials.secret.expose_secret(),
         ) {
             return Err(OAuthError::InvalidClient);
+        }
+        // A source refused for its failures gets no database read, unless
+        // it presents a secret verified before (whose owner it may share
+        // an address with).
+        if let Some(retry_after) = self.budget.refused_for(credentials.source)
+            && !self.verified.known(client_id, &credentials.secret)
+        {
+            return Err(OAuthError::TooManyAttempts { retry_after });
         }
         let Some(state) = self.store.client_state(client_id).await? else {
             return Err(OAuthError::InvalidClient);
@@ -110,28 +130,47 @@ impl Service {
         if hashes.is_empty() {
             return Err(OAuthError::InvalidClient);
         }
-        self.budget
-            .reserve(client_id, credentials.source)
-            .map_err(|retry_after| OAuthError::TooManyAttempts { retry_after })?;
-        let secret = credentials.secret.clone();
-        let matched = self
-            .pool
-            .try_run(move || {
-                hashes
-                    .into_iter()
-                    .find(|(_, phc)| credential::verify_secret(&secret, phc))
-                    .map(|(id, _)| id)
+        // Requests presenting the same secret meanwhile share this one
+        // verification and its outcome.
+        let (key, in_flight) = self
+            .verified
+            .verification(client_id, &credentials.secret)
+            .ok_or(OAuthError::ServerError)?;
+        let outcome = in_flight
+            .get_or_init(|| async {
+                self.budget
+                    .reserve(client_id, credentials.source)
+                    .map_err(|retry_after| OAuthError::TooManyAttempts { retry_after })?;
+                let secret = credentials.secret.clone();
+                let matched = self
+                    .pool
+                    .try_run(move || {
+                        hashes
+                            .into_iter()
+                            .find(|(_, phc)| credential::verify_secret_on_this_thread(&secret, phc))
+                            .map(|(id, _)| id)
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        PoolError::Busy => OAuthError::Busy,
+                        PoolError::Failed(e) => e.into(),
+                    })?;
+                if let Some(secret_id) = &matched {
+                    self.verified.remember(
+                        client_id,
+                        &credentials.secret,
+                        secret_id,
+                        state.revision,
+                    );
+                }
+                Ok(matched)
             })
             .await
-            .map_err(|e| match e {
-                PoolError::Busy => OAuthError::Busy,
-                PoolError::Failed(e) => e.into(),
-            })?;
-        let Some(secret_id) = matched else {
+            .clone();
+        self.verified.finished(&key);
+        let Some(secret_id) = outcome? else {
             return Err(OAuthError::InvalidClient);
         };
-        self.verified
-            .remember(client_id, &credentials.secret, &secret_id, state.revision);
         self.note_secret_use(&secret_id, now).await;
         Ok((client_id, state))
     }

@@ -7,14 +7,14 @@
 //! still live: any edit, rotation or deletion (read fresh from the database on
 //! every request) makes it a miss at once, on every replica.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use crate::domain::names::ClientId;
+use crate::domain::{names::ClientId, oauth::OAuthError};
 use crate::store::ClientState;
 
 const CAPACITY: u64 = 100_000;
@@ -26,9 +26,18 @@ struct Verified {
     revision: i64,
 }
 
+/// One verification in progress, shared by every request that presents the
+/// same client ID and secret meanwhile: what it found (the secret's ID, or
+/// `None` for a wrong secret), or why it could not run.
+pub type InFlight = Arc<tokio::sync::OnceCell<Result<Option<String>, OAuthError>>>;
+
 pub struct VerifiedSecrets {
     key: [u8; 32],
     entries: moka::sync::Cache<[u8; 32], Verified>,
+    /// Verifications running now, so that a client's burst of first
+    /// requests costs one verification (and one unit of budget), not one
+    /// each; bounded, and short-lived by construction.
+    in_flight: moka::sync::Cache<[u8; 32], InFlight>,
 }
 
 impl std::fmt::Debug for VerifiedSecrets {
@@ -47,7 +56,29 @@ impl VerifiedSecrets {
                 .max_capacity(CAPACITY)
                 .time_to_idle(IDLE)
                 .build(),
+            in_flight: moka::sync::Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
         }
+    }
+
+    /// The verification of `secret` for `client_id` in progress, joined or
+    /// started; call [`VerifiedSecrets::finished`] with the key once it has
+    /// an outcome.
+    pub fn verification(
+        &self,
+        client_id: ClientId,
+        secret: &SecretString,
+    ) -> Option<([u8; 32], InFlight)> {
+        let key = self.fingerprint(client_id, secret)?;
+        Some((key, self.in_flight.get_with(key, InFlight::default)))
+    }
+
+    /// Forgets a finished verification: later requests look in the cache
+    /// (a right secret) or verify again (a wrong one).
+    pub fn finished(&self, key: &[u8; 32]) {
+        self.in_flight.invalidate(key);
     }
 
     fn fingerprint(&self, client_id: ClientId, secret: &SecretString) -> Option<[u8; 32]> {
@@ -55,6 +86,13 @@ impl VerifiedSecrets {
         mac.update(client_id.as_uuid().as_bytes());
         mac.update(secret.expose_secret().as_bytes());
         Some(mac.finalize().into_bytes().into())
+    }
+
+    /// Whether `secret` was verified for `client_id` at some point (it may
+    /// have been rotated since: [`VerifiedSecrets::lookup`] decides).
+    pub fn known(&self, client_id: ClientId, secret: &SecretString) -> bool {
+        self.fingerprint(client_id, secret)
+            .is_some_and(|key| self.entries.contains_key(&key))
     }
 
     /// The ID of the secret `secret` was verified as, if that still holds

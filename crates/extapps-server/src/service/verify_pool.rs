@@ -1,8 +1,10 @@
 //! A bounded pool for argon2id work. tokio's blocking pool grows to 512
 //! threads and queues without limit; argon2id needs 19 MiB a run, so an
-//! unbounded flood of verifications exhausts memory. Here at most `workers`
-//! run at once and at most `queue` more wait; anyone beyond is refused at
-//! once, so the caller can answer "busy, retry" instead of piling up.
+//! unbounded flood of verifications exhausts memory. Here the work runs on
+//! `workers` dedicated threads (a rayon pool: a fixed set of threads also
+//! bounds the memory the allocator keeps per thread after a run), at most
+//! `queue` more wait, and anyone beyond is refused at once, so the caller
+//! can answer "busy, retry" instead of piling up.
 
 use std::sync::Arc;
 
@@ -36,21 +38,39 @@ pub enum PoolError {
     Failed(Error),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifyPool {
     /// Permits for running or waiting work.
     admitted: Arc<Semaphore>,
     /// Permits for running work.
     running: Arc<Semaphore>,
+    threads: Arc<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for VerifyPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyPool")
+            .field("threads", &self.threads.current_num_threads())
+            .finish_non_exhaustive()
+    }
 }
 
 impl VerifyPool {
-    pub fn new(settings: PoolSettings) -> Self {
+    pub fn new(settings: PoolSettings) -> Result<Self, Error> {
         let workers = settings.workers.max(1);
-        Self {
+        let threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("extapps-argon2-{i}"))
+            .build()
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot start the secret verification threads");
+                Error::Internal
+            })?;
+        Ok(Self {
             admitted: Arc::new(Semaphore::new(workers + settings.queue)),
             running: Arc::new(Semaphore::new(workers)),
-        }
+            threads: Arc::new(threads),
+        })
     }
 
     /// Runs `work` if the pool has room, else refuses at once.
@@ -77,8 +97,12 @@ impl VerifyPool {
             .acquire_owned()
             .await
             .map_err(|_| Error::Internal)?;
-        tokio::task::spawn_blocking(work).await.map_err(|e| {
-            tracing::error!(error = %e, "blocking task failed");
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.threads.spawn(move || {
+            let _ = done.send(work());
+        });
+        result.await.map_err(|_| {
+            tracing::error!("a secret verification thread failed");
             Error::Internal
         })
     }
@@ -93,7 +117,8 @@ mod tests {
         let pool = VerifyPool::new(PoolSettings {
             workers: 1,
             queue: 1,
-        });
+        })
+        .unwrap();
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(std::sync::Mutex::new(gate));
         let blocked = |gate: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>| {
