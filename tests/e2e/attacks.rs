@@ -454,14 +454,20 @@ async fn a_legitimate_client_is_served_through_a_flood(backend: Backend) {
     )
     .await;
     let owner = service_client(&server, "Under siege").await;
-    token(&server.url, &owner, &owner.secret, None).await.unwrap();
+    token(&server.url, &owner, &owner.secret, None)
+        .await
+        .unwrap();
     let strangers: Vec<_> = (0..64)
         .map(|worker| {
             let (url, id) = (server.url.clone(), owner.app.client_id.clone());
             tokio::spawn(async move {
                 let mut answers = Vec::new();
                 for i in 0..12 {
-                    let client = if i % 3 == 0 { id.clone() } else { uuid::Uuid::new_v4().to_string() };
+                    let client = if i % 3 == 0 {
+                        id.clone()
+                    } else {
+                        uuid::Uuid::new_v4().to_string()
+                    };
                     let response = http()
                         .post(format!("{url}/oauth2/token"))
                         .header("x-forwarded-for", format!("10.{worker}.{i}.1"))
@@ -478,7 +484,11 @@ async fn a_legitimate_client_is_served_through_a_flood(backend: Backend) {
         .collect();
     let owner_requests: Vec<_> = (0..8)
         .map(|_| {
-            let (url, id, secret) = (server.url.clone(), owner.app.client_id.clone(), owner.secret.clone());
+            let (url, id, secret) = (
+                server.url.clone(),
+                owner.app.client_id.clone(),
+                owner.secret.clone(),
+            );
             tokio::spawn(async move {
                 let mut statuses = Vec::new();
                 for _ in 0..12 {
@@ -499,8 +509,12 @@ async fn a_legitimate_client_is_served_through_a_flood(backend: Backend) {
     for stranger in strangers {
         for status in stranger.await.unwrap() {
             assert!(
-                [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE]
-                    .contains(&status),
+                [
+                    StatusCode::UNAUTHORIZED,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    StatusCode::SERVICE_UNAVAILABLE
+                ]
+                .contains(&status),
                 "{status}"
             );
             refused += 1;
@@ -514,5 +528,7 @@ async fn a_legitimate_client_is_served_through_a_flood(backend: Backend) {
     }
     // And the server is still itself afterwards.
     let bystander = service_client(&server, "After the storm").await;
-    token(&server.url, &bystander, &bystander.secret, None).await.unwrap();
+    token(&server.url, &bystander, &bystander.secret, None)
+        .await
+        .unwrap();
 }

@@ -160,6 +160,21 @@ impl TestServer {
         Self::launch(backend, dir, database_url, ring, client_auth).await
     }
 
+    /// A server on an existing PostgreSQL database of the test's own.
+    pub async fn start_on_postgres(database_url: String) -> Self {
+        capture_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::generate(extapps_server::domain::clock::SystemClock.now()).unwrap();
+        Self::launch(
+            Backend::Postgres,
+            dir,
+            database_url,
+            ring,
+            Default::default(),
+        )
+        .await
+    }
+
     /// Another server on this one's database, with the key ring `ring`.
     pub async fn beside(&self, ring: KeyRing) -> Self {
         let dir = tempfile::tempdir().unwrap();

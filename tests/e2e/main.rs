@@ -8,6 +8,7 @@ mod access;
 mod attacks;
 mod binary;
 mod cli;
+mod database_faults;
 mod editing;
 mod fixtures;
 mod harness;

@@ -237,4 +237,47 @@ mod tests {
             ["grants"]
         );
     }
+
+    proptest::proptest! {
+        /// Any grants, of any scope strings (catalog names mixed with
+        /// garbage): accepted only if every scope is the catalog's, in the
+        /// right set, and never a panic.
+        #[test]
+        fn any_grants_validate_or_are_refused(
+            input in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["OR", "PM", "", "NOPE"]),
+                    proptest::collection::vec(
+                        proptest::prop_oneof!["OR\\.[A-Za-z.]{0,12}", "PM\\.[A-Za-z.]{0,12}", ".{0,20}"],
+                        0..4,
+                    ),
+                    proptest::collection::vec(
+                        proptest::prop_oneof!["OR\\.[A-Za-z.]{0,12}", "PM\\.[A-Za-z.]{0,12}", ".{0,20}"],
+                        0..4,
+                    ),
+                ),
+                0..4,
+            ),
+            confidential in proptest::bool::ANY,
+        ) {
+            let input: Vec<GrantInput> = input
+                .into_iter()
+                .map(|(resource, user_scopes, application_scopes)| GrantInput {
+                    resource: resource.to_owned(),
+                    user_scopes,
+                    application_scopes,
+                })
+                .collect();
+            let t = if confidential { ApplicationType::Confidential } else { ApplicationType::NonConfidential };
+            let catalog = Catalog::from_toml(DEFAULT_CATALOG).unwrap();
+            if let Ok(grants) = check(&input, t) {
+                for (resource, grant) in grants.iter() {
+                    let known = catalog.resource(resource).unwrap();
+                    proptest::prop_assert!(grant.user_scopes.iter().all(|s| known.user_scopes.contains_key(s)));
+                    proptest::prop_assert!(grant.application_scopes.iter().all(|s| known.application_scopes.contains_key(s)));
+                    proptest::prop_assert!(confidential || grant.application_scopes.is_empty());
+                }
+            }
+        }
+    }
 }

@@ -126,3 +126,79 @@ pub fn client_credentials(
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+
+    fn form_headers(authorization: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        if let Some(value) = authorization.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        headers
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let encoded = STANDARD.encode("my%20id:s%2Bcret+x");
+        let headers = form_headers(Some(&format!("Basic {encoded}")));
+        let mut form = Form::parse(&headers, b"grant_type=client_credentials").unwrap();
+        let credentials = client_credentials(&headers, &mut form, None).unwrap();
+        assert_eq!(credentials.client_id, "my id");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&credentials.secret),
+            "s+cret x"
+        );
+    }
+
+    #[test]
+    fn repeated_parameters_are_named_only_if_known() {
+        let headers = form_headers(None);
+        let known = Form::parse(&headers, b"scope=a&scope=b").unwrap_err();
+        assert!(known.description().contains("`scope`"));
+        let unknown = Form::parse(&headers, b"%3Cscript%3E=1&%3Cscript%3E=2").unwrap_err();
+        assert!(
+            !unknown.description().contains("script"),
+            "{}",
+            unknown.description()
+        );
+    }
+
+    proptest! {
+        /// Any body and any Authorization header: an answer, never a panic,
+        /// and never both credential methods at once.
+        #[test]
+        fn any_request_parses_or_is_refused(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            authorization in proptest::option::of("[ -~]{0,120}"),
+            basic in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)),
+        ) {
+            let authorization = match (&authorization, &basic) {
+                (_, Some(raw)) => Some(format!("Basic {}", STANDARD.encode(raw))),
+                (Some(text), None) => Some(text.clone()),
+                (None, None) => None,
+            };
+            let headers = form_headers(authorization.as_deref());
+            if let Ok(mut form) = Form::parse(&headers, &body) {
+                let had_body_id = form.get("client_id").is_some();
+                match client_credentials(&headers, &mut form, None) {
+                    Ok(credentials) => {
+                        prop_assert!(!(had_body_id && headers.contains_key(header::AUTHORIZATION)));
+                        prop_assert!(form.get("client_secret").is_none(), "secrets leave the form");
+                        let _ = credentials;
+                    }
+                    Err(error) => {
+                        prop_assert!(matches!(error, OAuthError::InvalidClient | OAuthError::InvalidRequest(_)));
+                    }
+                }
+            }
+        }
+    }
+}
