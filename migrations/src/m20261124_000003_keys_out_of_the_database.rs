@@ -1,9 +1,12 @@
 //! The keys that sealed tokens no longer live in the database: they come
 //! from the server's key ring (a key file or the environment). This drops
 //! `server_keys`, whose keys anyone with a copy of the database could have
-//! used to mint tokens, and the saved responses of creating calls sealed the
-//! old way (under a key derived from the request ID alone). Tokens and page
-//! tokens issued before the upgrade stop working; clients request new ones.
+//! used to mint tokens, and empties the saved responses of creating calls
+//! sealed the old way (under a key derived from the request ID alone): a
+//! retry of such a call is still recognized, and answered
+//! `SAVED_RESPONSE_UNAVAILABLE` instead of being carried out again. Tokens
+//! and page tokens issued before the upgrade stop working; clients request
+//! new ones.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -18,8 +21,9 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .exec_stmt(
-                Query::delete()
-                    .from_table(IdempotencyRecords::Table)
+                Query::update()
+                    .table(IdempotencyRecords::Table)
+                    .value(IdempotencyRecords::Response, Vec::<u8>::new())
                     .to_owned(),
             )
             .await
@@ -49,4 +53,5 @@ enum ServerKeys {
 #[derive(DeriveIden)]
 enum IdempotencyRecords {
     Table,
+    Response,
 }

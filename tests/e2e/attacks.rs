@@ -24,6 +24,7 @@ crate::on_both_backends!(
     a_burst_of_first_requests_costs_one_verification,
     a_failing_source_is_refused_before_any_database_read,
     a_legitimate_client_is_served_through_a_flood,
+    forged_caller_keys_close_the_source_but_not_for_known_keys,
 );
 
 /// A well-formed secret (prefix and checksum right) that is nobody's.
@@ -531,4 +532,70 @@ async fn a_legitimate_client_is_served_through_a_flood(backend: Backend) {
     token(&server.url, &bystander, &bystander.secret, None)
         .await
         .unwrap();
+}
+
+async fn forged_caller_keys_close_the_source_but_not_for_known_keys(backend: Backend) {
+    let mut settings = budget(10, 30, 0);
+    settings.budget.failures_per_source = NonZeroU32::new(3).unwrap();
+    let server = TestServer::start_with(backend, settings).await;
+    let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
+    let mut admin = server.client(&admin_key);
+    let list = || pb_list();
+    admin.list_applications(list()).await.unwrap();
+    // Well-formed keys nobody holds (prefix and checksum are public).
+    let forged = |i: u8| {
+        let signed =
+            format!("extapps_key_{}", (b'A' + i % 26) as char).to_string() + &"B".repeat(42);
+        format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
+    };
+    for i in 0..4 {
+        let status = server
+            .client(&forged(i))
+            .list_applications(list())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    }
+    // The address has spent its failures: the next forged key is refused
+    // before any lookup, with a reason a client can act on.
+    let status = server
+        .client(&forged(9))
+        .list_applications(list())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        extapps_client::ErrorReport::from(&status).reason.as_deref(),
+        Some("TOO_MANY_FAILURES")
+    );
+    // The same over HTTP introspection.
+    let response = http()
+        .post(format!("{}/oauth2/introspect", server.url))
+        .bearer_auth(forged(10))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A key that authenticated before still works from that address.
+    admin.list_applications(list()).await.unwrap();
+    server.clock.advance(time::Duration::seconds(20));
+    let status = server
+        .client(&forged(11))
+        .list_applications(list())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        tonic::Code::Unauthenticated,
+        "allowed to fail again"
+    );
+}
+
+fn pb_list() -> extapps_client::v1::ListApplicationsRequest {
+    extapps_client::v1::ListApplicationsRequest {
+        parent: "organizations/acme".into(),
+        page_size: 10,
+        page_token: String::new(),
+    }
 }

@@ -220,6 +220,7 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(extapps_server::server::serve(
             listener,
+            None,
             router,
             async move {
                 let _ = stopped.await;

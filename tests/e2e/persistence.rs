@@ -15,6 +15,7 @@ use crate::harness::{Backend, TestServer, captured_logs, fresh_database};
 crate::on_both_backends!(
     secrets_and_keys_never_reach_the_database_or_the_logs,
     migrations_apply_from_empty_and_match_the_entities,
+    the_upgrade_takes_the_keys_out_of_the_database,
 );
 
 /// The PHC strings stored for one application.
@@ -217,5 +218,48 @@ async fn migrations_apply_from_empty_and_match_the_entities(backend: Backend) {
             .unwrap()
             .is_empty(),
         "migrating twice is a no-op"
+    );
+}
+
+async fn the_upgrade_takes_the_keys_out_of_the_database(backend: Backend) {
+    use extapps_migrations::{Migrator, MigratorTrait};
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    // The schema as the previous version left it, with a key and a saved
+    // response in it.
+    Migrator::up(&db, Some(2)).await.unwrap();
+    let backend_kind = db.get_database_backend();
+    for sql in [
+        "INSERT INTO server_keys (name, material) VALUES ('access_token', X'0102')",
+        "INSERT INTO idempotency_records (lookup, request_digest, response, create_time) \
+         VALUES ('l', 'd', X'0102', 1)",
+    ] {
+        let sql = match backend {
+            Backend::Sqlite => sql.to_owned(),
+            Backend::Postgres => sql.replace("X'0102'", "'\\x0102'::bytea"),
+        };
+        db.execute_raw(Statement::from_string(backend_kind, sql))
+            .await
+            .unwrap();
+    }
+    Migrator::up(&db, None).await.unwrap();
+    assert!(
+        db.execute_unprepared("SELECT * FROM server_keys")
+            .await
+            .is_err(),
+        "the keys are gone with their table"
+    );
+    let row = db
+        .query_one_raw(Statement::from_string(
+            backend_kind,
+            "SELECT response FROM idempotency_records WHERE lookup = 'l'",
+        ))
+        .await
+        .unwrap()
+        .expect("the record stays, so a retry is still recognized");
+    assert!(
+        row.try_get_by_index::<Vec<u8>>(0).unwrap().is_empty(),
+        "its old sealing is gone"
     );
 }

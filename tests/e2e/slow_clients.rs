@@ -27,6 +27,7 @@ fn short_limits() -> ConnectionLimits {
         idle_timeout: Duration::from_millis(600),
         http2_keepalive: Duration::from_secs(5),
         max_connections: 3,
+        max_connections_per_source: 1000,
         drain: Duration::from_secs(60),
     }
 }
@@ -46,6 +47,7 @@ async fn front(server: &TestServer, limits: ConnectionLimits) -> Front {
     let (stop, stopped) = oneshot::channel::<()>();
     let served = tokio::spawn(serve(
         listener,
+        None,
         router,
         async move {
             let _ = stopped.await;

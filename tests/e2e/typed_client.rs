@@ -296,6 +296,7 @@ async fn front(server: &TestServer, outage: Outage, failures: usize) -> Front {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(extapps_server::server::serve(
         listener,
+        None,
         router,
         std::future::pending(),
         extapps_server::server::ConnectionLimits::default(),

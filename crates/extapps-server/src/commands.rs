@@ -128,7 +128,8 @@ async fn serve(
         body_timeout: options.body_timeout,
         idle_timeout: options.idle_timeout,
         http2_keepalive: options.http2_keepalive,
-        max_connections: options.max_connections,
+        max_connections: options.max_connections.get(),
+        max_connections_per_source: options.max_connections_per_source.get(),
         drain: options.shutdown_timeout,
     };
     let ring = crate::key_file::load_for_serving(global, &SystemClock)?;
@@ -138,13 +139,7 @@ async fn serve(
         .await
         .map_err(|e| format!("cannot build reflection service: {e}"))?;
     tracing::info!(%addr, %scheme, "extapps listening (gRPC and OAuth 2.0 over HTTP)");
-    let served = match tls {
-        Some(acceptor) => {
-            let listener = tls_listener::TlsListener::new(acceptor, listener);
-            crate::server::serve(listener, router, shutdown, limits).await
-        }
-        None => crate::server::serve(listener, router, shutdown, limits).await,
-    };
+    let served = crate::server::serve(listener, tls, router, shutdown, limits).await;
     served.map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("extapps stopped");
     Ok(())

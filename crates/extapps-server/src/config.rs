@@ -33,7 +33,7 @@ pub struct GlobalOptions {
 
     /// How long a call waits for a database connection before it fails with
     /// `UNAVAILABLE` (while the database is down, calls fail this fast).
-    #[arg(long, env = "EXTAPPS_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "EXTAPPS_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = timeout, global = true)]
     pub db_acquire_timeout: Duration,
 
     /// Resource catalog file (TOML). Default: the catalog built into the server.
@@ -80,6 +80,16 @@ impl std::fmt::Debug for GlobalOptions {
             .field("log_format", &self.log_format)
             .finish()
     }
+}
+
+/// A timeout setting: a humantime duration between 1 ms and one day (zero
+/// would close every connection at once, or spin).
+fn timeout(text: &str) -> Result<Duration, String> {
+    let value = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if value < Duration::from_millis(1) || value > Duration::from_secs(86_400) {
+        return Err("must be between 1ms and 24h".into());
+    }
+    Ok(value)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -152,25 +162,35 @@ pub struct ServeOptions {
 
     /// A new connection must send its first request head within this; an
     /// HTTP/1 connection each later head too.
-    #[arg(long, env = "EXTAPPS_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "EXTAPPS_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = timeout)]
     pub header_read_timeout: Duration,
 
     /// A request body must arrive whole within this of its head.
-    #[arg(long, env = "EXTAPPS_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "EXTAPPS_BODY_TIMEOUT", default_value = "10s", value_parser = timeout)]
     pub body_timeout: Duration,
 
     /// A connection with no request in progress for this long is closed.
-    #[arg(long, env = "EXTAPPS_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "EXTAPPS_IDLE_TIMEOUT", default_value = "60s", value_parser = timeout)]
     pub idle_timeout: Duration,
 
     /// Interval of HTTP/2 keep-alive pings; a peer that does not answer
     /// within the same time is dropped.
-    #[arg(long, env = "EXTAPPS_HTTP2_KEEPALIVE", default_value = "20s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "EXTAPPS_HTTP2_KEEPALIVE", default_value = "20s", value_parser = timeout)]
     pub http2_keepalive: Duration,
 
     /// Connections open at once; further ones are closed when accepted.
-    #[arg(long, env = "EXTAPPS_MAX_CONNECTIONS", default_value_t = 4096)]
-    pub max_connections: usize,
+    #[arg(long, env = "EXTAPPS_MAX_CONNECTIONS", default_value = "4096")]
+    pub max_connections: NonZeroUsize,
+
+    /// Connections open at once from one TCP peer address (an IPv6 peer
+    /// counts as its /64). Behind a reverse proxy every connection comes from
+    /// the proxy: raise it to `--max-connections` there.
+    #[arg(
+        long,
+        env = "EXTAPPS_MAX_CONNECTIONS_PER_SOURCE",
+        default_value = "1024"
+    )]
+    pub max_connections_per_source: NonZeroUsize,
 
     /// Secret verifications (argon2id) running at once. Default: the number
     /// of cores.

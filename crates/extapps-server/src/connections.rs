@@ -1,10 +1,14 @@
 //! Serving connections with a bound on every wait: a cap on open
-//! connections, a deadline for the first request's head, a deadline for each
-//! request body, an idle timeout, HTTP/2 keep-alive pings, and a shutdown
-//! that closes idle and stalled connections at once and waits only for
-//! requests in progress.
+//! connections, overall and per peer address, a deadline for the TLS
+//! handshake and the first request's head, a deadline for each request
+//! body, an idle timeout, HTTP/2 keep-alive pings and a cap on concurrent
+//! streams, and a shutdown that closes idle and stalled connections at once
+//! and waits only for requests in progress. Accepted sockets set
+//! `TCP_NODELAY`: a response written in pieces must not wait for the peer's
+//! delayed ACK.
 
 use std::{
+    collections::HashMap,
     convert::Infallible,
     future::Future,
     net::SocketAddr,
@@ -17,17 +21,20 @@ use std::{
 use axum::{Router, extract::ConnectInfo};
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
-use http_body_util::BodyExt;
 use hyper::{Request, body::Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
 use tokio::{
+    net::TcpListener,
     sync::{OwnedSemaphorePermit, Semaphore, watch},
     time::{Instant, Sleep},
 };
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+use crate::service::SourceKey;
 
 /// The limits every connection is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +51,8 @@ pub struct ConnectionLimits {
     pub http2_keepalive: Duration,
     /// Connections open at once; more are closed as soon as accepted.
     pub max_connections: usize,
+    /// Connections open at once from one peer address (IPv6: its /64).
+    pub max_connections_per_source: usize,
     /// How long shutdown waits for requests in progress.
     pub drain: Duration,
 }
@@ -56,23 +65,25 @@ impl Default for ConnectionLimits {
             idle_timeout: Duration::from_secs(60),
             http2_keepalive: Duration::from_secs(20),
             max_connections: 4096,
+            max_connections_per_source: 1024,
             drain: Duration::from_secs(30),
         }
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves; then closes every
-/// connection without a request in progress and gives the others at most
-/// `limits.drain` to finish.
-pub async fn serve<L>(
-    mut listener: L,
+/// HTTP/2 streams (calls) one connection may have open at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 100;
+
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
+/// resolves; then closes every connection without a request in progress and
+/// gives the others at most `limits.drain` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: ConnectionLimits,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-{
+) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -82,29 +93,59 @@ where
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.http2_keepalive)
-        .keep_alive_timeout(limits.http2_keepalive);
+        .keep_alive_timeout(limits.http2_keepalive)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_source = PerSource::new(limits.max_connections_per_source);
     let (stop, stopped) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let (io, peer) = tokio::select! {
+        let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, say: wait a moment rather than spin.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "connection refused: too many open connections");
             continue;
         };
-        tokio::spawn(connection(
-            io,
-            peer,
+        let Some(source_slot) = per_source.take(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: too many open connections from this address");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (router, builder, tls, stopped) = (
             router.clone(),
             builder.clone(),
-            limits,
+            tls.clone(),
             stopped.clone(),
-            slot,
-        ));
+        );
+        tokio::spawn(async move {
+            let slots = (slot, source_slot);
+            match tls {
+                None => connection(tcp, peer, router, builder, limits, stopped, slots).await,
+                // The handshake happens here, in the connection's own task and
+                // within the header deadline, never in the accept loop.
+                Some(tls) => {
+                    match tokio::time::timeout(limits.header_read_timeout, tls.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            connection(stream, peer, router, builder, limits, stopped, slots).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
     }
     drop(listener);
     drop(stopped);
@@ -126,7 +167,7 @@ async fn connection<I>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: ConnectionLimits,
     mut stopped: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, SourceSlot),
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -143,14 +184,11 @@ async fn connection<I>(
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
-                // The request counts as in progress until its response body
-                // is sent or dropped.
-                Ok::<_, Infallible>(response.map(|body| {
-                    body.map_frame(move |frame| {
-                        let _ = &in_progress;
-                        frame
-                    })
-                }))
+                // In progress while the handler runs; a response body the
+                // peer will not take (an HTTP/2 window kept at zero) does not
+                // keep the connection from idling out.
+                drop(in_progress);
+                Ok::<_, Infallible>(response)
             }
         })
     };
@@ -168,8 +206,9 @@ async fn connection<I>(
                 if activity.expired(&limits) {
                     tracing::debug!(%peer, "closing an idle or stalled connection");
                     conn.as_mut().graceful_shutdown();
-                    // Let an HTTP/2 peer hear the GOAWAY, briefly.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), conn.as_mut()).await;
+                    // An HTTP/2 peer may still start calls until it hears the
+                    // GOAWAY: let those finish, within the drain time.
+                    let _ = tokio::time::timeout(limits.drain, conn.as_mut()).await;
                     return;
                 }
             }
@@ -179,6 +218,55 @@ async fn connection<I>(
                     let _ = conn.as_mut().await;
                 }
                 return;
+            }
+        }
+    }
+}
+
+/// Open connections per peer address.
+#[derive(Clone)]
+struct PerSource {
+    open: Arc<Mutex<HashMap<SourceKey, usize>>>,
+    limit: usize,
+}
+
+/// One connection counted against its address until dropped.
+struct SourceSlot {
+    source: SourceKey,
+    open: Arc<Mutex<HashMap<SourceKey, usize>>>,
+}
+
+impl PerSource {
+    fn new(limit: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            limit: limit.max(1),
+        }
+    }
+
+    fn take(&self, ip: std::net::IpAddr) -> Option<SourceSlot> {
+        let source = SourceKey::from(ip);
+        let mut open = self.open.lock().ok()?;
+        let count = open.entry(source).or_default();
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            source,
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.open.lock()
+            && let Some(count) = open.get_mut(&self.source)
+        {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.source);
             }
         }
     }

@@ -15,13 +15,23 @@ use crate::domain::{clock::Clock, key_ring::KeyRing};
 /// The key file beside an SQLite database file: `extapps.db` ->
 /// `extapps.keys`. `None` for other databases and in-memory SQLite.
 pub fn beside_database(database_url: &str) -> Option<PathBuf> {
+    sqlite_file(database_url).map(|file| file.with_extension("keys"))
+}
+
+/// The file of an SQLite database URL; `None` for in-memory and others.
+fn sqlite_file(database_url: &str) -> Option<PathBuf> {
     let rest = database_url.strip_prefix("sqlite:")?;
     let path = rest.trim_start_matches("//");
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path.contains(":memory:") {
         return None;
     }
-    Some(Path::new(path).with_extension("keys"))
+    Some(PathBuf::from(path))
+}
+
+/// Whether the SQLite database file already exists.
+fn database_exists(database_url: &str) -> bool {
+    sqlite_file(database_url).is_some_and(|file| file.exists())
 }
 
 /// The key file the options name, or the one beside an SQLite database.
@@ -46,7 +56,14 @@ pub fn load_for_serving(global: &GlobalOptions, clock: &dyn Clock) -> Result<Key
         Some(file) => {
             let ring = KeyRing::generate(clock.now()).map_err(|e| e.to_string())?;
             create(&file, &ring)?;
-            tracing::info!(file = %file.display(), "created the key ring (keep it with the database, and secret)");
+            if database_exists(&global.database_url) {
+                // Right on an upgrade from a version that kept its keys in the
+                // database; after a restore without the key file it ends every
+                // live token.
+                tracing::warn!(file = %file.display(), "the database exists but had no key file beside it: created a new key ring; tokens sealed under another ring are no longer accepted");
+            } else {
+                tracing::info!(file = %file.display(), "created the key ring (keep it with the database, and secret)");
+            }
             Ok(ring)
         }
         None if global.database_url.starts_with("sqlite:") => {
@@ -118,8 +135,32 @@ pub fn replace(file: &Path, ring: &KeyRing) -> Result<(), String> {
     let staging = PathBuf::from(staging);
     let _ = std::fs::remove_file(&staging);
     create(&staging, ring)?;
+    keep_owner(file, &staging)?;
     std::fs::rename(&staging, file)
-        .map_err(|e| format!("cannot replace key file {}: {e}", file.display()))
+        .map_err(|e| format!("cannot replace key file {}: {e}", file.display()))?;
+    // The rename itself is durable only once its directory is.
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Gives `staging` the owner of `file`: rotating as root must not leave a
+/// file the server's own user cannot read.
+#[cfg(unix)]
+fn keep_owner(file: &Path, staging: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file)
+        .map_err(|e| format!("cannot read key file {}: {e}", file.display()))?;
+    std::os::unix::fs::chown(staging, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| format!("cannot give the new key file its owner: {e}"))
+}
+
+#[cfg(not(unix))]
+fn keep_owner(_: &Path, _: &Path) -> Result<(), String> {
+    Ok(())
 }
 
 #[cfg(test)]

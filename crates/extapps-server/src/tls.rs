@@ -4,7 +4,7 @@
 
 use std::{path::Path, sync::Arc};
 
-use tls_listener::rustls::{
+use tokio_rustls::{
     TlsAcceptor,
     rustls::{
         RootCertStore, ServerConfig,

@@ -20,6 +20,7 @@ pub enum Reason {
     InvalidCredentials,
     RoleNotAllowed,
     StorageUnavailable,
+    TooManyFailures,
     NotImplemented,
     Internal,
 }
@@ -41,6 +42,7 @@ impl Reason {
             Reason::InvalidCredentials => "INVALID_CREDENTIALS",
             Reason::RoleNotAllowed => "ROLE_NOT_ALLOWED",
             Reason::StorageUnavailable => "STORAGE_UNAVAILABLE",
+            Reason::TooManyFailures => "TOO_MANY_FAILURES",
             Reason::NotImplemented => "NOT_IMPLEMENTED",
             Reason::Internal => "INTERNAL",
         }
@@ -94,6 +96,9 @@ pub enum Error {
     Unauthenticated { reason: Reason, message: String },
     #[error("{message}")]
     Unimplemented { reason: Reason, message: String },
+    /// The caller's address failed too often: retry later.
+    #[error("{message}")]
+    ResourceExhausted { reason: Reason, message: String },
     #[error("the storage is unavailable; retry later")]
     Unavailable,
     #[error("internal error")]
@@ -161,7 +166,8 @@ impl Error {
             | Error::FailedPrecondition { reason, .. }
             | Error::PermissionDenied { reason, .. }
             | Error::Unauthenticated { reason, .. }
-            | Error::Unimplemented { reason, .. } => *reason,
+            | Error::Unimplemented { reason, .. }
+            | Error::ResourceExhausted { reason, .. } => *reason,
             Error::Unavailable => Reason::StorageUnavailable,
             Error::Internal => Reason::Internal,
         }

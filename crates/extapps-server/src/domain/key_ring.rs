@@ -136,6 +136,11 @@ impl KeyRing {
     /// This ring with the staged key `id` sealing from now on.
     pub fn promoted(&self, id: &str) -> Result<Self, String> {
         let position = self.position(id)?;
+        if !self.keys[position].staged {
+            return Err(format!(
+                "`{id}` is not staged: only a staged key can be promoted"
+            ));
+        }
         let mut keys = self.keys.clone();
         let mut key = keys.remove(position);
         key.staged = false;
@@ -144,9 +149,10 @@ impl KeyRing {
     }
 
     fn position(&self, id: &str) -> Result<usize, String> {
+        let wanted = id.trim().to_ascii_lowercase();
         self.keys
             .iter()
-            .position(|k| show_id(&k.id) == id)
+            .position(|k| show_id(&k.id) == wanted)
             .ok_or_else(|| format!("the key ring has no key `{id}`"))
     }
 
@@ -389,7 +395,13 @@ mod tests {
         let new_id = staged.ids()[1].0.clone();
         let new = keys.iter().find(|(id, _)| show_id(id) == new_id).unwrap().0;
         assert!(keys.get(&new).is_some(), "but it opens");
-        let promoted = staged.promoted(&new_id).unwrap();
+        assert!(
+            staged
+                .promoted(&staged.ids()[0].0)
+                .unwrap_err()
+                .contains("not staged")
+        );
+        let promoted = staged.promoted(&new_id.to_uppercase()).unwrap();
         assert_eq!(
             promoted.keys_for(Purpose::AccessToken).unwrap().sealing().0,
             new

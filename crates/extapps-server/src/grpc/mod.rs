@@ -44,7 +44,11 @@ impl GrpcApi {
                 message: "the `authorization` metadata is not valid text".into(),
             })?),
         };
-        self.service.authenticate(header).await
+        let source = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| crate::service::SourceKey::from(info.0.ip()));
+        self.service.authenticate(header, source).await
     }
 }
 

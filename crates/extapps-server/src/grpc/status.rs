@@ -22,6 +22,7 @@ pub fn to_status(error: Error) -> Status {
         Error::PermissionDenied { .. } => Code::PermissionDenied,
         Error::Unauthenticated { .. } => Code::Unauthenticated,
         Error::Unimplemented { .. } => Code::Unimplemented,
+        Error::ResourceExhausted { .. } => Code::ResourceExhausted,
         Error::Unavailable => Code::Unavailable,
         Error::Internal => Code::Internal,
     };
@@ -52,16 +53,20 @@ pub fn to_status(error: Error) -> Status {
 /// over 16 KiB.
 pub const MAX_VIOLATIONS: usize = 20;
 
-/// Longest field path, description or message sent, in characters.
+/// Longest field path, description or message sent, in bytes.
 const MAX_TEXT: usize = 200;
 
-/// `text`, cut to [`MAX_TEXT`] characters (an echo of a huge input must not
-/// make a huge header).
+/// `text`, cut to at most [`MAX_TEXT`] bytes on a character boundary (an
+/// echo of a huge input must not make a huge header).
 fn clipped(text: &str) -> String {
-    match text.char_indices().nth(MAX_TEXT) {
-        None => text.to_owned(),
-        Some((end, _)) => format!("{}...", &text[..end]),
+    if text.len() <= MAX_TEXT {
+        return text.to_owned();
     }
+    let mut end = MAX_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
 }
 
 #[cfg(test)]
@@ -72,7 +77,12 @@ mod tests {
     #[test]
     fn many_or_long_violations_fit_a_stock_client_header() {
         let violations: Vec<_> = (0..500)
-            .map(|i| FieldViolation::new(format!("grants[{i}].user_scopes[0]"), "x".repeat(5000)))
+            .map(|i| {
+                FieldViolation::new(
+                    format!("grants[{i}].user_scopes[0]"),
+                    "\u{1F600}".repeat(5000),
+                )
+            })
             .collect();
         let status = to_status(Error::invalid(violations));
         let details = status.get_error_details();

@@ -142,10 +142,11 @@ impl axum::extract::FromRequestParts<Service> for Source {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|info| info.0);
-        Ok(Self(
-            source::source_address(&parts.headers, peer, service.client_auth().trusted_proxies)
-                .map(SourceKey::from),
-        ))
+        Ok(Self(source::source_key(
+            &parts.headers,
+            peer,
+            service.client_auth().trusted_proxies,
+        )))
     }
 }
 
@@ -188,15 +189,22 @@ async fn token(
 /// role, as `Authorization: Bearer <key>`.
 async fn introspect(
     State(service): State<Service>,
+    source: Source,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller = match service.authenticate(authorization).await {
+    let caller = match service.authenticate(authorization, source.0).await {
         Ok(caller) => caller,
         Err(Error::Unavailable) => return oauth_error(OAuthError::Unavailable),
+        Err(Error::ResourceExhausted { .. }) => {
+            return oauth_error(OAuthError::TooManyAttempts {
+                retry_after: std::time::Duration::from_secs(1),
+            });
+        }
+        Err(Error::Internal) => return oauth_error(OAuthError::ServerError),
         Err(e) => {
             let mut response = no_store(
                 StatusCode::UNAUTHORIZED,

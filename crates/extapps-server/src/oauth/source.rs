@@ -7,38 +7,46 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 
-/// The source address of a request from `peer` that passed through
-/// `trusted_proxies` proxies, each appending to `X-Forwarded-For`.
-pub fn source_address(
+use crate::service::SourceKey;
+
+/// The budget key of a request from `peer` that passed through
+/// `trusted_proxies` proxies, each appending to `X-Forwarded-For`. A request
+/// without the header is the peer's own; a header too short or unreadable
+/// where the trusted proxy's entry should be counts as
+/// [`SourceKey::UNKNOWN`], never as the proxy (whose budget every client
+/// behind it shares).
+pub fn source_key(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     trusted_proxies: usize,
-) -> Option<IpAddr> {
-    if trusted_proxies == 0 {
-        return peer.map(|p| p.ip());
-    }
-    let entries: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    // Fewer entries than proxies: the leftmost was still written by one of
-    // them (the request entered at an inner proxy).
-    let Some(entry) = entries
-        .len()
-        .checked_sub(trusted_proxies)
-        .and_then(|i| entries.get(i))
-        .or(entries.first())
-    else {
-        return peer.map(|p| p.ip());
+) -> Option<SourceKey> {
+    let from_peer = peer.map(|p| SourceKey::from(p.ip()));
+    let Some(hops) = trusted_proxies.checked_sub(1) else {
+        return from_peer;
     };
-    entry
-        .parse::<IpAddr>()
+    let values = headers.get_all("x-forwarded-for");
+    if values.iter().next().is_none() {
+        return from_peer;
+    }
+    // From the right: the last proxy's entry first. Read as bytes, so a
+    // client's non-ASCII byte cannot discard the proxies' entries.
+    let entry = values
+        .iter()
+        .rev()
+        .flat_map(|value| value.as_bytes().rsplit(|b| *b == b','))
+        .nth(hops);
+    Some(
+        entry
+            .and_then(parse_entry)
+            .map_or(SourceKey::UNKNOWN, SourceKey::from),
+    )
+}
+
+fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(entry).ok()?.trim();
+    text.parse::<IpAddr>()
         .ok()
-        .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
-        .or(peer.map(|p| p.ip()))
+        .or_else(|| text.parse::<SocketAddr>().ok().map(|s| s.ip()))
 }
 
 #[cfg(test)]
@@ -56,27 +64,47 @@ mod tests {
 
     const PEER: &str = "10.9.9.9:4000";
 
-    fn source(values: &[&str], proxies: usize) -> String {
-        source_address(&headers(values), Some(PEER.parse().unwrap()), proxies)
-            .unwrap()
-            .to_string()
+    fn source(values: &[&str], proxies: usize) -> SourceKey {
+        source_key(&headers(values), Some(PEER.parse().unwrap()), proxies).unwrap()
+    }
+
+    fn ip(text: &str) -> SourceKey {
+        SourceKey::from(text.parse::<IpAddr>().unwrap())
     }
 
     #[test]
     fn the_header_is_ignored_unless_proxies_are_trusted() {
-        assert_eq!(source(&["1.2.3.4"], 0), "10.9.9.9");
+        assert_eq!(source(&["1.2.3.4"], 0), ip("10.9.9.9"));
     }
 
     #[test]
     fn the_entry_of_the_outermost_trusted_proxy_counts() {
         // Client-written entries on the left cannot choose the source.
-        assert_eq!(source(&["6.6.6.6, 1.2.3.4"], 1), "1.2.3.4");
-        assert_eq!(source(&["6.6.6.6, 1.2.3.4", "192.168.1.1"], 2), "1.2.3.4");
-        assert_eq!(source(&["1.2.3.4"], 3), "1.2.3.4");
-        assert_eq!(source(&["[2001:db8::1]:443"], 1), "2001:db8::1");
-        // No header, or garbage where the proxy's entry should be: the peer.
-        assert_eq!(source(&[], 1), "10.9.9.9");
-        assert_eq!(source(&["6.6.6.6, garbage"], 1), "10.9.9.9");
+        assert_eq!(source(&["6.6.6.6, 1.2.3.4"], 1), ip("1.2.3.4"));
+        assert_eq!(
+            source(&["6.6.6.6, 1.2.3.4", "192.168.1.1"], 2),
+            ip("1.2.3.4")
+        );
+        assert_eq!(source(&["[2001:db8::1]:443"], 1), ip("2001:db8::1"));
+        // No header: the request is the peer's own.
+        assert_eq!(source(&[], 1), ip("10.9.9.9"));
+        // Too short, or garbage where the proxy's entry should be: unknown,
+        // never the proxy's address.
+        assert_eq!(source(&["1.2.3.4"], 3), SourceKey::UNKNOWN);
+        assert_eq!(source(&["6.6.6.6, garbage"], 1), SourceKey::UNKNOWN);
+    }
+
+    #[test]
+    fn a_client_byte_that_is_not_ascii_cannot_hide_the_proxy_entry() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\x80\xff, 1.2.3.4").unwrap(),
+        );
+        assert_eq!(
+            source_key(&headers, Some(PEER.parse().unwrap()), 1),
+            Some(ip("1.2.3.4"))
+        );
     }
 
     proptest! {
@@ -85,7 +113,7 @@ mod tests {
             if let Ok(v) = value.parse() {
                 let mut headers = HeaderMap::new();
                 headers.insert("x-forwarded-for", v);
-                prop_assert!(source_address(&headers, Some(PEER.parse().unwrap()), proxies).is_some());
+                prop_assert!(source_key(&headers, Some(PEER.parse().unwrap()), proxies).is_some());
             }
         }
     }

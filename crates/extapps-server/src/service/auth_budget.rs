@@ -67,6 +67,12 @@ type Limiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, InjectedClock, NoOpM
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SourceKey(u128);
 
+impl SourceKey {
+    /// A source that could not be told (an unreadable forwarded address):
+    /// one budget for all such requests, apart from every real address.
+    pub const UNKNOWN: SourceKey = SourceKey(u128::MAX);
+}
+
 impl From<IpAddr> for SourceKey {
     fn from(ip: IpAddr) -> Self {
         match ip.to_canonical() {

@@ -63,6 +63,10 @@ pub struct Service {
     budget: Arc<auth_budget::AuthBudget>,
     /// Where argon2id runs.
     pool: verify_pool::VerifyPool,
+    /// Digests of caller keys that authenticated lately: they pass a
+    /// source's failure gate (they are still looked up, so a revoked key
+    /// stops at once).
+    recent_callers: moka::sync::Cache<String, ()>,
     client_auth: ClientAuthSettings,
     metrics: crate::metrics::Metrics,
     /// When each secret's last use was last written, per replica.
@@ -80,8 +84,13 @@ impl Service {
     ) -> Result<Self, Error> {
         let page_tokens = PageTokens::new(ring.keys_for(Purpose::PageToken)?);
         let sealer = TokenSealer::new(&ring.keys_for(Purpose::AccessToken)?);
+        // Twice a token's lifetime, and at least ten minutes.
+        let remembered = std::time::Duration::try_from(tokens.ttl * 2)
+            .unwrap_or_default()
+            .max(std::time::Duration::from_secs(600));
         let verified = Arc::new(verified_secrets::VerifiedSecrets::new(
             *ring.keys_for(Purpose::VerifiedSecrets)?.sealing().1,
+            remembered,
         ));
         let idempotency = ring.keys_for(Purpose::Idempotency)?;
         let metrics = crate::metrics::Metrics::default();
@@ -100,6 +109,10 @@ impl Service {
                 clock.clone(),
             )),
             pool: verify_pool::VerifyPool::new(client_auth.pool)?,
+            recent_callers: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(3600))
+                .build(),
             client_auth,
             metrics,
             secret_use: Arc::default(),
@@ -156,8 +169,33 @@ impl Service {
         }
     }
 
-    /// Identifies the caller from its `authorization` metadata value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<Caller>, Error> {
+    /// Identifies the caller from its `authorization` metadata value, sent
+    /// from `source`. Failures count against the source like failed client
+    /// authentications: past its budget, a source gets no database read
+    /// except for a key that authenticated recently.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        source: Option<SourceKey>,
+    ) -> Result<Arc<Caller>, Error> {
+        let result = self.identify(authorization, source).await;
+        if matches!(
+            result,
+            Err(Error::Unauthenticated {
+                reason: Reason::InvalidCredentials,
+                ..
+            })
+        ) {
+            self.budget.record_failure(source);
+        }
+        result
+    }
+
+    async fn identify(
+        &self,
+        authorization: Option<&str>,
+        source: Option<SourceKey>,
+    ) -> Result<Arc<Caller>, Error> {
         let Some(value) = authorization else {
             return Err(Error::Unauthenticated {
                 reason: Reason::MissingCredentials,
@@ -180,10 +218,21 @@ impl Service {
         if !credential::is_well_formed(CredentialKind::CallerKey, key) {
             return Err(invalid());
         }
-        self.store
-            .find_caller(&credential::digest_str(key))
-            .await?
-            .ok_or_else(invalid)
+        let digest = credential::digest_str(key);
+        if let Some(retry_after) = self.budget.refused_for(source)
+            && !self.recent_callers.contains_key(&digest)
+        {
+            return Err(Error::ResourceExhausted {
+                reason: Reason::TooManyFailures,
+                message: format!(
+                    "too many failed authentications from this address; retry in {} s",
+                    retry_after.as_secs().max(1)
+                ),
+            });
+        }
+        let caller = self.store.find_caller(&digest).await?.ok_or_else(invalid)?;
+        self.recent_callers.insert(digest, ());
+        Ok(caller)
     }
 }
 

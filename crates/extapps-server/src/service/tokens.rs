@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Service, auth_budget::SourceKey, verify_pool::PoolError};
+use super::{Service, auth_budget::SourceKey};
 use crate::domain::{
     Error,
     application::ApplicationType,
@@ -132,29 +132,32 @@ impl Service {
         }
         // Requests presenting the same secret meanwhile share this one
         // verification and its outcome.
-        let (key, in_flight) = self
+        let (key, in_flight, started) = self
             .verified
             .verification(client_id, &credentials.secret)
             .ok_or(OAuthError::ServerError)?;
+        // Whoever runs the verification (the starter, or a joiner if the
+        // starter's request was cancelled) also clears it.
+        let ran = std::sync::atomic::AtomicBool::new(false);
         let outcome = in_flight
             .get_or_init(|| async {
+                ran.store(true, std::sync::atomic::Ordering::Relaxed);
+                // A place in the pool first: refused at once, it costs no
+                // budget.
+                let admitted = self.pool.admit().ok_or(OAuthError::Busy)?;
                 self.budget
                     .reserve(client_id, credentials.source)
                     .map_err(|retry_after| OAuthError::TooManyAttempts { retry_after })?;
                 let secret = credentials.secret.clone();
                 let matched = self
                     .pool
-                    .try_run(move || {
+                    .run_admitted(admitted, move || {
                         hashes
                             .into_iter()
                             .find(|(_, phc)| credential::verify_secret_on_this_thread(&secret, phc))
                             .map(|(id, _)| id)
                     })
-                    .await
-                    .map_err(|e| match e {
-                        PoolError::Busy => OAuthError::Busy,
-                        PoolError::Failed(e) => e.into(),
-                    })?;
+                    .await?;
                 if let Some(secret_id) = &matched {
                     self.verified.remember(
                         client_id,
@@ -167,10 +170,17 @@ impl Service {
             })
             .await
             .clone();
-        self.verified.finished(&key);
+        if started || ran.load(std::sync::atomic::Ordering::Relaxed) {
+            self.verified.finished(key, &in_flight);
+        }
+        // A request that joined a verification started against older state
+        // accepts its outcome only for a secret still live in its own.
         let Some(secret_id) = outcome? else {
             return Err(OAuthError::InvalidClient);
         };
+        if !state.live_secrets(now).any(|s| s.id == secret_id) {
+            return Err(OAuthError::InvalidClient);
+        }
         self.note_secret_use(&secret_id, now).await;
         Ok((client_id, state))
     }

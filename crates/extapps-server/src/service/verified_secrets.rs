@@ -18,7 +18,6 @@ use crate::domain::{names::ClientId, oauth::OAuthError};
 use crate::store::ClientState;
 
 const CAPACITY: u64 = 100_000;
-const IDLE: Duration = Duration::from_secs(600);
 
 #[derive(Clone)]
 struct Verified {
@@ -49,12 +48,16 @@ impl std::fmt::Debug for VerifiedSecrets {
 }
 
 impl VerifiedSecrets {
-    pub fn new(key: [u8; 32]) -> Self {
+    /// A cache whose entries last `idle` after their last use: longer than
+    /// a token lives, so a client that comes back for a new token when its
+    /// old one expires still finds its secret here (and so is never subject
+    /// to budgets strangers may have spent).
+    pub fn new(key: [u8; 32], idle: Duration) -> Self {
         Self {
             key,
             entries: moka::sync::Cache::builder()
                 .max_capacity(CAPACITY)
-                .time_to_idle(IDLE)
+                .time_to_idle(idle)
                 .build(),
             in_flight: moka::sync::Cache::builder()
                 .max_capacity(CAPACITY)
@@ -64,21 +67,31 @@ impl VerifiedSecrets {
     }
 
     /// The verification of `secret` for `client_id` in progress, joined or
-    /// started; call [`VerifiedSecrets::finished`] with the key once it has
-    /// an outcome.
+    /// started (`true`: started here; whoever runs it calls
+    /// [`VerifiedSecrets::finished`] once it has an outcome).
     pub fn verification(
         &self,
         client_id: ClientId,
         secret: &SecretString,
-    ) -> Option<([u8; 32], InFlight)> {
+    ) -> Option<([u8; 32], InFlight, bool)> {
         let key = self.fingerprint(client_id, secret)?;
-        Some((key, self.in_flight.get_with(key, InFlight::default)))
+        let entry = self.in_flight.entry(key).or_default();
+        let started = entry.is_fresh();
+        Some((key, entry.into_value(), started))
     }
 
-    /// Forgets a finished verification: later requests look in the cache
-    /// (a right secret) or verify again (a wrong one).
-    pub fn finished(&self, key: &[u8; 32]) {
-        self.in_flight.invalidate(key);
+    /// Forgets a finished verification, if it is still the one registered
+    /// under `key`: later requests look in the cache (a right secret) or
+    /// verify again (a wrong one).
+    pub fn finished(&self, key: [u8; 32], verification: &InFlight) {
+        self.in_flight
+            .entry(key)
+            .and_compute_with(|current| match current {
+                Some(entry) if Arc::ptr_eq(entry.value(), verification) => {
+                    moka::ops::compute::Op::Remove
+                }
+                _ => moka::ops::compute::Op::Nop,
+            });
     }
 
     fn fingerprint(&self, client_id: ClientId, secret: &SecretString) -> Option<[u8; 32]> {
@@ -154,7 +167,7 @@ mod tests {
 
     #[test]
     fn hits_only_while_revision_and_secret_hold() {
-        let cache = VerifiedSecrets::new([9; 32]);
+        let cache = VerifiedSecrets::new([9; 32], Duration::from_secs(60));
         let client = ClientId::generate();
         let secret = SecretString::from("extapps_cs_example".to_owned());
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);

@@ -3,8 +3,8 @@
 //! unbounded flood of verifications exhausts memory. Here the work runs on
 //! `workers` dedicated threads (a rayon pool: a fixed set of threads also
 //! bounds the memory the allocator keeps per thread after a run), at most
-//! `queue` more wait, and anyone beyond is refused at once, so the caller
-//! can answer "busy, retry" instead of piling up.
+//! `queue` more wait, and anyone beyond is refused at once ([`VerifyPool::
+//! admit`]), so the caller can answer "busy, retry" instead of piling up.
 
 use std::sync::Arc;
 
@@ -30,13 +30,9 @@ impl Default for PoolSettings {
     }
 }
 
-/// Why work did not run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PoolError {
-    /// Every worker is busy and the queue is full: retry shortly.
-    Busy,
-    Failed(Error),
-}
+/// A place in the pool, held until the work run in it ends.
+#[derive(Debug)]
+pub struct Admitted(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 #[derive(Clone)]
 pub struct VerifyPool {
@@ -73,15 +69,21 @@ impl VerifyPool {
         })
     }
 
-    /// Runs `work` if the pool has room, else refuses at once.
-    pub async fn try_run<T: Send + 'static>(
+    /// A place in the pool, if it has room: take it before spending anything
+    /// else on the work (a budget), so a refusal costs nothing.
+    pub fn admit(&self) -> Option<Admitted> {
+        self.admitted.clone().try_acquire_owned().ok().map(Admitted)
+    }
+
+    /// Runs `work` in the place `admitted` holds. The caller may stop
+    /// waiting (its request cancelled); the place is held until the work
+    /// itself ends, so cancelled requests cannot queue unbounded work.
+    pub async fn run_admitted<T: Send + 'static>(
         &self,
+        admitted: Admitted,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PoolError> {
-        let Ok(_admitted) = self.admitted.clone().try_acquire_owned() else {
-            return Err(PoolError::Busy);
-        };
-        self.run(work).await.map_err(PoolError::Failed)
+    ) -> Result<T, Error> {
+        self.run_holding(admitted, work).await
     }
 
     /// Runs `work` when a worker is free, however long that takes: for
@@ -91,7 +93,15 @@ impl VerifyPool {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
-        let _running = self
+        self.run_holding((), work).await
+    }
+
+    async fn run_holding<T: Send + 'static, P: Send + 'static>(
+        &self,
+        admitted: P,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let running = self
             .running
             .clone()
             .acquire_owned()
@@ -99,12 +109,18 @@ impl VerifyPool {
             .map_err(|_| Error::Internal)?;
         let (done, result) = tokio::sync::oneshot::channel();
         self.threads.spawn(move || {
-            let _ = done.send(work());
+            // A panic in the work must not take the process down.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            drop((running, admitted));
+            let _ = done.send(outcome);
         });
-        result.await.map_err(|_| {
-            tracing::error!("a secret verification thread failed");
-            Error::Internal
-        })
+        match result.await {
+            Ok(Ok(value)) => Ok(value),
+            _ => {
+                tracing::error!("a secret verification failed unexpectedly");
+                Err(Error::Internal)
+            }
+        }
     }
 }
 
@@ -113,39 +129,65 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn refuses_beyond_workers_and_queue_and_recovers() {
+    async fn refuses_beyond_workers_and_queue_even_when_callers_give_up() {
         let pool = VerifyPool::new(PoolSettings {
-            workers: 1,
-            queue: 1,
+            workers: 2,
+            queue: 0,
         })
         .unwrap();
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(std::sync::Mutex::new(gate));
+        // Each work takes the gate only to receive, so both can wait at once.
         let blocked = |gate: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>| {
             move || {
-                let _ = gate.lock().map(|g| g.recv());
-                1
+                loop {
+                    if let Ok(g) = gate.try_lock()
+                        && g.try_recv().is_ok()
+                    {
+                        return 1;
+                    }
+                    std::thread::yield_now();
+                }
             }
         };
         let first = tokio::spawn({
-            let pool = pool.clone();
+            let (pool, admitted) = (pool.clone(), pool.admit().unwrap());
             let work = blocked(gate.clone());
-            async move { pool.try_run(work).await }
+            async move { pool.run_admitted(admitted, work).await }
         });
+        // The second caller gives up once its work runs: its place stays
+        // taken until the work itself has ended.
         let second = tokio::spawn({
-            let pool = pool.clone();
+            let (pool, admitted) = (pool.clone(), pool.admit().unwrap());
             let work = blocked(gate.clone());
-            async move { pool.try_run(work).await }
+            async move { pool.run_admitted(admitted, work).await }
         });
-        // Both admitted (one running, one queued): the third is refused.
-        while pool.admitted.available_permits() > 0 {
+        assert!(pool.admit().is_none(), "two running: full");
+        while pool.running.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(pool.try_run(|| 3).await, Err(PoolError::Busy));
-        release.send(()).unwrap();
+        second.abort();
+        let _ = second.await;
+        assert!(
+            pool.admit().is_none(),
+            "a caller that gave up frees no place"
+        );
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap(), Ok(1));
-        assert_eq!(second.await.unwrap(), Ok(1));
-        assert_eq!(pool.try_run(|| 4).await, Ok(4));
+        release.send(()).unwrap();
+        let admitted = loop {
+            match pool.admit() {
+                Some(admitted) => break admitted,
+                None => tokio::task::yield_now().await,
+            }
+        };
+        assert_eq!(pool.run_admitted(admitted, || 4).await, Ok(4));
+        // A panic in the work is an error, not the end of the process.
+        let admitted = pool.admit().unwrap();
+        assert_eq!(
+            pool.run_admitted(admitted, || -> i32 { panic!("boom") })
+                .await,
+            Err(Error::Internal)
+        );
     }
 }

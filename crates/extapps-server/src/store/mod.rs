@@ -222,30 +222,49 @@ fn transient_code(code: &str) -> bool {
     code.starts_with("08")
         || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300")
         // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their
-        // extended codes (the low byte is the primary code).
-        || code
-            .parse::<u32>()
-            .is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+        // extended codes (the low byte is the primary code). SQLite's codes
+        // are short numbers; SQLSTATEs always have five characters.
+        || (code.len() < 5
+            && code
+                .parse::<u32>()
+                .is_ok_and(|c| matches!(c & 0xff, 5 | 6)))
 }
 
 /// Repeats a call that is safe to repeat (a read, or an idempotent write)
-/// while it fails transiently: three more tries within about a second, then
-/// the caller hears `UNAVAILABLE`.
-pub(crate) async fn retrying<T, F, Fut>(call: F) -> Result<T, Error>
+/// while it fails transiently and fast (a connection cut by a database
+/// restart): up to three more tries, none started after a second. A slow
+/// failure (no pooled connection within the acquire timeout, a busy SQLite
+/// file) is not repeated: the caller hears `UNAVAILABLE` at once, and a
+/// struggling database gets no extra load.
+pub(crate) async fn retrying<T, F, Fut>(mut call: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Error>>,
 {
-    use backon::Retryable;
-    call.retry(
+    const FAST_FAILURE: Duration = Duration::from_millis(250);
+    const BUDGET: Duration = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    let mut delays = backon::BackoffBuilder::build(
         backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_millis(400))
             .with_max_times(3)
             .with_jitter(),
-    )
-    .when(|e| matches!(e, Error::Unavailable))
-    .await
+    );
+    loop {
+        let attempt = tokio::time::Instant::now();
+        match call().await {
+            Err(Error::Unavailable)
+                if attempt.elapsed() < FAST_FAILURE && started.elapsed() < BUDGET =>
+            {
+                match delays.next() {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(Error::Unavailable),
+                }
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// Whether `err` is a unique-constraint violation.
@@ -269,7 +288,9 @@ mod tests {
         ] {
             assert!(transient_code(code), "{code}");
         }
-        for code in ["23505", "42P01", "22001", "19", "2067", "1"] {
+        for code in [
+            "23505", "42P01", "22001", "22013", "22014", "19", "2067", "1",
+        ] {
             assert!(!transient_code(code), "{code}");
         }
     }
