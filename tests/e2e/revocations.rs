@@ -61,6 +61,16 @@ async fn concurrent_revocations_all_succeed(backend: Backend) {
         assert_eq!(status, StatusCode::OK);
     }
     assert_eq!(revocation_rows(&server).await, 64);
+    // Revoking again changes nothing and answers the same.
+    let (status, _) = post_form(
+        &server.url,
+        "/oauth2/revoke",
+        Some((&client.app.client_id, &client.secret)),
+        &[("token", &tokens[0])],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(revocation_rows(&server).await, 64);
     for t in tokens.iter().step_by(16) {
         assert!(!is_active(&server.url, &introspector, t).await);
     }

@@ -379,7 +379,10 @@ impl Service {
         let Some(claims) = self.open_live_token(token, now) else {
             return Ok(());
         };
-        if claims.client_id != client_id {
+        // Another client's token, or one revoked already: nothing to write
+        // (a repeated revocation costs a read, not a write and a message to
+        // every replica).
+        if claims.client_id != client_id || self.store.token_revoked(claims.id).await? {
             return Ok(());
         }
         self.store

@@ -81,10 +81,7 @@ impl Store {
             let Some(state) = self.client_state(client_id).await? else {
                 return Ok(None);
             };
-            let revoked = match self.cache.revoked(&jti) {
-                Some(revoked) => revoked,
-                None => retrying(|| self.is_token_revoked(jti)).await?,
-            };
+            let revoked = self.token_revoked(jti).await?;
             return Ok(Some(IntrospectionState {
                 organization: state.organization.clone(),
                 grants: state.grants.clone(),
@@ -188,6 +185,15 @@ impl Store {
                 })
                 .collect(),
         }))
+    }
+
+    /// Whether the token with this ID was revoked: from this replica's
+    /// memory when its caches are trusted.
+    pub async fn token_revoked(&self, jti: Uuid) -> Result<bool, Error> {
+        match self.cache.revoked(&jti) {
+            Some(revoked) => Ok(revoked),
+            None => retrying(|| self.is_token_revoked(jti)).await,
+        }
     }
 
     /// Whether the token with this ID was revoked.
