@@ -25,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(options) => serve(&cli.global, &options, shutdown_signal()).await,
         Command::Migrate => {
+            crate::key_file::load_for_commands(&cli.global, &SystemClock)?;
             let store = Store::connect(&cli.global.database_url)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -186,8 +187,9 @@ async fn keys(global: &GlobalOptions, command: KeysCommand) -> Result<(), String
         ttl: time::Duration::HOUR,
         issuer: String::new(),
     };
-    // Nor do they seal anything: a throwaway key ring will do.
-    let ring = KeyRing::generate(SystemClock.now()).map_err(|e| e.to_string())?;
+    // Nor do they seal anything; but an SQLite database they create gets its
+    // key ring beside it at once, as `serve` would make it.
+    let ring = crate::key_file::load_for_commands(global, &SystemClock)?;
     let service = open(global, true, &ring, tokens, ClientAuthSettings::default()).await?;
     match command {
         KeysCommand::Create {

@@ -80,6 +80,19 @@ pub fn load_for_serving(global: &GlobalOptions, clock: &dyn Clock) -> Result<Key
     }
 }
 
+/// The key ring for commands that seal nothing (`keys`, `migrate`): the
+/// configured one if any, else, for an SQLite database, the one beside it,
+/// created with the database; else a throwaway ring.
+pub fn load_for_commands(global: &GlobalOptions, clock: &dyn Clock) -> Result<KeyRing, String> {
+    if global.key_ring.is_some()
+        || global.key_file.is_some()
+        || beside_database(&global.database_url).is_some()
+    {
+        return load_for_serving(global, clock);
+    }
+    KeyRing::generate(clock.now()).map_err(|e| e.to_string())
+}
+
 /// Reads a key file.
 pub fn read(file: &Path) -> Result<KeyRing, String> {
     let text = std::fs::read_to_string(file).map_err(|e| {

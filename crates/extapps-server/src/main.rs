@@ -6,6 +6,12 @@ use clap::Parser;
 use extapps_server::config::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+// mimalloc returns freed memory to the system within moments; glibc's
+// allocator kept what a flood of connections or verifications had used
+// (measured in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
