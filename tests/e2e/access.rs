@@ -4,12 +4,17 @@
 use extapps_client::{ErrorReport, GeneratedClient as Client, v1 as pb};
 use extapps_server::domain::caller::Role;
 use prost_types::FieldMask;
+use reqwest::StatusCode;
 use tonic::Code;
 
 use crate::fixtures::*;
 use crate::harness::{Backend, TestServer, error_of};
+use crate::tokens::{
+    App, introspect_grpc, introspect_http, is_active, post_form, service_client, token,
+};
 
 crate::on_both_backends!(
+    no_organization_reaches_another_organizations_tokens,
     calls_without_a_valid_key_are_unauthenticated,
     roles_limit_what_a_key_may_call,
     keys_never_reach_another_organization,
@@ -321,4 +326,63 @@ async fn operators_reach_every_organization(backend: Backend) {
     let events = audit(&mut acme, "acme").await;
     assert_eq!(events[0].action(), pb::AuditAction::ApplicationDeleted);
     assert_ne!(events[0].actor_key_id, "");
+}
+
+async fn no_organization_reaches_another_organizations_tokens(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let acme = service_client(&server, "Acme sync").await;
+    let acme_token = token(&server.url, &acme, &acme.secret, None).await.unwrap();
+    let mut globex_admin = server.admin("globex").await;
+    let registered = register(&mut globex_admin, "globex", service_app("Globex sync")).await;
+    let globex = App {
+        app: registered.application.unwrap(),
+        secret: registered.client_secret,
+    };
+
+    // An introspect key of another organization sees the token as inactive,
+    // over gRPC and HTTP alike.
+    let globex_key = server.key(Some("globex"), Role::Introspect, &[]).await;
+    assert!(!is_active(&server.url, &globex_key, &acme_token).await);
+
+    // The token's own organization sees it, without an organization field.
+    let acme_key = server.key(Some("acme"), Role::Introspect, &[]).await;
+    assert!(is_active(&server.url, &acme_key, &acme_token).await);
+    assert_eq!(
+        introspect_grpc(&server.url, &acme_key, &acme_token)
+            .await
+            .organization,
+        ""
+    );
+    assert!(
+        introspect_http(&server.url, &acme_key, &acme_token)
+            .await
+            .get("organization")
+            .is_none()
+    );
+
+    // A platform-wide key sees every organization's tokens and is told whose.
+    let platform_key = server.key(None, Role::Introspect, &[]).await;
+    assert!(is_active(&server.url, &platform_key, &acme_token).await);
+    assert_eq!(
+        introspect_grpc(&server.url, &platform_key, &acme_token)
+            .await
+            .organization,
+        "acme"
+    );
+    assert_eq!(
+        introspect_http(&server.url, &platform_key, &acme_token).await["organization"],
+        "acme"
+    );
+
+    // Another organization's client cannot revoke the token (RFC 7009: the
+    // answer is the same, and nothing happens).
+    let (status, _) = post_form(
+        &server.url,
+        "/oauth2/revoke",
+        Some((&globex.app.client_id, &globex.secret)),
+        &[("token", &acme_token)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(is_active(&server.url, &acme_key, &acme_token).await);
 }

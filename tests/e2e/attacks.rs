@@ -8,27 +8,20 @@ use extapps_server::service::{BudgetSettings, ClientAuthSettings, PoolSettings};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::fixtures::{register, service_app};
 use crate::harness::{Backend, TestServer};
-use crate::tokens::{
-    App, http, introspect_grpc, introspect_http, is_active, post_form, service_client, token,
-};
-use extapps_server::domain::caller::Role;
+use crate::tokens::{App, http, service_client, token};
 
 crate::on_both_backends!(
     strangers_cannot_lock_a_client_out,
     unknown_and_malformed_clients_cost_no_verification,
     the_source_budget_covers_every_client_from_that_source,
-    no_organization_reaches_another_organizations_tokens,
-    undecodable_messages_are_invalid_arguments,
     a_burst_of_first_requests_costs_one_verification,
     a_failing_source_is_refused_before_any_database_read,
     a_legitimate_client_is_served_through_a_flood,
-    forged_caller_keys_close_the_source_but_not_for_known_keys,
 );
 
 /// A well-formed secret (prefix and checksum right) that is nobody's.
-fn forged_secret() -> String {
+pub fn forged_secret() -> String {
     let body = "A".repeat(43);
     let signed = format!("extapps_cs_{body}");
     format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
@@ -58,7 +51,21 @@ async fn attempt(
     (status, retry_after, response.json().await.unwrap())
 }
 
-fn budget(per_client: u32, per_source: u32, trusted_proxies: usize) -> ClientAuthSettings {
+/// A token request from nobody: a random client ID and a forged secret.
+async fn stranger(
+    server: &TestServer,
+    forwarded_for: Option<&str>,
+) -> (StatusCode, Option<u64>, Value) {
+    attempt(
+        server,
+        &uuid::Uuid::new_v4().to_string(),
+        &forged_secret(),
+        forwarded_for,
+    )
+    .await
+}
+
+pub fn budget(per_client: u32, per_source: u32, trusted_proxies: usize) -> ClientAuthSettings {
     ClientAuthSettings {
         pool: PoolSettings::default(),
         budget: BudgetSettings {
@@ -198,148 +205,6 @@ async fn the_source_budget_covers_every_client_from_that_source(backend: Backend
         .unwrap();
 }
 
-async fn no_organization_reaches_another_organizations_tokens(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let acme = service_client(&server, "Acme sync").await;
-    let acme_token = token(&server.url, &acme, &acme.secret, None).await.unwrap();
-    let mut globex_admin = server.admin("globex").await;
-    let registered = register(&mut globex_admin, "globex", service_app("Globex sync")).await;
-    let globex = App {
-        app: registered.application.unwrap(),
-        secret: registered.client_secret,
-    };
-
-    // An introspect key of another organization sees the token as inactive,
-    // over gRPC and HTTP alike.
-    let globex_key = server.key(Some("globex"), Role::Introspect, &[]).await;
-    assert!(!is_active(&server.url, &globex_key, &acme_token).await);
-
-    // The token's own organization sees it, without an organization field.
-    let acme_key = server.key(Some("acme"), Role::Introspect, &[]).await;
-    assert!(is_active(&server.url, &acme_key, &acme_token).await);
-    assert_eq!(
-        introspect_grpc(&server.url, &acme_key, &acme_token)
-            .await
-            .organization,
-        ""
-    );
-    assert!(
-        introspect_http(&server.url, &acme_key, &acme_token)
-            .await
-            .get("organization")
-            .is_none()
-    );
-
-    // A platform-wide key sees every organization's tokens and is told whose.
-    let platform_key = server.key(None, Role::Introspect, &[]).await;
-    assert!(is_active(&server.url, &platform_key, &acme_token).await);
-    assert_eq!(
-        introspect_grpc(&server.url, &platform_key, &acme_token)
-            .await
-            .organization,
-        "acme"
-    );
-    assert_eq!(
-        introspect_http(&server.url, &platform_key, &acme_token).await["organization"],
-        "acme"
-    );
-
-    // Another organization's client cannot revoke the token (RFC 7009: the
-    // answer is the same, and nothing happens).
-    let (status, _) = post_form(
-        &server.url,
-        "/oauth2/revoke",
-        Some((&globex.app.client_id, &globex.secret)),
-        &[("token", &acme_token)],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(is_active(&server.url, &acme_key, &acme_token).await);
-}
-
-/// Sends raw bytes as a request message, and reads none back.
-#[derive(Debug, Clone, Default)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = ();
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Vec<u8>,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = ();
-    type Error = tonic::Status;
-
-    fn decode(&mut self, _: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
-        Ok(Some(()))
-    }
-}
-
-async fn undecodable_messages_are_invalid_arguments(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let key = server.key(Some("acme"), Role::Admin, &[]).await;
-    let mut grpc = tonic::client::Grpc::new(server.channel());
-    // A field 1 (`parent`, a string) whose length runs past the message.
-    for garbage in [vec![0x0a, 0xff, 0x01, b'x'], vec![0xff; 16]] {
-        grpc.ready().await.unwrap();
-        let mut request = tonic::Request::new(garbage);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {key}").parse().unwrap());
-        let status = grpc
-            .unary(
-                request,
-                "/extapps.v1.ExternalApplications/ListApplications"
-                    .parse()
-                    .unwrap(),
-                RawCodec,
-            )
-            .await
-            .unwrap_err();
-        let report = extapps_client::ErrorReport::from(&status);
-        assert_eq!(report.code, tonic::Code::InvalidArgument, "{status:?}");
-        assert_eq!(report.reason.as_deref(), Some("VALIDATION_FAILED"));
-        assert!(report.violation("request").is_some());
-    }
-    // An unknown method of a known service is UNIMPLEMENTED, not 404.
-    grpc.ready().await.unwrap();
-    let status = grpc
-        .unary(
-            tonic::Request::new(Vec::new()),
-            "/extapps.v1.ExternalApplications/NoSuchMethod"
-                .parse()
-                .unwrap(),
-            RawCodec,
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
-}
-
 async fn a_burst_of_first_requests_costs_one_verification(backend: Backend) {
     // A budget of 2: a client opening with 32 parallel requests would spend
     // it 16 times over if each verified on its own.
@@ -381,22 +246,10 @@ async fn a_failing_source_is_refused_before_any_database_read(backend: Backend) 
     // A stranger behind the same address fails 5 times, then is refused
     // outright, whatever it sends.
     for _ in 0..5 {
-        let (status, _, _) = attempt(
-            &server,
-            &uuid::Uuid::new_v4().to_string(),
-            &forged_secret(),
-            shared,
-        )
-        .await;
+        let (status, _, _) = stranger(&server, shared).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (status, _, _) = attempt(
-        &server,
-        &uuid::Uuid::new_v4().to_string(),
-        &forged_secret(),
-        shared,
-    )
-    .await;
+    let (status, _, _) = stranger(&server, shared).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
@@ -405,13 +258,7 @@ async fn a_failing_source_is_refused_before_any_database_read(backend: Backend) 
     // Unknown clients answered 429, not 401: the refusal came before the
     // client was even looked up.
     for _ in 0..20 {
-        let (status, retry_after, body) = attempt(
-            &server,
-            &uuid::Uuid::new_v4().to_string(),
-            &forged_secret(),
-            shared,
-        )
-        .await;
+        let (status, retry_after, body) = stranger(&server, shared).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
         assert_eq!(retry_after, Some(12));
     }
@@ -419,22 +266,10 @@ async fn a_failing_source_is_refused_before_any_database_read(backend: Backend) 
     // address is not affected.
     let (status, _, _) = attempt(&server, &owner.app.client_id, &owner.secret, shared).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = attempt(
-        &server,
-        &uuid::Uuid::new_v4().to_string(),
-        &forged_secret(),
-        Some("192.0.2.11"),
-    )
-    .await;
+    let (status, _, _) = stranger(&server, Some("192.0.2.11")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     server.clock.advance(time::Duration::seconds(12));
-    let (status, _, _) = attempt(
-        &server,
-        &uuid::Uuid::new_v4().to_string(),
-        &forged_secret(),
-        shared,
-    )
-    .await;
+    let (status, _, _) = stranger(&server, shared).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
@@ -532,70 +367,4 @@ async fn a_legitimate_client_is_served_through_a_flood(backend: Backend) {
     token(&server.url, &bystander, &bystander.secret, None)
         .await
         .unwrap();
-}
-
-async fn forged_caller_keys_close_the_source_but_not_for_known_keys(backend: Backend) {
-    let mut settings = budget(10, 30, 0);
-    settings.budget.failures_per_source = NonZeroU32::new(3).unwrap();
-    let server = TestServer::start_with(backend, settings).await;
-    let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
-    let mut admin = server.client(&admin_key);
-    let list = || pb_list();
-    admin.list_applications(list()).await.unwrap();
-    // Well-formed keys nobody holds (prefix and checksum are public).
-    let forged = |i: u8| {
-        let signed =
-            format!("extapps_key_{}", (b'A' + i % 26) as char).to_string() + &"B".repeat(42);
-        format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
-    };
-    for i in 0..4 {
-        let status = server
-            .client(&forged(i))
-            .list_applications(list())
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
-    }
-    // The address has spent its failures: the next forged key is refused
-    // before any lookup, with a reason a client can act on.
-    let status = server
-        .client(&forged(9))
-        .list_applications(list())
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-    assert_eq!(
-        extapps_client::ErrorReport::from(&status).reason.as_deref(),
-        Some("TOO_MANY_FAILURES")
-    );
-    // The same over HTTP introspection.
-    let response = http()
-        .post(format!("{}/oauth2/introspect", server.url))
-        .bearer_auth(forged(10))
-        .form(&[("token", "x")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    // A key that authenticated before still works from that address.
-    admin.list_applications(list()).await.unwrap();
-    server.clock.advance(time::Duration::seconds(20));
-    let status = server
-        .client(&forged(11))
-        .list_applications(list())
-        .await
-        .unwrap_err();
-    assert_eq!(
-        status.code(),
-        tonic::Code::Unauthenticated,
-        "allowed to fail again"
-    );
-}
-
-fn pb_list() -> extapps_client::v1::ListApplicationsRequest {
-    extapps_client::v1::ListApplicationsRequest {
-        parent: "organizations/acme".into(),
-        page_size: 10,
-        page_token: String::new(),
-    }
 }

@@ -12,6 +12,7 @@ mod database_faults;
 mod editing;
 mod fixtures;
 mod harness;
+mod hostile_input;
 mod key_ring;
 mod listing;
 mod persistence;
