@@ -50,6 +50,15 @@ fn write(dir: &Path, name: &str, pem: &str) -> String {
 /// The server binary with `pki`'s server certificate (and, if asked, its
 /// CA for client certificates): the server and its `https://localhost` URL.
 fn serve_tls(dir: &Path, pki: &Pki, client_ca: bool) -> (Serving, String) {
+    serve_tls_with(dir, pki, client_ca, &[])
+}
+
+fn serve_tls_with(
+    dir: &Path,
+    pki: &Pki,
+    client_ca: bool,
+    extra: &[(&str, &str)],
+) -> (Serving, String) {
     let mut env = vec![
         ("EXTAPPS_TLS_CERT", write(dir, "server.pem", &pki.server.0)),
         ("EXTAPPS_TLS_KEY", write(dir, "server.key", &pki.server.1)),
@@ -57,7 +66,8 @@ fn serve_tls(dir: &Path, pki: &Pki, client_ca: bool) -> (Serving, String) {
     if client_ca {
         env.push(("EXTAPPS_TLS_CLIENT_CA", write(dir, "ca.pem", &pki.ca)));
     }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend_from_slice(extra);
     let serving = Serving::start_with(dir, &env);
     let port = serving.addr.rsplit(':').next().unwrap().to_owned();
     (serving, format!("https://localhost:{port}"))
@@ -184,5 +194,45 @@ fn bad_tls_files_stop_startup_with_a_clear_message() {
         assert!(!ok, "started with {env:?}");
         assert!(err.contains(expected), "{env:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// A client that opens a connection and never starts its handshake is cut
+/// off at the header deadline, and meanwhile others are served: handshakes
+/// do not wait in line behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_neither_blocks_others_nor_stays() {
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let key = create_key(dir.path(), &[], "admin");
+    let (serving, url) = serve_tls_with(
+        dir.path(),
+        &pki,
+        false,
+        &[("EXTAPPS_HEADER_READ_TIMEOUT", "500ms")],
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..32 {
+        stalled.push(tokio::net::TcpStream::connect(&serving.addr).await.unwrap());
+    }
+    let client = Client::builder(&url, &key)
+        .tls(Tls::ca_pem(&pki.ca))
+        .connect()
+        .await
+        .unwrap();
+    client.resources().await.unwrap();
+    for mut stream in stalled {
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let mut buf = [0u8; 16];
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a silent TLS connection is closed");
     }
 }

@@ -131,19 +131,23 @@ pub async fn serve(
         );
         tokio::spawn(async move {
             let slots = (slot, source_slot);
-            match tls {
-                None => connection(tcp, peer, router, builder, limits, stopped, slots).await,
-                // The handshake happens here, in the connection's own task and
-                // within the header deadline, never in the accept loop.
-                Some(tls) => {
-                    match tokio::time::timeout(limits.header_read_timeout, tls.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            connection(stream, peer, router, builder, limits, stopped, slots).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+            let Some(tls) = tls else {
+                return connection(tcp, peer, router, builder, limits, stopped, slots).await;
+            };
+            // The handshake happens here, in the connection's own task and
+            // within the header deadline, never in the accept loop; shutdown
+            // does not wait for it.
+            let mut stopping = stopped.clone();
+            let handshake = tokio::select! {
+                handshake = tokio::time::timeout(limits.header_read_timeout, tls.accept(tcp)) => handshake,
+                _ = stopping.wait_for(|stop| *stop) => return,
+            };
+            match handshake {
+                Ok(Ok(stream)) => {
+                    connection(stream, peer, router, builder, limits, stopped, slots).await;
                 }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
