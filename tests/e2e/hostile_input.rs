@@ -12,6 +12,7 @@ use crate::tokens::http;
 crate::on_both_backends!(
     undecodable_messages_are_invalid_arguments,
     forged_caller_keys_close_the_source_but_not_for_known_keys,
+    grpc_sources_behind_a_proxy_are_told_apart,
 );
 
 /// Sends raw bytes as a request message, and reads none back.
@@ -106,11 +107,7 @@ async fn forged_caller_keys_close_the_source_but_not_for_known_keys(backend: Bac
     let list = || pb_list();
     admin.list_applications(list()).await.unwrap();
     // Well-formed keys nobody holds (prefix and checksum are public).
-    let forged = |i: u8| {
-        let signed =
-            format!("extapps_key_{}", (b'A' + i % 26) as char).to_string() + &"B".repeat(42);
-        format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
-    };
+    let forged = forged_key;
     for i in 0..4 {
         let status = server
             .client(&forged(i))
@@ -161,4 +158,44 @@ fn pb_list() -> extapps_client::v1::ListApplicationsRequest {
         page_size: 10,
         page_token: String::new(),
     }
+}
+
+/// A well-formed caller key (prefix and checksum right) that nobody holds.
+fn forged_key(i: u8) -> String {
+    let signed = format!("extapps_key_{}", (b'A' + i % 26) as char) + &"B".repeat(42);
+    format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
+}
+
+/// Behind a trusted proxy, gRPC calls are charged to the address the proxy
+/// forwards, as OAuth requests are: one address's failures do not close
+/// the others.
+async fn grpc_sources_behind_a_proxy_are_told_apart(backend: Backend) {
+    let mut settings = crate::attacks::budget(10, 30, 1);
+    settings.budget.failures_per_source = NonZeroU32::new(2).unwrap();
+    let server = TestServer::start_with(backend, settings).await;
+    let call = |address: &'static str, key: String| {
+        let mut client = server.client(&key);
+        async move {
+            let mut request = tonic::Request::new(pb_list());
+            request
+                .metadata_mut()
+                .insert("x-forwarded-for", address.parse().unwrap());
+            client.list_applications(request).await.unwrap_err().code()
+        }
+    };
+    for i in 0..3 {
+        assert_eq!(
+            call("192.0.2.1", forged_key(i)).await,
+            tonic::Code::Unauthenticated
+        );
+    }
+    assert_eq!(
+        call("192.0.2.1", forged_key(3)).await,
+        tonic::Code::ResourceExhausted
+    );
+    assert_eq!(
+        call("192.0.2.2", forged_key(4)).await,
+        tonic::Code::Unauthenticated,
+        "another address behind the same proxy is not closed"
+    );
 }

@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod oauth;
 pub mod server;
 pub mod service;
+pub mod source;
 pub mod store;
 pub mod tls;

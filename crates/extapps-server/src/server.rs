@@ -40,6 +40,7 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
     // One span per call (method, status, latency); never headers or bodies,
     // which carry keys and secrets.
     let metrics = service.metrics().clone();
+    let source_service = service.clone();
     Ok(routes
         .into_axum_router()
         .layer(axum::middleware::map_response(
@@ -59,6 +60,10 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
             }),
         )
         .fallback(unknown_path)
+        .layer(axum::middleware::from_fn_with_state(
+            source_service,
+            crate::source::attach,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_grpc()))
 }
 

@@ -46,8 +46,8 @@ impl GrpcApi {
         };
         let source = request
             .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| crate::service::SourceKey::from(info.0.ip()));
+            .get::<crate::service::SourceKey>()
+            .copied();
         self.service.authenticate(header, source).await
     }
 }

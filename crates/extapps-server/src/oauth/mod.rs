@@ -3,7 +3,6 @@
 //! (RFC 7009) and authorization server metadata (RFC 8414).
 
 mod form;
-mod source;
 
 use axum::{
     Json, Router,
@@ -128,25 +127,18 @@ fn client_request(
     Ok((form, credentials))
 }
 
-/// The budget key of the request's source address.
+/// The budget key of the request's source address, as
+/// [`crate::source::attach`] found it.
 struct Source(Option<SourceKey>);
 
-impl axum::extract::FromRequestParts<Service> for Source {
+impl<S: Sync> axum::extract::FromRequestParts<S> for Source {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        service: &Service,
+        _: &S,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0);
-        Ok(Self(source::source_key(
-            &parts.headers,
-            peer,
-            service.client_auth().trusted_proxies,
-        )))
+        Ok(Self(parts.extensions.get::<SourceKey>().copied()))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The address a request comes from, for the per-source budgets: the TCP
 //! peer, or, behind a configured number of trusted reverse proxies, the
 //! entry of `X-Forwarded-For` the outermost trusted proxy wrote. Entries
-//! further left are written by the client and never trusted.
+//! further left are written by the client and never trusted. Worked out once
+//! per request, for gRPC and OAuth alike ([`attach`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -40,6 +41,27 @@ pub fn source_key(
             .and_then(parse_entry)
             .map_or(SourceKey::UNKNOWN, SourceKey::from),
     )
+}
+
+/// Middleware: puts the request's [`SourceKey`] (if it has one) into its
+/// extensions, where the gRPC handlers and the OAuth endpoints read it.
+pub async fn attach(
+    axum::extract::State(service): axum::extract::State<crate::service::Service>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    if let Some(source) = source_key(
+        request.headers(),
+        peer,
+        service.client_auth().trusted_proxies,
+    ) {
+        request.extensions_mut().insert(source);
+    }
+    next.run(request).await
 }
 
 fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
