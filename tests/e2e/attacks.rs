@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::harness::{Backend, TestServer};
-use crate::tokens::{App, http, service_client, token};
+use crate::tokens::{App, http, metrics, service_client, token};
 
 crate::on_both_backends!(
     strangers_cannot_lock_a_client_out,
@@ -154,14 +154,7 @@ async fn unknown_and_malformed_clients_cost_no_verification(backend: Backend) {
             "request {i}"
         );
     }
-    let metrics = http()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&server.url).await;
     assert!(
         !metrics.contains("verified_secret_cache_lookups_total{outcome=\"miss\"}"),
         "no secret was looked up, let alone verified:\n{metrics}"

@@ -38,6 +38,18 @@ fn server(dir: &Path) -> Command {
     command
 }
 
+/// The first column of line `n` of a command's table output.
+fn first_column(table: &str, n: usize) -> String {
+    table
+        .lines()
+        .nth(n)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// Runs `extapps-server ARGS` to completion: (success, stdout, stderr).
 fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
     run_with(dir, &[], args)
@@ -274,14 +286,7 @@ fn an_administrator_registers_with_grpcurl_and_sees_the_secret_once() {
     // A revoked key stops working at once.
     let (ok, listed, _) = run(dir.path(), &["keys", "list"]);
     assert!(ok);
-    let id = listed
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let id = first_column(&listed, 1);
     assert!(listed.contains("admin") && listed.contains("acme") && !listed.contains(&key));
     assert!(run(dir.path(), &["keys", "revoke", &id]).0);
     let (ok, _, err) = serving.grpcurl(
@@ -497,27 +502,13 @@ async fn the_key_ring_lives_in_a_key_file_never_in_the_database() {
     let (ok, listed, err) = run(dir.path(), &["key-ring", "list"]);
     assert!(ok, "{err}");
     assert_eq!(listed.lines().count(), 2, "a header and one key: {listed}");
-    let first = listed
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let first = first_column(&listed, 1);
     assert!(listed.contains("seals"));
 
     // Stage, promote, retire; the sealing key cannot be retired.
     assert!(run(dir.path(), &["key-ring", "rotate", "--staged"]).0);
     let (_, listed, _) = run(dir.path(), &["key-ring", "list"]);
-    let second = listed
-        .lines()
-        .nth(2)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let second = first_column(&listed, 2);
     assert!(
         listed.lines().nth(2).unwrap().ends_with("staged"),
         "{listed}"

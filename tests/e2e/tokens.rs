@@ -46,6 +46,18 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// The server's Prometheus metrics, as text.
+pub async fn metrics(url: &str) -> String {
+    http()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// POSTs a form to `path` with client_secret_basic.
 pub async fn post_form(
     url: &str,
@@ -236,14 +248,7 @@ async fn an_oauth_library_gets_a_token_that_introspects_alike_over_grpc_and_http
 
     // Metrics count what just happened: four tokens, of which three were
     // authenticated from the verified-secret cache.
-    let metrics = http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&server.url).await;
     let value = |series: &str| -> f64 {
         metrics
             .lines()

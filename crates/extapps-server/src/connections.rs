@@ -228,7 +228,6 @@ async fn connection<I>(
 }
 
 /// Open connections per peer address.
-#[derive(Clone)]
 struct PerSource {
     open: Arc<Mutex<HashMap<SourceKey, usize>>>,
     limit: usize,

@@ -93,9 +93,8 @@ fn limiter<K: Clone + Eq + std::hash::Hash>(
     )
 }
 
-/// Keys beyond which idle entries are dropped, so random sources cannot grow
-/// the limiters' memory without bound.
-const PRUNE_ABOVE: usize = 100_000;
+/// Most sources remembered as refused (each entry also expires on its own).
+const MAX_REFUSED: u64 = 100_000;
 
 pub struct AuthBudget {
     clients: Limiter<ClientId>,
@@ -124,7 +123,7 @@ impl AuthBudget {
             sources: limiter(settings.per_source, &clock),
             failures: limiter(settings.failures_per_source, &clock),
             refused: moka::sync::Cache::builder()
-                .max_capacity(PRUNE_ABOVE as u64)
+                .max_capacity(MAX_REFUSED)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
             clock,
@@ -145,17 +144,19 @@ impl AuthBudget {
             return;
         };
         if let Err(not_until) = self.failures.check_key(&source) {
-            let wait = not_until.wait_time_from(self.clock.now());
-            let until = self
-                .clock
-                .now()
-                .as_u64()
-                .saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
-            self.refused.insert(source, until);
+            // The instant from which a failure is allowed again.
+            self.refused
+                .insert(source, not_until.earliest_possible().as_u64());
         }
-        if self.failures.len() > PRUNE_ABOVE {
-            self.failures.retain_recent();
-        }
+    }
+
+    /// Forgets every key whose budget is full again, so random sources
+    /// cannot grow the limiters' memory without bound. A scan of every key:
+    /// run it in the background, not on a request.
+    pub fn prune(&self) {
+        self.clients.retain_recent();
+        self.sources.retain_recent();
+        self.failures.retain_recent();
     }
 
     /// Reserves one verification for `client` from `source`; `Err` holds how
@@ -166,17 +167,9 @@ impl AuthBudget {
                 .check_key(&source)
                 .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
         }
-        let outcome = self
-            .clients
+        self.clients
             .check_key(&client)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()));
-        if self.sources.len() > PRUNE_ABOVE {
-            self.sources.retain_recent();
-        }
-        if self.clients.len() > PRUNE_ABOVE {
-            self.clients.retain_recent();
-        }
-        outcome
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 }
 
@@ -200,6 +193,37 @@ mod tests {
             per_source: NonZeroU32::new(per_source).unwrap(),
             failures_per_source: NonZeroU32::new(4).unwrap(),
         }
+    }
+
+    #[test]
+    fn pruning_forgets_only_budgets_that_are_full_again() {
+        let clock = Arc::new(Manual(Mutex::new(
+            OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
+        )));
+        let budget = AuthBudget::new(settings(10, 10), clock.clone());
+        budget
+            .reserve(ClientId::generate(), source("10.0.0.1"))
+            .unwrap();
+        budget.record_failure(source("10.0.0.1"));
+        budget.prune();
+        assert_eq!(
+            (
+                budget.clients.len(),
+                budget.sources.len(),
+                budget.failures.len()
+            ),
+            (1, 1, 1)
+        );
+        *clock.0.lock().unwrap() += time::Duration::minutes(1);
+        budget.prune();
+        assert_eq!(
+            (
+                budget.clients.len(),
+                budget.sources.len(),
+                budget.failures.len()
+            ),
+            (0, 0, 0)
+        );
     }
 
     #[test]

@@ -158,8 +158,10 @@ impl Service {
     }
 
     /// Forgets revocations of tokens that have expired, in memory and in
-    /// the database. A failure is logged and retried at the next round.
+    /// the database, and budgets that are full again. A failure is logged
+    /// and retried at the next round.
     pub async fn housekeeping(&self) {
+        self.budget.prune();
         match self.store.purge_expired_revocations(self.clock.now()).await {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged revocations of expired tokens"),

@@ -14,9 +14,6 @@ use uuid::Uuid;
 use super::entities::{application, application_secret, revoked_token};
 use super::shared_cache::Change;
 use super::{Store, commit, db_error, retrying};
-
-/// The PostgreSQL advisory lock that lets one replica purge at a time.
-const PURGE_LOCK: i64 = 0x6578_7461_7070_7331; // "extapps1"
 use crate::domain::{
     Error,
     application::ApplicationType,
@@ -24,6 +21,9 @@ use crate::domain::{
     grants::Grants,
     names::{ClientId, OrganizationId},
 };
+
+/// The PostgreSQL advisory lock that lets one replica purge at a time.
+const PURGE_LOCK: i64 = 0x6578_7461_7070_7331; // "extapps1"
 
 /// A live secret's hash.
 #[derive(Debug, Clone)]
@@ -196,8 +196,8 @@ impl Store {
         }
     }
 
-    /// Whether the token with this ID was revoked.
-    pub async fn is_token_revoked(&self, jti: Uuid) -> Result<bool, Error> {
+    /// Whether the token with this ID was revoked, by the database.
+    async fn is_token_revoked(&self, jti: Uuid) -> Result<bool, Error> {
         Ok(revoked_token::Entity::find_by_id(jti.to_string())
             .one(&self.db)
             .await
