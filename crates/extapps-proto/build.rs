@@ -11,6 +11,7 @@ const FILES: &[&str] = &[
     "extapps/v1/audit.proto",
     "extapps/v1/external_applications.proto",
     "extapps/v1/resource.proto",
+    "extapps/v1/signin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

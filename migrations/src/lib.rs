@@ -9,6 +9,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_initial;
 mod m20261124_000002_revoked_tokens;
 mod m20261124_000003_keys_out_of_the_database;
+mod m20261124_000004_user_access;
+mod m20261124_000005_display_name_keys;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -21,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261124_000002_revoked_tokens::Migration),
             Box::new(m20261124_000003_keys_out_of_the_database::Migration),
+            Box::new(m20261124_000004_user_access::Migration),
+            Box::new(m20261124_000005_display_name_keys::Migration),
         ]
     }
 }

@@ -21,6 +21,17 @@ crate::on_both_backends!(
     operators_reach_every_organization,
 );
 
+/// The calls of the sign-in front end.
+const SIGNIN_RPCS: [&str; 5] = [
+    "GetAuthorizationRequest",
+    "AcceptAuthorizationRequest",
+    "RejectAuthorizationRequest",
+    "ListUserAuthorizations",
+    "RevokeUserAuthorization",
+];
+/// An authorization request ID no server issued.
+const UNKNOWN_REQUEST: &str = "authorizationRequests/extapps_ar_unknown";
+
 /// One call of every RPC, aimed at `app` in `organization`, reduced to its
 /// outcome: `Ok(())` or the error details.
 async fn call_every_rpc(
@@ -126,12 +137,56 @@ async fn call_every_rpc(
             ),
         ),
         (
-            "CreateAuthorizationCode",
+            "GetAuthorizationRequest",
             outcome(
                 client
-                    .create_authorization_code(pb::CreateAuthorizationCodeRequest {
-                        application: app.name.clone(),
+                    .get_authorization_request(pb::GetAuthorizationRequestRequest {
+                        name: UNKNOWN_REQUEST.into(),
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "AcceptAuthorizationRequest",
+            outcome(
+                client
+                    .accept_authorization_request(pb::AcceptAuthorizationRequestRequest {
+                        name: UNKNOWN_REQUEST.into(),
+                        subject: "user-1".into(),
+                        scopes: vec!["OR.Jobs".into()],
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "RejectAuthorizationRequest",
+            outcome(
+                client
+                    .reject_authorization_request(pb::RejectAuthorizationRequestRequest {
+                        name: UNKNOWN_REQUEST.into(),
                         ..Default::default()
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "ListUserAuthorizations",
+            outcome(
+                client
+                    .list_user_authorizations(pb::ListUserAuthorizationsRequest {
+                        subject: "user-1".into(),
+                        ..Default::default()
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "RevokeUserAuthorization",
+            outcome(
+                client
+                    .revoke_user_authorization(pb::RevokeUserAuthorizationRequest {
+                        subject: "user-1".into(),
+                        application: app.name.clone(),
                     })
                     .await,
             ),
@@ -210,11 +265,11 @@ async fn roles_limit_what_a_key_may_call(backend: Backend) {
             match (role, rpc) {
                 (_, "ListResources") => assert!(outcome.is_ok(), "{role:?} {rpc}"),
                 (Role::Introspect, "IntrospectToken") => assert!(outcome.is_ok(), "{outcome:?}"),
-                // The authorization code flow is not enabled on this server yet.
-                (Role::Signin, "CreateAuthorizationCode") => {
+                (Role::Signin, "ListUserAuthorizations") => assert!(outcome.is_ok(), "{outcome:?}"),
+                // Allowed, about things that do not exist.
+                (Role::Signin, rpc) if SIGNIN_RPCS.contains(&rpc) => {
                     let err = outcome.expect_err(rpc);
-                    assert_eq!(err.code, Code::Unimplemented, "{role:?} {rpc}");
-                    assert_eq!(err.reason.as_deref(), Some("NOT_IMPLEMENTED"));
+                    assert_eq!(err.code, Code::NotFound, "{rpc}: {err:?}");
                 }
                 _ => {
                     let err = outcome.expect_err(rpc);
@@ -224,7 +279,7 @@ async fn roles_limit_what_a_key_may_call(backend: Backend) {
             }
         }
     }
-    // An admin key may not introspect or create codes.
+    // An admin key may not introspect or act for the sign-in front end.
     let mut probe = server.admin("acme").await;
     let app2 = register(&mut probe, "acme", service_app("Roles 2"))
         .await
@@ -233,7 +288,7 @@ async fn roles_limit_what_a_key_may_call(backend: Backend) {
     let outcomes = call_every_rpc(&mut probe, "acme", &app2).await;
     for (rpc, outcome) in outcomes {
         match rpc {
-            "IntrospectToken" | "CreateAuthorizationCode" => {
+            rpc if rpc == "IntrospectToken" || SIGNIN_RPCS.contains(&rpc) => {
                 assert_eq!(
                     outcome.expect_err(rpc).code,
                     Code::PermissionDenied,
@@ -261,7 +316,7 @@ async fn keys_never_reach_another_organization(backend: Backend) {
     for (rpc, outcome) in call_every_rpc(&mut other, "acme", &app).await {
         match rpc {
             "ListResources" => assert!(outcome.is_ok()),
-            "IntrospectToken" | "CreateAuthorizationCode" => {
+            rpc if rpc == "IntrospectToken" || SIGNIN_RPCS.contains(&rpc) => {
                 assert_eq!(outcome.expect_err(rpc).code, Code::PermissionDenied)
             }
             "RegisterApplication" | "ListApplications" | "ListAuditEvents" => {
@@ -316,8 +371,12 @@ async fn operators_reach_every_organization(backend: Backend) {
     let mut operator = server.client(&key);
     for (rpc, outcome) in call_every_rpc(&mut operator, "acme", &app).await {
         match rpc {
-            "CreateAuthorizationCode" => {
-                assert_eq!(outcome.expect_err(rpc).code, Code::PermissionDenied)
+            rpc if SIGNIN_RPCS.contains(&rpc) => {
+                assert_eq!(
+                    outcome.expect_err(rpc).code,
+                    Code::PermissionDenied,
+                    "{rpc}"
+                )
             }
             _ => assert!(outcome.is_ok(), "operator {rpc}: {outcome:?}"),
         }

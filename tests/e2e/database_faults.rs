@@ -19,7 +19,7 @@ use extapps_server::domain::caller::Role;
 use sea_orm::{ConnectionTrait, Statement};
 
 use crate::fixtures::*;
-use crate::harness::TestServer;
+use crate::harness::{Backend, TestServer};
 
 /// A PostgreSQL server in a temporary directory, run as the `postgres` user.
 struct PrivatePostgres {
@@ -125,7 +125,7 @@ struct Tally {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledged_write_is_lost_or_doubled_across_a_restart_and_a_stop() {
     let postgres = PrivatePostgres::start();
-    let server = TestServer::start_on_postgres(postgres.url()).await;
+    let server = TestServer::start_on_database(Backend::Postgres, postgres.url()).await;
     let key = server.key(Some("acme"), Role::Admin, &[]).await;
     let tally = Arc::new(Tally::default());
     let running = Arc::new(AtomicBool::new(true));

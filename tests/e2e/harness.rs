@@ -13,7 +13,7 @@ use std::{
 use extapps_client::{ErrorReport, GeneratedClient as Client, with_key};
 use extapps_server::{
     domain::{caller::Role, clock::Clock, key_ring::KeyRing, names::OrganizationId},
-    service::{ClientAuthSettings, Service, TokenSettings},
+    service::{ClientAuthSettings, Service, TokenSettings, UserAccessSettings},
     store::Store,
 };
 use sea_orm::{ConnectionTrait, Database};
@@ -131,6 +131,19 @@ pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String
     }
 }
 
+/// Where test servers send browsers to sign in: tests play the sign-in
+/// front end themselves, reading the redirect.
+pub const SIGNIN_URL: &str = "https://signin.test/consent";
+
+/// The user access settings of test servers: the defaults, signing in at
+/// [`SIGNIN_URL`].
+pub fn user_access() -> UserAccessSettings {
+    UserAccessSettings {
+        signin_url: Some(SIGNIN_URL.into()),
+        ..Default::default()
+    }
+}
+
 /// A running server and the handles a test needs around it.
 pub struct TestServer {
     pub backend: Backend,
@@ -157,29 +170,48 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let database_url = fresh_database(backend, &dir).await;
         let ring = KeyRing::generate(extapps_server::domain::clock::SystemClock.now()).unwrap();
-        Self::launch(backend, dir, database_url, ring, client_auth).await
+        Self::launch(backend, dir, database_url, ring, client_auth, user_access()).await
     }
 
-    /// A server on an existing PostgreSQL database of the test's own.
-    pub async fn start_on_postgres(database_url: String) -> Self {
+    /// A server with its own user access settings.
+    pub async fn start_with_user_access(backend: Backend, user: UserAccessSettings) -> Self {
+        capture_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database(backend, &dir).await;
+        let ring = KeyRing::generate(extapps_server::domain::clock::SystemClock.now()).unwrap();
+        Self::launch(backend, dir, database_url, ring, Default::default(), user).await
+    }
+
+    /// A server on an existing database of the test's own.
+    pub async fn start_on_database(backend: Backend, database_url: String) -> Self {
         capture_logs();
         let dir = tempfile::tempdir().unwrap();
         let ring = KeyRing::generate(extapps_server::domain::clock::SystemClock.now()).unwrap();
         Self::launch(
-            Backend::Postgres,
+            backend,
             dir,
             database_url,
             ring,
             Default::default(),
+            user_access(),
         )
         .await
     }
 
-    /// Another server on this one's database, with the key ring `ring`.
+    /// Another server on this one's database, with the key ring `ring`,
+    /// on the same clock (moving one moves both).
     pub async fn beside(&self, ring: KeyRing) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = self.database_url.clone();
-        Self::launch(self.backend, dir, database_url, ring, Default::default()).await
+        Self::launch_with_clock(
+            self.backend,
+            dir,
+            self.database_url.clone(),
+            ring,
+            Default::default(),
+            user_access(),
+            self.clock.clone(),
+        )
+        .await
     }
 
     async fn launch(
@@ -188,18 +220,32 @@ impl TestServer {
         database_url: String,
         ring: KeyRing,
         client_auth: ClientAuthSettings,
+        user: UserAccessSettings,
     ) -> Self {
-        let store = Store::connect(&database_url).await.unwrap();
-        store.migrate().await.unwrap();
         let clock = Arc::new(ManualClock(Mutex::new(
             extapps_server::domain::clock::SystemClock.now(),
         )));
+        Self::launch_with_clock(backend, dir, database_url, ring, client_auth, user, clock).await
+    }
+
+    async fn launch_with_clock(
+        backend: Backend,
+        dir: tempfile::TempDir,
+        database_url: String,
+        ring: KeyRing,
+        client_auth: ClientAuthSettings,
+        user: UserAccessSettings,
+        clock: Arc<ManualClock>,
+    ) -> Self {
+        let store = Store::connect(&database_url).await.unwrap();
+        store.migrate().await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let catalog = extapps_server::commands::load_catalog(None).unwrap();
         let tokens = TokenSettings {
             ttl: time::Duration::HOUR,
             issuer: format!("http://{addr}"),
+            user,
         };
         let service = Service::new(store, catalog, clock.clone(), &ring, tokens, client_auth)
             .await

@@ -143,6 +143,7 @@ async fn tokens_living_longer_than_the_server_issues_are_refused(backend: Backen
     let forge = |issued_at: i64, expires_at: i64| {
         sealer
             .seal(&TokenClaims {
+                grant: None,
                 id: uuid::Uuid::new_v4(),
                 client_id: ClientId::parse(&client.app.client_id).unwrap(),
                 subject: None,

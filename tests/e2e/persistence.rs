@@ -10,12 +10,13 @@ use sea_orm::{ConnectionTrait, Statement};
 use secrecy::SecretString;
 
 use crate::fixtures::*;
-use crate::harness::{Backend, TestServer, captured_logs, fresh_database};
+use crate::harness::{Backend, TestServer, captured_logs, error_of, fresh_database};
 
 crate::on_both_backends!(
     secrets_and_keys_never_reach_the_database_or_the_logs,
     migrations_apply_from_empty_and_match_the_entities,
     the_upgrade_takes_the_keys_out_of_the_database,
+    the_upgrade_makes_display_names_unique_without_regard_to_case,
 );
 
 /// The PHC strings stored for one application.
@@ -262,4 +263,74 @@ async fn the_upgrade_takes_the_keys_out_of_the_database(backend: Backend) {
         row.try_get_by_index::<Vec<u8>>(0).unwrap().is_empty(),
         "its old sealing is gone"
     );
+}
+
+async fn the_upgrade_makes_display_names_unique_without_regard_to_case(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    // The previous schema, holding names that differ only in case, and one
+    // stored decomposed.
+    Migrator::up(&db, Some(4)).await.unwrap();
+    let kind = db.get_database_backend();
+    let ids = [
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    ];
+    for (i, (id, name)) in ids.iter().zip(["Sync", "SYNC", "Cafe\u{301}"]).enumerate() {
+        db.execute_raw(Statement::from_sql_and_values(
+            kind,
+            match backend {
+                Backend::Sqlite => {
+                    "INSERT INTO applications (id, organization, display_name, app_type, grants, \
+                     redirect_urls, revision, tokens_not_before, create_time, update_time) \
+                     VALUES (?, 'acme', ?, 'confidential', '{\"OR\":{\"user_scopes\":[],\"application_scopes\":[\"OR.Jobs\"]}}', '[]', 1, NULL, ?, ?)"
+                }
+                Backend::Postgres => {
+                    "INSERT INTO applications (id, organization, display_name, app_type, grants, \
+                     redirect_urls, revision, tokens_not_before, create_time, update_time) \
+                     VALUES ($1, 'acme', $2, 'confidential', '{\"OR\":{\"user_scopes\":[],\"application_scopes\":[\"OR.Jobs\"]}}', '[]', 1, NULL, $3, $4)"
+                }
+            },
+            [
+                id.to_string().into(),
+                name.into(),
+                (1_700_000_000_000_000i64 + i as i64).into(),
+                (1_700_000_000_000_000i64 + i as i64).into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    }
+    drop(db);
+    let server = TestServer::start_on_database(backend, url).await;
+    let mut admin = server.admin("acme").await;
+    // Nothing was lost or renamed; the decomposed name is now composed.
+    let names: Vec<String> = list_all(&mut admin, "acme")
+        .await
+        .into_iter()
+        .map(|a| a.display_name)
+        .collect();
+    assert_eq!(names, ["Caf\u{e9}", "SYNC", "Sync"]);
+    // The names kept with a key of their own still take every change.
+    for app in list_all(&mut admin, "acme").await {
+        admin
+            .update_application_scopes(pb::UpdateApplicationScopesRequest {
+                name: app.name.clone(),
+                grants: vec![grant("OR", &[], &["OR.Queues"])],
+                etag: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    // And no new name may take any of theirs in another case.
+    for taken in ["sync", "CAFÉ"] {
+        let err = error_of(
+            admin
+                .register_application(register_request("acme", service_app(taken)))
+                .await,
+        );
+        assert_eq!(err.reason.as_deref(), Some("DISPLAY_NAME_TAKEN"), "{taken}");
+    }
 }

@@ -93,6 +93,59 @@ async fn display_names_are_trimmed_and_unique_per_organization(backend: Backend)
 
     // Another organization may use the same name.
     register(&mut other, "other", service_app("Reports")).await;
+
+    // Names are shown on consent screens: compared without regard to case,
+    // stored composed (NFC), never reordering or invisible.
+    for (name, code) in [
+        ("REPORTS", Code::AlreadyExists),
+        ("Pay\u{202E}lagaP", Code::InvalidArgument),
+        ("\u{200B}\u{2060}", Code::InvalidArgument),
+        ("\u{3164}", Code::InvalidArgument),
+    ] {
+        let err = error_of(
+            acme.register_application(register_request("acme", service_app(name)))
+                .await,
+        );
+        assert_eq!(err.code, code, "{name:?}: {err:?}");
+    }
+    let composed = register(&mut acme, "acme", service_app("Cafe\u{301}"))
+        .await
+        .application
+        .unwrap();
+    assert_eq!(composed.display_name, "Caf\u{e9}");
+    // A rename into another application's name in another case is refused.
+    let err = error_of(
+        acme.update_application(pb::UpdateApplicationRequest {
+            application: Some(pb::Application {
+                name: composed.name.clone(),
+                display_name: "reports".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["display_name".into()],
+            }),
+        })
+        .await,
+    );
+    assert_eq!(err.reason.as_deref(), Some("DISPLAY_NAME_TAKEN"));
+    // Its own name in another case is fine.
+    acme.update_application(pb::UpdateApplicationRequest {
+        application: Some(pb::Application {
+            name: composed.name.clone(),
+            display_name: "CAFÉ".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["display_name".into()],
+        }),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        list_all(&mut acme, "acme").await.len(),
+        2,
+        "nothing else was added"
+    );
 }
 
 async fn same_scope_name_in_both_sets_is_kept_apart(backend: Backend) {

@@ -243,7 +243,7 @@ async fn an_oauth_library_gets_a_token_that_introspects_alike_over_grpc_and_http
     );
     assert_eq!(
         metadata["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
     );
 
     // Metrics count what just happened: four tokens, of which three were

@@ -12,8 +12,8 @@ use std::{
 use extapps_client::{
     Client, RetryPolicy,
     model::{
-        ApplicationType, ApplicationUpdate, Consent, Grant, Introspection, NewApplication,
-        NewSecret, PageRequest,
+        ApplicationType, ApplicationUpdate, Grant, Introspection, NewApplication, NewSecret,
+        PageRequest,
     },
     v1::AuditAction,
 };
@@ -202,53 +202,6 @@ async fn a_rust_service_runs_the_administrator_cycle_with_the_typed_client(backe
     assert_eq!(
         introspector.introspect(token).await.unwrap(),
         Introspection::Inactive
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn authorization_codes_are_for_sign_in_keys_and_not_issued_yet() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let admin = Client::builder(
-        &server.url,
-        &server.key(Some("acme"), Role::Admin, &[]).await,
-    )
-    .connect()
-    .await
-    .unwrap();
-    let app = admin
-        .register(
-            "acme",
-            NewApplication::new("Desktop", ApplicationType::NonConfidential)
-                .grant(Grant::on("OR").user_scopes(["OR.Jobs"]))
-                .redirect_url("http://127.0.0.1/cb"),
-        )
-        .await
-        .unwrap()
-        .application;
-    let consent = Consent {
-        application: app.name.clone(),
-        redirect_url: "http://127.0.0.1/cb".to_owned(),
-        subject: "user-1".to_owned(),
-        scopes: vec!["OR.Jobs".to_owned()],
-        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
-    };
-    let denied = admin
-        .create_authorization_code(consent.clone())
-        .await
-        .unwrap_err();
-    assert_eq!(denied.code(), Some(Code::PermissionDenied), "{denied}");
-    let signin = Client::builder(
-        &server.url,
-        &server.key(Some("acme"), Role::Signin, &[]).await,
-    )
-    .connect()
-    .await
-    .unwrap();
-    let unimplemented = signin.create_authorization_code(consent).await.unwrap_err();
-    assert_eq!(
-        unimplemented.code(),
-        Some(Code::Unimplemented),
-        "{unimplemented}"
     );
 }
 

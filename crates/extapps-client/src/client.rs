@@ -8,9 +8,9 @@ use tonic::{Code, Request, Response, Status};
 use crate::{
     Error, GeneratedClient, RetryPolicy,
     model::{
-        Application, ApplicationName, ApplicationUpdate, AuditEvent, AuthorizationCode, Consent,
-        Grant, Introspection, NewApplication, NewSecret, Page, PageRequest, Registered, Resource,
-        Rotated, application,
+        Application, ApplicationName, ApplicationUpdate, AuditEvent, AuthorizationRequest, Grant,
+        Introspection, NewApplication, NewSecret, Page, PageRequest, Registered, Resource, Rotated,
+        UserAuthorization, application,
     },
     v1,
 };
@@ -248,22 +248,101 @@ impl Client {
         one_page(answer.audit_events, answer.next_page_token)
     }
 
-    /// For the platform's sign-in front end (a `signin` key): an
-    /// authorization code for a user's consent. Never retried: each code is
-    /// single-use.
-    ///
-    /// The server does not issue codes yet (the authorization-code flow is
-    /// not implemented): it answers `UNIMPLEMENTED`.
-    pub async fn create_authorization_code(
-        &self,
-        consent: Consent,
-    ) -> Result<AuthorizationCode, Error> {
-        let request = v1::CreateAuthorizationCodeRequest::from(consent);
-        self.call(Repeat::Never, request, |mut api, r| async move {
-            api.create_authorization_code(r).await
+    /// For the platform's sign-in front end (a `signin` key): the pending
+    /// authorization request a browser arrived with, by its ID (the
+    /// `authorization_request` query parameter).
+    pub async fn authorization_request(&self, id: &str) -> Result<AuthorizationRequest, Error> {
+        let request = v1::GetAuthorizationRequestRequest {
+            name: format!("authorizationRequests/{id}"),
+        };
+        self.call(Repeat::Safe, request, |mut api, r| async move {
+            api.get_authorization_request(r).await
         })
         .await?
+        .authorization_request
+        .ok_or(Error::Response("no authorization request in the answer"))?
         .try_into()
+    }
+
+    /// For the sign-in front end: the user `subject` consented to `scopes`.
+    /// Returns the URL to send the browser to (carrying the code). Never
+    /// retried: a request is answered once.
+    pub async fn accept_authorization_request(
+        &self,
+        id: &str,
+        subject: &str,
+        scopes: Vec<String>,
+    ) -> Result<String, Error> {
+        let request = v1::AcceptAuthorizationRequestRequest {
+            name: format!("authorizationRequests/{id}"),
+            subject: subject.to_owned(),
+            scopes,
+        };
+        Ok(self
+            .call(Repeat::Never, request, |mut api, r| async move {
+                api.accept_authorization_request(r).await
+            })
+            .await?
+            .redirect_url)
+    }
+
+    /// For the sign-in front end: the user declined (`error` empty means
+    /// `access_denied`). Returns the URL to send the browser to.
+    pub async fn reject_authorization_request(
+        &self,
+        id: &str,
+        error: &str,
+        description: &str,
+    ) -> Result<String, Error> {
+        let request = v1::RejectAuthorizationRequestRequest {
+            name: format!("authorizationRequests/{id}"),
+            error: error.to_owned(),
+            error_description: description.to_owned(),
+        };
+        Ok(self
+            .call(Repeat::Never, request, |mut api, r| async move {
+                api.reject_authorization_request(r).await
+            })
+            .await?
+            .redirect_url)
+    }
+
+    /// For the sign-in front end: one page of the applications `subject`
+    /// authorized.
+    pub async fn user_authorizations(
+        &self,
+        subject: &str,
+        page: PageRequest,
+    ) -> Result<Page<UserAuthorization>, Error> {
+        let request = v1::ListUserAuthorizationsRequest {
+            subject: subject.to_owned(),
+            page_size: page_size(page.size),
+            page_token: page.token,
+        };
+        let answer = self
+            .call(Repeat::Safe, request, |mut api, r| async move {
+                api.list_user_authorizations(r).await
+            })
+            .await?;
+        one_page(answer.user_authorizations, answer.next_page_token)
+    }
+
+    /// For the sign-in front end: takes back what `subject` authorized
+    /// `application` to do; its tokens for that user stop working at once.
+    pub async fn revoke_user_authorization(
+        &self,
+        subject: &str,
+        application: &ApplicationName,
+    ) -> Result<(), Error> {
+        let request = v1::RevokeUserAuthorizationRequest {
+            subject: subject.to_owned(),
+            application: application.to_string(),
+        };
+        self.call(Repeat::Never, request, |mut api, r| async move {
+            api.revoke_user_authorization(r).await
+        })
+        .await?;
+        Ok(())
     }
 
     /// Makes one call; if it may be repeated, retries it while the server is

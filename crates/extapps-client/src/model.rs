@@ -189,11 +189,7 @@ impl TryFrom<v1::Application> for Application {
     type Error = Error;
 
     fn try_from(app: v1::Application) -> Result<Self, Error> {
-        let kind = match v1::ApplicationType::try_from(app.r#type) {
-            Ok(v1::ApplicationType::Confidential) => ApplicationType::Confidential,
-            Ok(v1::ApplicationType::NonConfidential) => ApplicationType::NonConfidential,
-            _ => return Err(Error::Response("an application without a type")),
-        };
+        let kind = kind(app.r#type)?;
         Ok(Self {
             name: app
                 .name
@@ -436,55 +432,96 @@ impl TryFrom<v1::AuditEvent> for AuditEvent {
     }
 }
 
-/// A signed-in user's consent, which the platform's sign-in front end turns
-/// into an authorization code for the application.
+/// A pending user authorization request, as a consent screen shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Consent {
+pub struct AuthorizationRequest {
+    /// `authorizationRequests/{id}`: pass it to accept or reject.
+    pub name: String,
     pub application: ApplicationName,
-    /// Exactly one of the application's registered redirect URLs.
-    pub redirect_url: String,
-    /// The user's stable identifier (the token's `sub`).
-    pub subject: String,
-    /// User scopes the user consented to (`offline_access` asks for a
-    /// refresh token).
-    pub scopes: Vec<String>,
-    /// The PKCE S256 challenge; required for non-confidential applications.
-    pub code_challenge: Option<String>,
-}
-
-impl From<Consent> for v1::CreateAuthorizationCodeRequest {
-    fn from(consent: Consent) -> Self {
-        let method = if consent.code_challenge.is_some() {
-            "S256"
-        } else {
-            ""
-        };
-        Self {
-            application: consent.application.to_string(),
-            redirect_url: consent.redirect_url,
-            subject: consent.subject,
-            scopes: consent.scopes,
-            code_challenge: consent.code_challenge.unwrap_or_default(),
-            code_challenge_method: method.to_owned(),
-        }
-    }
-}
-
-/// A single-use authorization code, to pass to the application through the
-/// redirect URL. `Debug` prints `[REDACTED]`.
-#[derive(Debug, Clone)]
-pub struct AuthorizationCode {
-    pub code: ClientSecret,
+    /// Text an administrator chose: escape it when showing it.
+    pub application_display_name: String,
+    pub application_kind: ApplicationType,
+    /// The user scopes asked for, with the catalog's descriptions.
+    pub scopes: Vec<RequestedScope>,
+    /// The application also asks for a refresh token (`offline_access`).
+    pub offline_access: bool,
+    /// Where the browser goes afterwards (host, or a native app's scheme).
+    pub redirect_host: String,
     pub expires: SystemTime,
 }
 
-impl TryFrom<v1::CreateAuthorizationCodeResponse> for AuthorizationCode {
+/// One scope of an authorization request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedScope {
+    pub scope: String,
+    pub resource: String,
+    pub resource_display_name: String,
+    pub description: String,
+}
+
+impl AuthorizationRequest {
+    /// The ID the browser arrived with (`?authorization_request=`).
+    pub fn id(&self) -> &str {
+        self.name
+            .strip_prefix("authorizationRequests/")
+            .unwrap_or(&self.name)
+    }
+}
+
+impl TryFrom<v1::AuthorizationRequest> for AuthorizationRequest {
     type Error = Error;
 
-    fn try_from(response: v1::CreateAuthorizationCodeResponse) -> Result<Self, Error> {
+    fn try_from(request: v1::AuthorizationRequest) -> Result<Self, Error> {
         Ok(Self {
-            code: secret(response.code).ok_or(Error::Response("an empty authorization code"))?,
-            expires: required_time(response.expire_time)?,
+            name: request.name,
+            application: request
+                .application
+                .parse()
+                .map_err(|_| Error::Response("a malformed application name"))?,
+            application_display_name: request.application_display_name,
+            application_kind: kind(request.application_type)?,
+            scopes: request
+                .scopes
+                .into_iter()
+                .map(|s| RequestedScope {
+                    scope: s.scope,
+                    resource: s.resource,
+                    resource_display_name: s.resource_display_name,
+                    description: s.description,
+                })
+                .collect(),
+            offline_access: request.offline_access,
+            redirect_host: request.redirect_host,
+            expires: required_time(request.expire_time)?,
+        })
+    }
+}
+
+/// What a user authorized one application to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAuthorization {
+    pub application: ApplicationName,
+    pub application_display_name: String,
+    pub scopes: Vec<String>,
+    pub offline_access: bool,
+    pub created: SystemTime,
+    pub updated: SystemTime,
+}
+
+impl TryFrom<v1::UserAuthorization> for UserAuthorization {
+    type Error = Error;
+
+    fn try_from(record: v1::UserAuthorization) -> Result<Self, Error> {
+        Ok(Self {
+            application: record
+                .application
+                .parse()
+                .map_err(|_| Error::Response("a malformed application name"))?,
+            application_display_name: record.application_display_name,
+            scopes: record.scopes,
+            offline_access: record.offline_access,
+            created: required_time(record.create_time)?,
+            updated: required_time(record.update_time)?,
         })
     }
 }
@@ -518,6 +555,14 @@ impl<T> Page<T> {
 pub(crate) fn application(app: Option<v1::Application>) -> Result<Application, Error> {
     app.ok_or(Error::Response("no application in the answer"))?
         .try_into()
+}
+
+fn kind(value: i32) -> Result<ApplicationType, Error> {
+    match v1::ApplicationType::try_from(value) {
+        Ok(v1::ApplicationType::Confidential) => Ok(ApplicationType::Confidential),
+        Ok(v1::ApplicationType::NonConfidential) => Ok(ApplicationType::NonConfidential),
+        _ => Err(Error::Response("an application without a type")),
+    }
 }
 
 fn secret(secret: String) -> Option<ClientSecret> {

@@ -17,6 +17,7 @@ use secrecy::ExposeSecret;
 
 fn claims() -> TokenClaims {
     TokenClaims {
+        grant: None,
         id: uuid::Uuid::new_v4(),
         client_id: ClientId::generate(),
         subject: None,

@@ -17,7 +17,9 @@ use crate::domain::{
     names::OrganizationId,
 };
 use crate::server::ConnectionLimits;
-use crate::service::{BudgetSettings, ClientAuthSettings, PoolSettings, Service, TokenSettings};
+use crate::service::{
+    BudgetSettings, ClientAuthSettings, PoolSettings, Service, TokenSettings, UserAccessSettings,
+};
 use crate::store::Store;
 
 /// Runs one command; the error is a message for the operator.
@@ -109,6 +111,7 @@ async fn serve(
             .unwrap_or_else(|| format!("{scheme}://{addr}"))
             .trim_end_matches('/')
             .to_owned(),
+        user: user_access_settings(options)?,
     };
     let client_auth = ClientAuthSettings {
         pool: PoolSettings {
@@ -144,6 +147,44 @@ async fn serve(
     served.map_err(|e| format!("server failed: {e}"))?;
     tracing::info!("extapps stopped");
     Ok(())
+}
+
+/// The user access settings, checked: lifetimes that make sense together.
+fn user_access_settings(options: &ServeOptions) -> Result<UserAccessSettings, String> {
+    let duration = |value: std::time::Duration, flag: &str| {
+        time::Duration::try_from(value).map_err(|_| format!("{flag} is too long"))
+    };
+    let settings = UserAccessSettings {
+        signin_url: options.signin_url.as_ref().map(|url| url.to_string()),
+        request_ttl: duration(
+            options.authorization_request_ttl,
+            "--authorization-request-ttl",
+        )?,
+        code_ttl: duration(options.code_ttl, "--code-ttl")?,
+        refresh_idle: duration(options.refresh_idle_ttl, "--refresh-idle-ttl")?,
+        refresh_lifetime: duration(options.refresh_lifetime, "--refresh-lifetime")?,
+        refresh_grace: duration(options.refresh_grace, "--refresh-grace")?,
+    };
+    if let Some(url) = &options.signin_url
+        && !matches!(url.scheme(), "https" | "http")
+    {
+        return Err("--signin-url must be an http(s) URL".into());
+    }
+    if settings.code_ttl > time::Duration::minutes(10) {
+        return Err("--code-ttl must be at most 10m (RFC 6749 section 4.1.2)".into());
+    }
+    if settings.refresh_grace > time::Duration::minutes(5) {
+        return Err("--refresh-grace must be at most 5m".into());
+    }
+    if settings.refresh_idle < time::Duration::MINUTE
+        || settings.refresh_idle > settings.refresh_lifetime
+    {
+        return Err("--refresh-idle-ttl must be at least 1m and at most --refresh-lifetime".into());
+    }
+    if settings.refresh_lifetime > time::Duration::days(3650) {
+        return Err("--refresh-lifetime must be at most 10 years".into());
+    }
+    Ok(settings)
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -186,6 +227,7 @@ async fn keys(global: &GlobalOptions, command: KeysCommand) -> Result<(), String
     let tokens = TokenSettings {
         ttl: time::Duration::HOUR,
         issuer: String::new(),
+        user: Default::default(),
     };
     // Nor do they seal anything; but an SQLite database they create gets its
     // key ring beside it at once, as `serve` would make it.

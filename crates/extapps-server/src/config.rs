@@ -156,6 +156,37 @@ pub struct ServeOptions {
     #[arg(long, env = "EXTAPPS_ISSUER")]
     pub issuer: Option<String>,
 
+    /// The platform's sign-in front end: `GET /oauth2/authorize` sends the
+    /// browser there, with `?authorization_request={id}`, to sign the user
+    /// in and ask for consent. Without it, user access is off and the
+    /// endpoint says so.
+    #[arg(long, env = "EXTAPPS_SIGNIN_URL")]
+    pub signin_url: Option<url::Url>,
+
+    /// How long a pending authorization request waits for the user.
+    #[arg(long, env = "EXTAPPS_AUTHORIZATION_REQUEST_TTL", default_value = "10m", value_parser = timeout)]
+    pub authorization_request_ttl: Duration,
+
+    /// How long an authorization code may be redeemed.
+    #[arg(long, env = "EXTAPPS_CODE_TTL", default_value = "60s", value_parser = timeout)]
+    pub code_ttl: Duration,
+
+    /// A refresh token unused for this long stops working (rotation starts
+    /// it again).
+    #[arg(long, env = "EXTAPPS_REFRESH_IDLE_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub refresh_idle_ttl: Duration,
+
+    /// Nothing of a user's authorization with `offline_access` works after
+    /// this, however often it is refreshed.
+    #[arg(long, env = "EXTAPPS_REFRESH_LIFETIME", default_value = "90days", value_parser = humantime::parse_duration)]
+    pub refresh_lifetime: Duration,
+
+    /// How long the refresh token just replaced still gets its successor
+    /// again (a client that lost the answer retries); any other reuse
+    /// revokes the whole authorization. At most 5 minutes; `0s` turns it off.
+    #[arg(long, env = "EXTAPPS_REFRESH_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub refresh_grace: Duration,
+
     /// How long shutdown waits for in-flight calls before closing, e.g. `30s`.
     #[arg(long, env = "EXTAPPS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,

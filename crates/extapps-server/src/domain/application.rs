@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use unicode_normalization::UnicodeNormalization;
 
 use super::catalog::Catalog;
 use super::error::{Error, Violations};
@@ -37,17 +38,42 @@ impl ApplicationType {
     }
 }
 
-/// A display name: trimmed, 1 to 128 characters, no control characters.
+/// A display name: trimmed, NFC-normalized, 1 to 128 characters; no
+/// control or bidirectional control characters, and not made only of
+/// invisible ones. It is shown to users on consent screens: what they read
+/// must be what it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
+
+/// Characters that reorder text (Unicode bidirectional controls): a name
+/// holding one can display as another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that show nothing: white space and Unicode's
+/// Default_Ignorable_Code_Point set (zero-width spaces and joiners,
+/// variation selectors, fillers, tags).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}'
+            // Braille blank: shows nothing, though Unicode does not call it
+            // ignorable.
+            | '\u{2800}')
+}
 
 impl DisplayName {
     pub const MAX_CHARS: usize = 128;
 
     pub fn parse(value: &str) -> Result<Self, String> {
-        let trimmed = value.trim();
-        let chars = trimmed.chars().count();
+        let normalized: String = value.trim().nfc().collect();
+        let chars = normalized.chars().count();
         if chars == 0 {
             return Err("is required".into());
         }
@@ -57,14 +83,38 @@ impl DisplayName {
                 Self::MAX_CHARS
             ));
         }
-        if trimmed.chars().any(char::is_control) {
+        if normalized.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
-        Ok(Self(trimmed.to_owned()))
+        if normalized.chars().any(is_bidi_control) {
+            return Err(
+                "must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069)"
+                    .into(),
+            );
+        }
+        if normalized.chars().all(is_invisible) {
+            return Err("must contain a visible character".into());
+        }
+        Ok(Self(normalized))
+    }
+
+    /// A name as stored: valid by the rules of the day it was written,
+    /// which may have been looser than today's. Never refused, so an
+    /// application with such a name can still be read and renamed.
+    pub fn stored(value: String) -> Self {
+        Self(value)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What two names that may not coexist in one organization share:
+    /// compatibility-normalized (NFKC: fullwidth and styled letters become
+    /// plain ones) and lower-cased, final sigma included.
+    pub fn key(&self) -> String {
+        let folded: String = self.0.nfkc().collect::<String>().to_lowercase();
+        folded.replace('ς', "σ").nfkc().collect()
     }
 }
 
@@ -272,6 +322,44 @@ mod tests {
             }],
             redirect_urls: vec!["https://billing.example.com/cb".into()],
         }
+    }
+
+    #[test]
+    fn display_names_are_safe_to_show() {
+        // Stored composed, and compared without regard to case.
+        let decomposed = DisplayName::parse("Cafe\u{301} Sync").unwrap();
+        assert_eq!(decomposed.as_str(), "Caf\u{e9} Sync");
+        assert_eq!(
+            decomposed.key(),
+            DisplayName::parse("CAFÉ SYNC").unwrap().key()
+        );
+        for hidden in [
+            "\u{200B}",
+            "\u{200B}\u{2060}",
+            "\u{3164}",
+            "\u{FEFF} \u{00AD}",
+        ] {
+            assert!(DisplayName::parse(hidden).is_err(), "{hidden:?}");
+        }
+        for reordering in ["Pay\u{202E}lagaP", "a\u{2066}b", "\u{200F}x"] {
+            let why = DisplayName::parse(reordering).unwrap_err();
+            assert!(why.contains("bidirectional"), "{reordering:?}: {why}");
+        }
+        assert!(
+            DisplayName::parse("x\u{200D}y").is_ok(),
+            "invisible inside a visible name"
+        );
+        assert!(
+            DisplayName::parse("שלום").is_ok(),
+            "right-to-left text itself is fine"
+        );
+        assert!(DisplayName::parse("\u{2800}\u{2800}").is_err());
+        // Styled and fullwidth letters, and final sigma, share a key.
+        let key = |name| DisplayName::parse(name).unwrap().key();
+        assert_eq!(key("ＲＥＰＯＲＴＳ"), key("Reports"));
+        assert_eq!(key("𝐑𝐞𝐩𝐨𝐫𝐭𝐬"), key("reports"));
+        assert_eq!(key("ΟΔΟΣ"), key("οδοσ"));
+        assert_ne!(key("Reports"), key("Report"));
     }
 
     #[test]

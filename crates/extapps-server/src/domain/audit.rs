@@ -18,6 +18,10 @@ pub enum AuditAction {
     ApplicationDeleted,
     KeyCreated,
     KeyRevoked,
+    AuthorizationAccepted,
+    AuthorizationRejected,
+    UserAuthorizationRevoked,
+    GrantReplayed,
 }
 
 impl AuditAction {
@@ -30,6 +34,10 @@ impl AuditAction {
             AuditAction::ApplicationDeleted => "application_deleted",
             AuditAction::KeyCreated => "key_created",
             AuditAction::KeyRevoked => "key_revoked",
+            AuditAction::AuthorizationAccepted => "authorization_accepted",
+            AuditAction::AuthorizationRejected => "authorization_rejected",
+            AuditAction::UserAuthorizationRevoked => "user_authorization_revoked",
+            AuditAction::GrantReplayed => "grant_replayed",
         }
     }
 
@@ -42,6 +50,10 @@ impl AuditAction {
             AuditAction::ApplicationDeleted,
             AuditAction::KeyCreated,
             AuditAction::KeyRevoked,
+            AuditAction::AuthorizationAccepted,
+            AuditAction::AuthorizationRejected,
+            AuditAction::UserAuthorizationRevoked,
+            AuditAction::GrantReplayed,
         ]
         .into_iter()
         .find(|a| a.as_str() == value)

@@ -13,7 +13,8 @@ pub enum Role {
     Admin,
     /// A resource server: introspects tokens.
     Introspect,
-    /// The platform's sign-in front end: creates authorization codes.
+    /// The platform's sign-in front end: answers authorization requests and
+    /// manages what users authorized.
     Signin,
     /// Manages every organization.
     Operator,

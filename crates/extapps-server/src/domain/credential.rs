@@ -1,7 +1,9 @@
-//! Generated credentials: client secrets and caller keys.
+//! Generated credentials: client secrets, caller keys, and the codes of user
+//! grants.
 //!
 //! A credential is a recognizable prefix, 256 bits from the OS CSPRNG in
-//! base64url, and a CRC-32 checksum: scanners can find leaked ones by their
+//! base64url (after the 128-bit ID of its grant, for the kinds bound to
+//! one), and a CRC-32 checksum: scanners can find leaked ones by their
 //! shape, and a mistyped one is rejected without touching the database. The
 //! value lives in a `SecretString`, whose `Debug` prints `[REDACTED]`.
 
@@ -20,6 +22,8 @@ use super::error::Error;
 pub enum CredentialKind {
     ClientSecret,
     CallerKey,
+    /// An authorization code, bound to its grant.
+    AuthorizationCode,
 }
 
 impl CredentialKind {
@@ -27,24 +31,50 @@ impl CredentialKind {
         match self {
             CredentialKind::ClientSecret => "extapps_cs_",
             CredentialKind::CallerKey => "extapps_key_",
+            CredentialKind::AuthorizationCode => "extapps_ac_",
         }
+    }
+
+    /// Bytes of the grant ID before the random part.
+    fn bound_bytes(self) -> usize {
+        match self {
+            CredentialKind::ClientSecret | CredentialKind::CallerKey => 0,
+            CredentialKind::AuthorizationCode => 16,
+        }
+    }
+
+    /// Characters between the prefix and the checksum.
+    fn body_chars(self) -> usize {
+        // Unpadded base64.
+        (4 * (self.bound_bytes() + RANDOM_BYTES)).div_ceil(3)
     }
 }
 
 const RANDOM_BYTES: usize = 32;
-const BODY_CHARS: usize = 43; // base64url of 32 bytes, unpadded
 const CHECKSUM_CHARS: usize = 8;
 
 /// Makes a new credential of `kind`.
 pub fn generate(kind: CredentialKind) -> Result<SecretString, Error> {
+    generate_after(kind, &[])
+}
+
+/// Makes a new credential of a kind bound to a grant, carrying its ID.
+pub fn generate_for_grant(kind: CredentialKind, grant: &uuid::Uuid) -> Result<SecretString, Error> {
+    generate_after(kind, grant.as_bytes())
+}
+
+fn generate_after(kind: CredentialKind, leading: &[u8]) -> Result<SecretString, Error> {
+    if leading.len() != kind.bound_bytes() {
+        return Err(Error::Internal);
+    }
     let mut random = [0u8; RANDOM_BYTES];
     getrandom::fill(&mut random).map_err(|e| {
         tracing::error!(error = %e, "the OS random number generator failed");
         Error::Internal
     })?;
-    let mut value = String::with_capacity(kind.prefix().len() + BODY_CHARS + CHECKSUM_CHARS);
+    let mut value = String::with_capacity(kind.prefix().len() + kind.body_chars() + CHECKSUM_CHARS);
     value.push_str(kind.prefix());
-    URL_SAFE_NO_PAD.encode_string(random, &mut value);
+    URL_SAFE_NO_PAD.encode_string([leading, &random].concat(), &mut value);
     let checksum = crc32fast::hash(value.as_bytes());
     value.push_str(&format!("{checksum:08x}"));
     Ok(SecretString::from(value))
@@ -55,12 +85,29 @@ pub fn is_well_formed(kind: CredentialKind, value: &str) -> bool {
     let Some(body) = value.strip_prefix(kind.prefix()) else {
         return false;
     };
-    if body.len() != BODY_CHARS + CHECKSUM_CHARS || !body.is_ascii() {
+    if body.len() != kind.body_chars() + CHECKSUM_CHARS || !body.is_ascii() {
         return false;
     }
     let (signed, checksum) = value.split_at(value.len() - CHECKSUM_CHARS);
     u32::from_str_radix(checksum, 16).is_ok_and(|c| c == crc32fast::hash(signed.as_bytes()))
         && checksum.bytes().all(|b| !b.is_ascii_uppercase())
+}
+
+/// The grant a well-formed credential of a bound `kind` carries.
+pub fn grant_of(kind: CredentialKind, value: &str) -> Option<uuid::Uuid> {
+    if kind.bound_bytes() == 0 || !is_well_formed(kind, value) {
+        return None;
+    }
+    let body = &value[kind.prefix().len()..value.len() - CHECKSUM_CHARS];
+    let bytes = URL_SAFE_NO_PAD.decode(body).ok()?;
+    let (grant, _) = bytes.split_first_chunk::<16>()?;
+    Some(uuid::Uuid::from_bytes(*grant))
+}
+
+/// Constant-time equality of two digests.
+pub fn digests_match(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// SHA-256 of a high-entropy credential, hex: enough to store a caller key
@@ -181,6 +228,28 @@ mod tests {
             a.expose_secret()
         ));
         assert_eq!(a.expose_secret().len(), "extapps_cs_".len() + 43 + 8);
+    }
+
+    #[test]
+    fn grant_bound_credentials_carry_their_grant() {
+        let grant = uuid::Uuid::new_v4();
+        {
+            let kind = CredentialKind::AuthorizationCode;
+            let value = generate_for_grant(kind, &grant).unwrap();
+            assert_eq!(grant_of(kind, value.expose_secret()), Some(grant));
+            assert_eq!(value.expose_secret().len(), kind.prefix().len() + 64 + 8);
+            let other = generate_for_grant(kind, &grant).unwrap();
+            assert_ne!(value.expose_secret(), other.expose_secret());
+            // Checked like every credential: no grant from a typo.
+            let typo = value.expose_secret().replacen("_", "-", 2);
+            assert_eq!(grant_of(kind, &typo), None);
+        }
+        assert!(generate_for_grant(CredentialKind::ClientSecret, &grant).is_err());
+        let secret = generate(CredentialKind::ClientSecret).unwrap();
+        assert_eq!(
+            grant_of(CredentialKind::ClientSecret, secret.expose_secret()),
+            None
+        );
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub enum Reason {
     RoleNotAllowed,
     StorageUnavailable,
     TooManyFailures,
-    NotImplemented,
+    AuthorizationRequestNotFound,
+    AuthorizationRequestExpired,
+    AuthorizationRequestAnswered,
+    UserAuthorizationNotFound,
     Internal,
 }
 
@@ -43,7 +46,10 @@ impl Reason {
             Reason::RoleNotAllowed => "ROLE_NOT_ALLOWED",
             Reason::StorageUnavailable => "STORAGE_UNAVAILABLE",
             Reason::TooManyFailures => "TOO_MANY_FAILURES",
-            Reason::NotImplemented => "NOT_IMPLEMENTED",
+            Reason::AuthorizationRequestNotFound => "AUTHORIZATION_REQUEST_NOT_FOUND",
+            Reason::AuthorizationRequestExpired => "AUTHORIZATION_REQUEST_EXPIRED",
+            Reason::AuthorizationRequestAnswered => "AUTHORIZATION_REQUEST_ANSWERED",
+            Reason::UserAuthorizationNotFound => "USER_AUTHORIZATION_NOT_FOUND",
             Reason::Internal => "INTERNAL",
         }
     }
@@ -94,8 +100,6 @@ pub enum Error {
     PermissionDenied { reason: Reason, message: String },
     #[error("{message}")]
     Unauthenticated { reason: Reason, message: String },
-    #[error("{message}")]
-    Unimplemented { reason: Reason, message: String },
     /// The caller's address failed too often: retry later.
     #[error("{message}")]
     ResourceExhausted { reason: Reason, message: String },
@@ -166,7 +170,6 @@ impl Error {
             | Error::FailedPrecondition { reason, .. }
             | Error::PermissionDenied { reason, .. }
             | Error::Unauthenticated { reason, .. }
-            | Error::Unimplemented { reason, .. }
             | Error::ResourceExhausted { reason, .. } => *reason,
             Error::Unavailable => Reason::StorageUnavailable,
             Error::Internal => Reason::Internal,

@@ -8,7 +8,9 @@
 //! opening never tries keys in turn. Rotating adds a key (new tokens use it,
 //! live tokens keep working); a staged key only opens until it is promoted,
 //! so replicas can all learn a key before any of them seals with it;
-//! retiring a key ends what it sealed. Each use gets its own key,
+//! retiring a key ends what it sealed (access tokens, and refresh tokens
+//! not rotated since: wait the refresh idle lifetime before retiring a key
+//! that is not compromised). Each use gets its own key,
 //! derived from the ring key with HKDF, so no two uses share key material.
 
 use std::fmt;
@@ -34,6 +36,8 @@ pub enum Purpose {
     PageToken,
     VerifiedSecrets,
     Idempotency,
+    AuthorizationRequest,
+    RefreshToken,
 }
 
 impl Purpose {
@@ -43,6 +47,8 @@ impl Purpose {
             Purpose::PageToken => b"extapps page token v2",
             Purpose::VerifiedSecrets => b"extapps verified secrets v2",
             Purpose::Idempotency => b"extapps idempotency v2",
+            Purpose::AuthorizationRequest => b"extapps authorization request v1",
+            Purpose::RefreshToken => b"extapps refresh token v1",
         }
     }
 }

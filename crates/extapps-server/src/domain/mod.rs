@@ -3,6 +3,7 @@
 
 pub mod application;
 pub mod audit;
+pub mod authorization;
 pub mod caller;
 pub mod catalog;
 pub mod clock;
@@ -15,6 +16,8 @@ pub mod names;
 pub mod oauth;
 pub mod page_token;
 pub mod redirect_url;
+pub mod refresh_token;
+pub mod sealing;
 pub mod token;
 
 pub use error::{Error, FieldViolation, Reason, Violations};

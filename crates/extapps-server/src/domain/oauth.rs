@@ -14,7 +14,15 @@ pub enum OAuthError {
     InvalidScope(String),
     /// The client may not use this grant type.
     UnauthorizedClient(String),
+    /// The code or refresh token is invalid, expired, used, revoked or
+    /// another client's (RFC 6749 section 5.2).
+    InvalidGrant(String),
     UnsupportedGrantType,
+    /// `/oauth2/authorize` serves only `response_type=code`.
+    UnsupportedResponseType,
+    /// The server cannot serve this now (for example, user sign-in is not
+    /// set up).
+    TemporarilyUnavailable(String),
     /// The client's or the source's budget of secret verifications is
     /// spent: retry later.
     TooManyAttempts {
@@ -35,10 +43,13 @@ impl OAuthError {
             OAuthError::InvalidClient => "invalid_client",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
-            OAuthError::TooManyAttempts { .. } | OAuthError::Busy | OAuthError::Unavailable => {
-                "temporarily_unavailable"
-            }
+            OAuthError::UnsupportedResponseType => "unsupported_response_type",
+            OAuthError::TooManyAttempts { .. }
+            | OAuthError::Busy
+            | OAuthError::Unavailable
+            | OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             OAuthError::ServerError => "server_error",
         }
     }
@@ -71,10 +82,15 @@ impl OAuthError {
         match self {
             OAuthError::InvalidRequest(why)
             | OAuthError::InvalidScope(why)
-            | OAuthError::UnauthorizedClient(why) => why.clone(),
+            | OAuthError::UnauthorizedClient(why)
+            | OAuthError::InvalidGrant(why)
+            | OAuthError::TemporarilyUnavailable(why) => why.clone(),
             OAuthError::InvalidClient => "client authentication failed".into(),
             OAuthError::UnsupportedGrantType => {
-                "this grant type is not supported; use `client_credentials`".into()
+                "this grant type is not supported; use `client_credentials`, `authorization_code` or `refresh_token`".into()
+            }
+            OAuthError::UnsupportedResponseType => {
+                "only `response_type=code` is supported".into()
             }
             OAuthError::TooManyAttempts { .. } => format!(
                 "too many secret verifications for this client or from this address; retry in {} s",

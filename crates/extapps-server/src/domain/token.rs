@@ -6,24 +6,22 @@
 //! The database never holds a usable token, nor the key to make one; it
 //! holds only the IDs of revoked tokens.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chacha20poly1305::{
-    KeyInit, XChaCha20Poly1305, XNonce,
-    aead::{Aead, Payload},
-};
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::error::Error;
-use super::key_ring::{KEY_ID_BYTES, KeyId, PurposeKeys};
+use super::key_ring::PurposeKeys;
 use super::names::ClientId;
+use super::sealing::Sealer;
 
 /// Prefix of every access token, for scanners and for telling tokens apart
 /// from other credentials.
 pub const ACCESS_TOKEN_PREFIX: &str = "extapps_at_";
 
 const VERSION: u8 = 1;
-const NONCE_BYTES: usize = 24;
+/// Flags of the claims.
+const HAS_SUBJECT: u8 = 1;
+const HAS_GRANT: u8 = 2;
 /// Tokens longer than this are rejected before any decoding.
 const MAX_TOKEN_CHARS: usize = 4096;
 
@@ -36,6 +34,9 @@ pub struct TokenClaims {
     /// The signed-in user; `None` for tokens an application holds on its own
     /// behalf (client credentials), whose subject is the client.
     pub subject: Option<String>,
+    /// The user grant the token was issued from (authorization code or
+    /// refresh token): revoking the grant revokes the token.
+    pub grant: Option<Uuid>,
     /// Scopes granted when the token was issued.
     pub scopes: Vec<String>,
     /// Microseconds since the Unix epoch: a revocation at a given instant
@@ -48,10 +49,19 @@ impl TokenClaims {
     fn encode(&self) -> Vec<u8> {
         let subject = self.subject.as_deref().unwrap_or_default().as_bytes();
         let scopes = self.scopes.join(" ");
-        let mut out = Vec::with_capacity(52 + subject.len() + scopes.len());
+        let mut out = Vec::with_capacity(68 + subject.len() + scopes.len());
         out.push(VERSION);
-        out.push(u8::from(self.subject.is_some()));
+        let flags = match (&self.subject, &self.grant) {
+            (None, None) => 0,
+            (Some(_), None) => HAS_SUBJECT,
+            (None, Some(_)) => HAS_GRANT,
+            (Some(_), Some(_)) => HAS_SUBJECT | HAS_GRANT,
+        };
+        out.push(flags);
         out.extend_from_slice(self.id.as_bytes());
+        if let Some(grant) = &self.grant {
+            out.extend_from_slice(grant.as_bytes());
+        }
         out.extend_from_slice(self.client_id.as_uuid().as_bytes());
         out.extend_from_slice(&self.issued_at.to_be_bytes());
         out.extend_from_slice(&self.expires_at.to_be_bytes());
@@ -62,10 +72,20 @@ impl TokenClaims {
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        let (&[VERSION, has_subject], rest) = bytes.split_first_chunk::<2>()? else {
+        let (&[VERSION, flags], rest) = bytes.split_first_chunk::<2>()? else {
             return None;
         };
+        if flags & !(HAS_SUBJECT | HAS_GRANT) != 0 {
+            return None;
+        }
         let (id, rest) = rest.split_first_chunk::<16>()?;
+        let (grant, rest) = match flags & HAS_GRANT {
+            0 => (None, rest),
+            _ => {
+                let (grant, rest) = rest.split_first_chunk::<16>()?;
+                (Some(Uuid::from_bytes(*grant)), rest)
+            }
+        };
         let (client, rest) = rest.split_first_chunk::<16>()?;
         let (iat, rest) = rest.split_first_chunk::<8>()?;
         let (exp, rest) = rest.split_first_chunk::<8>()?;
@@ -75,10 +95,11 @@ impl TokenClaims {
         Some(Self {
             id: Uuid::from_bytes(*id),
             client_id: ClientId::from_uuid(Uuid::from_bytes(*client)),
-            subject: match has_subject {
+            subject: match flags & HAS_SUBJECT {
                 0 => None,
                 _ => Some(std::str::from_utf8(subject).ok()?.to_owned()),
             },
+            grant,
             scopes: scopes
                 .split(' ')
                 .filter(|s| !s.is_empty())
@@ -91,83 +112,24 @@ impl TokenClaims {
 }
 
 /// Seals and opens access tokens.
-#[derive(Clone)]
-pub struct TokenSealer {
-    sealing: (KeyId, XChaCha20Poly1305),
-    /// Every key that opens, the sealing one included.
-    opening: Vec<(KeyId, XChaCha20Poly1305)>,
-}
-
-/// The additional data a token is sealed with: its prefix and key ID.
-fn aad(id: &KeyId) -> [u8; ACCESS_TOKEN_PREFIX.len() + KEY_ID_BYTES] {
-    let mut aad = [0u8; ACCESS_TOKEN_PREFIX.len() + KEY_ID_BYTES];
-    let (prefix, key) = aad.split_at_mut(ACCESS_TOKEN_PREFIX.len());
-    prefix.copy_from_slice(ACCESS_TOKEN_PREFIX.as_bytes());
-    key.copy_from_slice(id);
-    aad
-}
-
-impl std::fmt::Debug for TokenSealer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenSealer([REDACTED])")
-    }
-}
+#[derive(Debug, Clone)]
+pub struct TokenSealer(Sealer);
 
 impl TokenSealer {
     pub fn new(keys: &PurposeKeys) -> Self {
-        let (id, key) = keys.sealing();
-        let cipher = |key: &[u8; 32]| XChaCha20Poly1305::new(&(*key).into());
-        Self {
-            sealing: (id, cipher(key)),
-            opening: keys.iter().map(|(id, key)| (*id, cipher(key))).collect(),
-        }
+        Self(Sealer::new(ACCESS_TOKEN_PREFIX, MAX_TOKEN_CHARS, keys))
     }
 
     /// The token string for `claims`.
     pub fn seal(&self, claims: &TokenClaims) -> Result<SecretString, Error> {
-        let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).map_err(|_| Error::Internal)?;
-        let (id, cipher) = &self.sealing;
-        let sealed = cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: &claims.encode(),
-                    aad: &aad(id),
-                },
-            )
-            .map_err(|_| Error::Internal)?;
-        let mut token = String::from(ACCESS_TOKEN_PREFIX);
-        URL_SAFE_NO_PAD.encode_string(
-            [id.as_slice(), nonce.as_slice(), &sealed].concat(),
-            &mut token,
-        );
-        Ok(SecretString::from(token))
+        self.0.seal(&claims.encode()).map(SecretString::from)
     }
 
     /// The claims of a token this server sealed with a key still in its
     /// ring; `None` for anything else (foreign, altered, truncated, garbage,
     /// or sealed by a retired key). Expiry is not checked here.
     pub fn open(&self, token: &str) -> Option<TokenClaims> {
-        if token.len() > MAX_TOKEN_CHARS {
-            return None;
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token.strip_prefix(ACCESS_TOKEN_PREFIX)?)
-            .ok()?;
-        let (id, rest) = bytes.split_first_chunk::<KEY_ID_BYTES>()?;
-        let (nonce, sealed) = rest.split_first_chunk::<NONCE_BYTES>()?;
-        let (_, cipher) = self.opening.iter().find(|(known, _)| known == id)?;
-        let plain = cipher
-            .decrypt(
-                &XNonce::from(*nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &aad(id),
-                },
-            )
-            .ok()?;
-        TokenClaims::decode(&plain)
+        TokenClaims::decode(&self.0.open(token)?)
     }
 }
 
@@ -182,6 +144,7 @@ mod tests {
             id: Uuid::new_v4(),
             client_id: ClientId::generate(),
             subject: None,
+            grant: None,
             scopes: vec!["OR.Jobs".into(), "OR.Queues.Read".into()],
             issued_at: 1_700_000_000_000_000,
             expires_at: 1_700_003_600_000_000,
@@ -197,6 +160,7 @@ mod tests {
         let sealer = sealer(3);
         let mut c = claims();
         c.subject = Some("user-42".into());
+        c.grant = Some(Uuid::new_v4());
         let token = sealer.seal(&c).unwrap();
         let text = token.expose_secret();
         assert!(text.starts_with(ACCESS_TOKEN_PREFIX));

@@ -10,6 +10,7 @@ use crate::domain::{
     audit::{AuditAction, AuditEvent},
     catalog::Resource,
     grants::GrantInput,
+    names::{ApplicationName, ClientId, OrganizationId},
 };
 
 pub fn timestamp(time: OffsetDateTime) -> Timestamp {
@@ -108,6 +109,10 @@ fn action_to_proto(action: AuditAction) -> pb::AuditAction {
         AuditAction::ApplicationDeleted => pb::AuditAction::ApplicationDeleted,
         AuditAction::KeyCreated => pb::AuditAction::KeyCreated,
         AuditAction::KeyRevoked => pb::AuditAction::KeyRevoked,
+        AuditAction::AuthorizationAccepted => pb::AuditAction::AuthorizationAccepted,
+        AuditAction::AuthorizationRejected => pb::AuditAction::AuthorizationRejected,
+        AuditAction::UserAuthorizationRevoked => pb::AuditAction::UserAuthorizationRevoked,
+        AuditAction::GrantReplayed => pb::AuditAction::GrantReplayed,
     }
 }
 
@@ -145,4 +150,51 @@ pub fn duration(
         ));
     }
     Ok(time::Duration::new(d.seconds, d.nanos))
+}
+
+fn application_resource_name(organization: OrganizationId, client_id: ClientId) -> String {
+    ApplicationName {
+        organization,
+        client_id,
+    }
+    .to_string()
+}
+
+pub fn authorization_request_to_proto(
+    view: crate::service::AuthorizationRequestView,
+) -> pb::AuthorizationRequest {
+    pb::AuthorizationRequest {
+        name: format!("authorizationRequests/{}", view.id),
+        application: application_resource_name(view.organization, view.client_id),
+        client_id: view.client_id.to_string(),
+        application_display_name: view.display_name,
+        application_type: app_type_to_proto(view.app_type).into(),
+        scopes: view
+            .scopes
+            .into_iter()
+            .map(|s| pb::RequestedScope {
+                scope: s.scope,
+                resource: s.resource,
+                resource_display_name: s.resource_display_name,
+                description: s.description,
+            })
+            .collect(),
+        offline_access: view.offline_access,
+        redirect_host: view.redirect_host,
+        expire_time: Some(timestamp(view.expire_time)),
+    }
+}
+
+pub fn user_authorization_to_proto(
+    record: crate::store::UserAuthorizationRecord,
+) -> pb::UserAuthorization {
+    pb::UserAuthorization {
+        application: application_resource_name(record.organization, record.client_id),
+        client_id: record.client_id.to_string(),
+        application_display_name: record.display_name,
+        scopes: record.scopes.into_iter().collect(),
+        offline_access: record.offline_access,
+        create_time: Some(timestamp(record.create_time)),
+        update_time: Some(timestamp(record.update_time)),
+    }
 }

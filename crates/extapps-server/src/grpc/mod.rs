@@ -21,8 +21,9 @@ use crate::domain::{
 };
 use crate::service::{ApplicationUpdate, Service, WithSecret};
 use convert::{
-    app_type_from_proto, application_to_proto, audit_event_to_proto, duration, grant_inputs,
-    resource_to_proto,
+    app_type_from_proto, application_to_proto, audit_event_to_proto,
+    authorization_request_to_proto, duration, grant_inputs, resource_to_proto,
+    user_authorization_to_proto,
 };
 
 /// The `ExternalApplications` service over a [`Service`].
@@ -388,17 +389,94 @@ impl ExternalApplications for GrpcApi {
         .await
     }
 
-    async fn create_authorization_code(
+    async fn get_authorization_request(
         &self,
-        request: Request<pb::CreateAuthorizationCodeRequest>,
-    ) -> Result<Response<pb::CreateAuthorizationCodeResponse>, Status> {
-        answer(&self.service, "CreateAuthorizationCode", async {
+        request: Request<pb::GetAuthorizationRequestRequest>,
+    ) -> Result<Response<pb::GetAuthorizationRequestResponse>, Status> {
+        answer(&self.service, "GetAuthorizationRequest", async {
             let caller = self.caller(&request).await?;
-            caller.require_role(&[Role::Signin], "CreateAuthorizationCode")?;
-            Err(Error::Unimplemented {
-                reason: Reason::NotImplemented,
-                message: "CreateAuthorizationCode is not available yet: the authorization code flow is not enabled on this server".into(),
+            let view = self
+                .service
+                .get_authorization_request(&caller, &request.get_ref().name)
+                .await?;
+            Ok(pb::GetAuthorizationRequestResponse {
+                authorization_request: Some(authorization_request_to_proto(view)),
             })
+        })
+        .await
+    }
+
+    async fn accept_authorization_request(
+        &self,
+        request: Request<pb::AcceptAuthorizationRequestRequest>,
+    ) -> Result<Response<pb::AcceptAuthorizationRequestResponse>, Status> {
+        answer(&self.service, "AcceptAuthorizationRequest", async {
+            let caller = self.caller(&request).await?;
+            let req = request.get_ref();
+            let redirect_url = self
+                .service
+                .accept_authorization_request(&caller, &req.name, &req.subject, &req.scopes)
+                .await?;
+            Ok(pb::AcceptAuthorizationRequestResponse { redirect_url })
+        })
+        .await
+    }
+
+    async fn reject_authorization_request(
+        &self,
+        request: Request<pb::RejectAuthorizationRequestRequest>,
+    ) -> Result<Response<pb::RejectAuthorizationRequestResponse>, Status> {
+        answer(&self.service, "RejectAuthorizationRequest", async {
+            let caller = self.caller(&request).await?;
+            let req = request.get_ref();
+            let redirect_url = self
+                .service
+                .reject_authorization_request(
+                    &caller,
+                    &req.name,
+                    &req.error,
+                    &req.error_description,
+                )
+                .await?;
+            Ok(pb::RejectAuthorizationRequestResponse { redirect_url })
+        })
+        .await
+    }
+
+    async fn list_user_authorizations(
+        &self,
+        request: Request<pb::ListUserAuthorizationsRequest>,
+    ) -> Result<Response<pb::ListUserAuthorizationsResponse>, Status> {
+        answer(&self.service, "ListUserAuthorizations", async {
+            let caller = self.caller(&request).await?;
+            let req = request.get_ref();
+            let (records, next_page_token) = self
+                .service
+                .list_user_authorizations(&caller, &req.subject, req.page_size, &req.page_token)
+                .await?;
+            Ok(pb::ListUserAuthorizationsResponse {
+                user_authorizations: records
+                    .into_iter()
+                    .map(user_authorization_to_proto)
+                    .collect(),
+                next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn revoke_user_authorization(
+        &self,
+        request: Request<pb::RevokeUserAuthorizationRequest>,
+    ) -> Result<Response<pb::RevokeUserAuthorizationResponse>, Status> {
+        answer(&self.service, "RevokeUserAuthorization", async {
+            let caller = self.caller(&request).await?;
+            let req = request.get_ref();
+            let application = app_name("application", &req.application)?;
+            self.service
+                .revoke_user_authorization(&caller, &req.subject, &application)
+                .await?;
+            Ok(pb::RevokeUserAuthorizationResponse {})
         })
         .await
     }

@@ -21,7 +21,6 @@ pub fn to_status(error: Error) -> Status {
         Error::FailedPrecondition { .. } => Code::FailedPrecondition,
         Error::PermissionDenied { .. } => Code::PermissionDenied,
         Error::Unauthenticated { .. } => Code::Unauthenticated,
-        Error::Unimplemented { .. } => Code::Unimplemented,
         Error::ResourceExhausted { .. } => Code::ResourceExhausted,
         Error::Unavailable => Code::Unavailable,
         Error::Internal => Code::Internal,

@@ -16,6 +16,19 @@ use crate::service::{ClientCredentials, SourceKey};
 pub struct Form(HashMap<String, String>);
 
 impl Form {
+    /// The parameters of a query string (`GET /oauth2/authorize`).
+    pub fn from_query(query: &[u8]) -> Result<Self, OAuthError> {
+        let mut params = HashMap::new();
+        for (key, value) in form_urlencoded::parse(query) {
+            if params.contains_key(key.as_ref()) {
+                return Err(repeated(&key));
+            }
+            params.insert(key.into_owned(), value.into_owned());
+        }
+        params.retain(|_, v| !v.is_empty());
+        Ok(Self(params))
+    }
+
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
         let form_type = headers
             .get(header::CONTENT_TYPE)
@@ -30,19 +43,7 @@ impl Form {
                 "the body must be application/x-www-form-urlencoded".into(),
             ));
         }
-        let mut params = HashMap::new();
-        for (key, value) in form_urlencoded::parse(body) {
-            if params.contains_key(key.as_ref()) {
-                // Named only if it is one of ours: never echo client input.
-                return Err(OAuthError::InvalidRequest(match known_parameter(&key) {
-                    Some(name) => format!("parameter `{name}` is repeated"),
-                    None => "a parameter is repeated".into(),
-                }));
-            }
-            params.insert(key.into_owned(), value.into_owned());
-        }
-        params.retain(|_, v| !v.is_empty());
-        Ok(Self(params))
+        Self::from_query(body)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -61,17 +62,36 @@ impl Form {
 }
 
 /// The parameters the OAuth endpoints read.
-const KNOWN_PARAMETERS: [&str; 6] = [
+const KNOWN_PARAMETERS: [&str; 16] = [
     "grant_type",
     "scope",
     "client_id",
     "client_secret",
     "token",
     "token_type_hint",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "response_type",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "prompt",
 ];
 
 fn known_parameter(name: &str) -> Option<&'static str> {
     KNOWN_PARAMETERS.into_iter().find(|known| *known == name)
+}
+
+/// A repeated parameter, named only if it is one of ours: never echo client
+/// input.
+fn repeated(name: &str) -> OAuthError {
+    OAuthError::InvalidRequest(match known_parameter(name) {
+        Some(name) => format!("parameter `{name}` is repeated"),
+        None => "a parameter is repeated".into(),
+    })
 }
 
 /// Undoes the form-encoding RFC 6749 applies inside Basic credentials.
@@ -83,7 +103,8 @@ fn form_decode(value: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-/// The client's credentials, from exactly one of the two methods.
+/// The client's credentials, from exactly one of the two methods, or a
+/// client ID alone (RFC 6749 section 2.3: a public client sends `client_id`).
 pub fn client_credentials(
     headers: &HeaderMap,
     form: &mut Form,
@@ -116,13 +137,15 @@ pub fn client_credentials(
                 "use one client authentication method: HTTP Basic or client_secret in the body, not both".into(),
             ));
         }
-        (Some(pair), _) => pair,
-        (None, (Some(id), Some(secret))) => (id, secret),
-        (None, _) => return Err(OAuthError::InvalidClient),
+        (Some((id, secret)), _) => (id, Some(secret)),
+        (None, (Some(id), secret)) => (id, secret),
+        (None, (None, _)) => return Err(OAuthError::InvalidClient),
     };
     Ok(ClientCredentials {
         client_id,
-        secret: SecretString::from(secret),
+        // No secret (or an empty one in Basic): a non-confidential client
+        // that identifies itself by its ID alone.
+        secret: secret.filter(|s| !s.is_empty()).map(SecretString::from),
         source,
     })
 }
@@ -153,7 +176,7 @@ mod tests {
         let credentials = client_credentials(&headers, &mut form, None).unwrap();
         assert_eq!(credentials.client_id, "my id");
         assert_eq!(
-            secrecy::ExposeSecret::expose_secret(&credentials.secret),
+            secrecy::ExposeSecret::expose_secret(credentials.secret.as_ref().unwrap()),
             "s+cret x"
         );
     }

@@ -1,7 +1,9 @@
-//! OAuth 2.0 over HTTP, on the gRPC port: the token endpoint (RFC 6749
-//! section 4.4, client credentials), introspection (RFC 7662), revocation
+//! OAuth 2.0 over HTTP, on the gRPC port: the authorization endpoint (RFC
+//! 6749 section 4.1, with PKCE), the token endpoint (client credentials,
+//! authorization code, refresh token), introspection (RFC 7662), revocation
 //! (RFC 7009) and authorization server metadata (RFC 8414).
 
+mod authorize;
 mod form;
 
 use axum::{
@@ -22,6 +24,7 @@ use form::{Form, client_credentials};
 /// Largest request body the OAuth endpoints read.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
+pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
@@ -29,6 +32,7 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 pub fn router(service: Service) -> Router {
     Router::new()
+        .route(AUTHORIZE_PATH, get(authorize::authorize))
         .route(TOKEN_PATH, post(token))
         .route(INTROSPECT_PATH, post(introspect))
         .route(REVOKE_PATH, post(revoke))
@@ -48,6 +52,7 @@ async fn count_calls(
     next: axum::middleware::Next,
 ) -> Response {
     let endpoint = match request.uri().path() {
+        AUTHORIZE_PATH => AUTHORIZE_PATH,
         TOKEN_PATH => TOKEN_PATH,
         INTROSPECT_PATH => INTROSPECT_PATH,
         REVOKE_PATH => REVOKE_PATH,
@@ -74,20 +79,31 @@ fn no_store(status: StatusCode, body: Value) -> Response {
     response
 }
 
-fn oauth_error(error: OAuthError) -> Response {
-    let status = match &error {
+/// The HTTP status of an OAuth error.
+fn status_of(error: &OAuthError) -> StatusCode {
+    match error {
         OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
         OAuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-        OAuthError::Unavailable | OAuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::Unavailable | OAuthError::Busy | OAuthError::TemporarilyUnavailable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
-    };
-    let mut response = no_store(
-        status,
+    }
+}
+
+fn oauth_error(error: OAuthError) -> Response {
+    let response = no_store(
+        status_of(&error),
         json!({"error": error.code(), "error_description": error.description()}),
     );
+    with_error_headers(response, &error)
+}
+
+/// `WWW-Authenticate` or `Retry-After`, as the error calls for.
+fn with_error_headers(mut response: Response, error: &OAuthError) -> Response {
     let headers = response.headers_mut();
-    match &error {
+    match error {
         OAuthError::InvalidClient => {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -151,12 +167,32 @@ async fn token(
     let result = async {
         let (form, credentials) = client_request(&headers, source, raw)?;
         match form.require("grant_type")? {
-            "client_credentials" => {}
-            _ => return Err(OAuthError::UnsupportedGrantType),
+            "client_credentials" => {
+                service
+                    .issue_client_credentials(&credentials, form.get("scope"))
+                    .await
+            }
+            "authorization_code" => {
+                service
+                    .redeem_code(
+                        &credentials,
+                        form.require("code")?,
+                        form.get("redirect_uri"),
+                        form.get("code_verifier"),
+                    )
+                    .await
+            }
+            "refresh_token" => {
+                service
+                    .refresh(
+                        &credentials,
+                        form.require("refresh_token")?,
+                        form.get("scope"),
+                    )
+                    .await
+            }
+            _ => Err(OAuthError::UnsupportedGrantType),
         }
-        service
-            .issue_client_credentials(&credentials, form.get("scope"))
-            .await
     }
     .await;
     service.metrics().token_request(match &result {
@@ -164,15 +200,18 @@ async fn token(
         Err(error) => error.code(),
     });
     match result {
-        Ok(issued) => no_store(
-            StatusCode::OK,
-            json!({
+        Ok(issued) => {
+            let mut body = json!({
                 "access_token": issued.access_token.expose_secret(),
                 "token_type": "Bearer",
                 "expires_in": issued.expires_in,
                 "scope": issued.scopes.join(" "),
-            }),
-        ),
+            });
+            if let Some(refresh_token) = &issued.refresh_token {
+                body["refresh_token"] = Value::String(refresh_token.expose_secret().to_owned());
+            }
+            no_store(StatusCode::OK, body)
+        }
         Err(error) => oauth_error(error),
     }
 }
@@ -267,22 +306,28 @@ async fn revoke(
 
 async fn metadata(State(service): State<Service>) -> Response {
     let issuer = service.issuer();
-    let scopes: Vec<&str> = service
+    let scopes: std::collections::BTreeSet<&str> = service
         .catalog()
         .resources()
-        .flat_map(|r| r.application_scopes.keys().map(String::as_str))
+        .flat_map(|r| r.application_scopes.keys().chain(r.user_scopes.keys()))
+        .map(String::as_str)
+        .chain([crate::domain::catalog::OFFLINE_ACCESS])
         .collect();
     (
         StatusCode::OK,
         Json(json!({
             "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
             "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
             "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
             "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
-            "grant_types_supported": ["client_credentials"],
-            "response_types_supported": [],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["bearer"],
             "scopes_supported": scopes,
         })),

@@ -7,6 +7,7 @@ mod audit;
 mod auth_budget;
 mod keys;
 mod tokens;
+mod user_access;
 mod verified_secrets;
 mod verify_pool;
 
@@ -23,6 +24,9 @@ pub use applications::{ApplicationUpdate, WithSecret};
 pub use auth_budget::{BudgetSettings, SourceKey};
 pub use keys::CreatedKey;
 pub use tokens::{ActiveToken, ClientCredentials, IssuedToken, TokenSettings};
+pub use user_access::{
+    AuthorizationRequestView, AuthorizeOutcome, AuthorizeParams, ScopeView, UserAccessSettings,
+};
 pub use verify_pool::PoolSettings;
 
 /// Bounds on the work unauthenticated clients can cause.
@@ -36,12 +40,14 @@ pub struct ClientAuthSettings {
 
 use crate::domain::{
     Error, Reason,
+    authorization::AuthorizationRequests,
     caller::Caller,
     catalog::Catalog,
     clock::Clock,
     credential::{self, CredentialKind},
     key_ring::{KeyRing, Purpose, PurposeKeys},
     page_token::PageTokens,
+    refresh_token::RefreshTokens,
     token::TokenSealer,
 };
 use crate::store::Store;
@@ -54,6 +60,9 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     page_tokens: PageTokens,
     sealer: TokenSealer,
+    /// Seals pending authorization requests into their IDs.
+    authorization_requests: AuthorizationRequests,
+    refresh_tokens: RefreshTokens,
     /// Keys that seal saved responses of creating calls.
     idempotency: PurposeKeys,
     tokens: TokenSettings,
@@ -84,6 +93,9 @@ impl Service {
     ) -> Result<Self, Error> {
         let page_tokens = PageTokens::new(ring.keys_for(Purpose::PageToken)?);
         let sealer = TokenSealer::new(&ring.keys_for(Purpose::AccessToken)?);
+        let authorization_requests =
+            AuthorizationRequests::new(&ring.keys_for(Purpose::AuthorizationRequest)?);
+        let refresh_tokens = RefreshTokens::new(ring.keys_for(Purpose::RefreshToken)?);
         // Twice a token's lifetime, and at least ten minutes.
         let remembered = std::time::Duration::try_from(tokens.ttl * 2)
             .unwrap_or_default()
@@ -101,6 +113,8 @@ impl Service {
             clock: clock.clone(),
             page_tokens,
             sealer,
+            authorization_requests,
+            refresh_tokens,
             idempotency,
             tokens,
             verified,
@@ -158,16 +172,29 @@ impl Service {
     }
 
     /// Forgets revocations of tokens that have expired, in memory and in
-    /// the database, and budgets that are full again. A failure is logged
+    /// the database, grants that ended, answers of expired authorization
+    /// requests, and budgets that are full again. A failure is logged
     /// and retried at the next round.
     pub async fn housekeeping(&self) {
         self.budget.prune();
-        match self.store.purge_expired_revocations(self.clock.now()).await {
+        let now = self.clock.now();
+        match self.store.purge_expired_revocations(now).await {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged revocations of expired tokens"),
             Err(e) => {
                 tracing::warn!(error = %e, "could not purge expired revocations; retrying later")
             }
+        }
+        // A revoked grant's access tokens are revoked by ID until they
+        // expire; the grant itself is kept as long again, then dropped.
+        match self
+            .store
+            .purge_ended_grants(now, now - self.tokens.ttl)
+            .await
+        {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "purged ended grants and answered requests"),
+            Err(e) => tracing::warn!(error = %e, "could not purge ended grants; retrying later"),
         }
     }
 

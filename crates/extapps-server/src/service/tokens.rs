@@ -28,6 +28,8 @@ pub struct TokenSettings {
     pub ttl: time::Duration,
     /// The issuer identifier (`iss`), this server's base URL.
     pub issuer: String,
+    /// User-context access: sign-in, codes and refresh tokens.
+    pub user: super::UserAccessSettings,
 }
 
 /// A token just issued.
@@ -36,6 +38,8 @@ pub struct IssuedToken {
     pub access_token: SecretString,
     pub expires_in: i64,
     pub scopes: Vec<String>,
+    /// For a user grant with `offline_access`.
+    pub refresh_token: Option<SecretString>,
 }
 
 /// What introspection tells about an active token (RFC 7662 section 2.2).
@@ -58,7 +62,8 @@ pub struct ActiveToken {
 #[derive(Debug)]
 pub struct ClientCredentials {
     pub client_id: String,
-    pub secret: SecretString,
+    /// `None` for a client that sent only its ID (a non-confidential one).
+    pub secret: Option<SecretString>,
     /// The source address's budget key; `None` where there is no peer
     /// address (in-process callers).
     pub source: Option<SourceKey>,
@@ -88,6 +93,22 @@ impl Service {
         result
     }
 
+    /// [`Service::authenticate_client`], but a non-confidential client may
+    /// also identify itself by its ID alone: it has no secret.
+    pub(super) async fn authenticate_any_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
+        if credentials.secret.is_some() {
+            return self.authenticate_client(credentials).await;
+        }
+        let result = self.identify_public_client(credentials).await;
+        if matches!(result, Err(OAuthError::InvalidClient)) {
+            self.budget.record_failure(credentials.source);
+        }
+        result
+    }
+
     async fn check_client(
         &self,
         credentials: &ClientCredentials,
@@ -95,18 +116,18 @@ impl Service {
         let Some(client_id) = ClientId::parse(&credentials.client_id) else {
             return Err(OAuthError::InvalidClient);
         };
+        let Some(secret) = &credentials.secret else {
+            return Err(OAuthError::InvalidClient);
+        };
         // A mistyped secret fails its checksum before any database read.
-        if !credential::is_well_formed(
-            CredentialKind::ClientSecret,
-            credentials.secret.expose_secret(),
-        ) {
+        if !credential::is_well_formed(CredentialKind::ClientSecret, secret.expose_secret()) {
             return Err(OAuthError::InvalidClient);
         }
         // A source refused for its failures gets no database read, unless
         // it presents a secret verified before (whose owner it may share
         // an address with).
         if let Some(retry_after) = self.budget.refused_for(credentials.source)
-            && !self.verified.known(client_id, &credentials.secret)
+            && !self.verified.known(client_id, secret)
         {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
@@ -114,10 +135,7 @@ impl Service {
             return Err(OAuthError::InvalidClient);
         };
         let now = self.clock.now();
-        if let Some(secret_id) = self
-            .verified
-            .lookup(client_id, &credentials.secret, &state, now)
-        {
+        if let Some(secret_id) = self.verified.lookup(client_id, secret, &state, now) {
             self.metrics.secret_cache(true);
             self.note_secret_use(&secret_id, now).await;
             return Ok((client_id, state));
@@ -134,7 +152,7 @@ impl Service {
         // verification and its outcome.
         let (key, in_flight, started) = self
             .verified
-            .verification(client_id, &credentials.secret)
+            .verification(client_id, secret)
             .ok_or(OAuthError::ServerError)?;
         // Whoever runs the verification (the starter, or a joiner if the
         // starter's request was cancelled) also clears it.
@@ -148,23 +166,21 @@ impl Service {
                 self.budget
                     .reserve(client_id, credentials.source)
                     .map_err(|retry_after| OAuthError::TooManyAttempts { retry_after })?;
-                let secret = credentials.secret.clone();
+                let presented = secret.clone();
                 let matched = self
                     .pool
                     .run_admitted(admitted, move || {
                         hashes
                             .into_iter()
-                            .find(|(_, phc)| credential::verify_secret_on_this_thread(&secret, phc))
+                            .find(|(_, phc)| {
+                                credential::verify_secret_on_this_thread(&presented, phc)
+                            })
                             .map(|(id, _)| id)
                     })
                     .await?;
                 if let Some(secret_id) = &matched {
-                    self.verified.remember(
-                        client_id,
-                        &credentials.secret,
-                        secret_id,
-                        state.revision,
-                    );
+                    self.verified
+                        .remember(client_id, secret, secret_id, state.revision);
                 }
                 Ok(matched)
             })
@@ -215,6 +231,13 @@ impl Service {
         credentials: &ClientCredentials,
         scope: Option<&str>,
     ) -> Result<IssuedToken, OAuthError> {
+        // A non-confidential client is told that it may not use this grant,
+        // not that it failed to authenticate.
+        if credentials.secret.is_none() && self.authenticate_any_client(credentials).await.is_ok() {
+            return Err(OAuthError::UnauthorizedClient(
+                "a non-confidential application may not use client_credentials".into(),
+            ));
+        }
         let (client_id, state) = self.authenticate_client(credentials).await?;
         if state.app_type != ApplicationType::Confidential || !state.grants.has_application_scopes()
         {
@@ -234,16 +257,7 @@ impl Service {
                 let mut chosen = BTreeSet::new();
                 for s in requested {
                     if !granted.contains(s) {
-                        // A scope is named back only if it is one of the
-                        // catalog's: never echo arbitrary client input.
-                        let known = self.catalog.owner_of(ScopeSet::Application, s).is_some()
-                            || self.catalog.owner_of(ScopeSet::User, s).is_some();
-                        return Err(OAuthError::InvalidScope(if known {
-                            format!("`{s}` is not an application scope granted to this client")
-                        } else {
-                            "a requested scope is not an application scope granted to this client"
-                                .into()
-                        }));
+                        return Err(self.scope_refused(s, ScopeSet::Application));
                     }
                     chosen.insert(s.to_owned());
                 }
@@ -260,6 +274,7 @@ impl Service {
             id: Uuid::new_v4(),
             client_id,
             subject: None,
+            grant: None,
             scopes: scopes.clone(),
             issued_at: now,
             expires_at: now + ttl,
@@ -268,6 +283,7 @@ impl Service {
             access_token: self.sealer.seal(&claims)?,
             expires_in: self.tokens.ttl.whole_seconds(),
             scopes,
+            refresh_token: None,
         })
     }
 
@@ -298,7 +314,7 @@ impl Service {
         };
         let Some(state) = self
             .store
-            .introspection_state(claims.client_id, claims.id)
+            .introspection_state(claims.client_id, claims.id, claims.grant)
             .await?
         else {
             return Ok(None);
@@ -366,15 +382,20 @@ impl Service {
             .then_some(claims)
     }
 
-    /// Revokes a token of the authenticated client (RFC 7009). A token that
-    /// is unknown, expired or another client's is ignored: the answer is the
-    /// same, so revocation tells nothing about other clients' tokens.
+    /// Revokes a token of the authenticated client (RFC 7009): an access
+    /// token, or a refresh token with its whole grant. A non-confidential
+    /// client identifies itself by its ID. A token that is unknown, expired
+    /// or another client's is ignored: the answer is the same, so revocation
+    /// tells nothing about other clients' tokens.
     pub async fn revoke(
         &self,
         credentials: &ClientCredentials,
         token: &str,
     ) -> Result<(), OAuthError> {
-        let (client_id, _) = self.authenticate_client(credentials).await?;
+        let (client_id, _) = self.authenticate_any_client(credentials).await?;
+        if token.starts_with(crate::domain::refresh_token::REFRESH_TOKEN_PREFIX) {
+            return Ok(self.revoke_refresh_token(client_id, token).await?);
+        }
         let now = self.clock.now();
         let Some(claims) = self.open_live_token(token, now) else {
             return Ok(());

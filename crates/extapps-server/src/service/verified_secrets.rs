@@ -153,7 +153,9 @@ mod tests {
     fn state(revision: i64, expire_time: Option<OffsetDateTime>) -> ClientState {
         ClientState {
             organization: OrganizationId::parse("acme").unwrap(),
+            display_name: "App".into(),
             app_type: ApplicationType::Confidential,
+            redirect_urls: vec![],
             grants: Default::default(),
             tokens_not_before: None,
             revision,

@@ -196,11 +196,19 @@ impl Store {
         let mut after = change(&before)?;
         after.revision = before.revision + 1;
         after.update_time = now;
-        let updated = application::Entity::update_many()
-            .col_expr(
-                application::Column::DisplayName,
-                Expr::value(after.display_name.as_str()),
-            )
+        let mut update = application::Entity::update_many().col_expr(
+            application::Column::DisplayName,
+            Expr::value(after.display_name.as_str()),
+        );
+        // Only a new name takes a new key: a name kept from before the keys
+        // existed may hold a key of its own (see the migration).
+        if after.display_name.key() != before.display_name.key() {
+            update = update.col_expr(
+                application::Column::DisplayNameKey,
+                Expr::value(after.display_name.key()),
+            );
+        }
+        let updated = update
             .col_expr(
                 application::Column::RedirectUrls,
                 Expr::value(redirect_urls_json(&after.redirect_urls)?),
@@ -306,6 +314,7 @@ impl Store {
                 application::Column::TokensNotBefore,
                 Expr::value(to_micros(now)),
             );
+            super::user_grants::revoke_grants_of(&txn, client_id, now).await?;
         }
         let updated = update
             .filter(application::Column::Id.eq(app_id))
@@ -355,7 +364,8 @@ impl Store {
         Ok(Some(after))
     }
 
-    /// Deletes an application and its secrets (SPEC rule 9).
+    /// Deletes an application, its secrets and its user grants (SPEC rule
+    /// 9).
     pub async fn delete_application(&self, of: ChangeOf<'_>) -> Result<(), Error> {
         let ChangeOf {
             organization,
@@ -372,6 +382,7 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(db_error)?;
+        super::user_grants::delete_grants_of(&txn, client_id).await?;
         let deleted = application::Entity::delete_many()
             .filter(application::Column::Id.eq(app_id))
             .filter(application::Column::Revision.eq(before.revision))

@@ -35,8 +35,7 @@ pub fn application_from_row(
         organization: OrganizationId::parse(&row.organization)
             .map_err(|_| corrupt("organization", id))?,
         client_id: ClientId::parse(id).ok_or_else(|| corrupt("id", id))?,
-        display_name: DisplayName::parse(&row.display_name)
-            .map_err(|_| corrupt("display_name", id))?,
+        display_name: DisplayName::stored(row.display_name),
         app_type: ApplicationType::parse(&row.app_type).ok_or_else(|| corrupt("app_type", id))?,
         grants,
         redirect_urls,
@@ -71,6 +70,7 @@ pub fn application_row(app: &Application) -> Result<application::Model, Error> {
         id: app.client_id.to_string(),
         organization: app.organization.to_string(),
         display_name: app.display_name.as_str().to_owned(),
+        display_name_key: app.display_name.key(),
         app_type: app.app_type.as_str().to_owned(),
         grants: grants_json(&app.grants)?,
         redirect_urls: redirect_urls_json(&app.redirect_urls)?,

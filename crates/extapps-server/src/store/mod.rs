@@ -9,6 +9,7 @@ mod entities;
 mod keys;
 mod shared_cache;
 mod tokens;
+mod user_grants;
 
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ use sea_orm::{
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
 pub use keys::{CallerKeyRecord, NewCallerKey};
 pub use tokens::{ClientState, IntrospectionState, StoredSecret};
+pub use user_grants::{
+    Answer, GrantsOf, NewGrant, UserAuthorizationRecord, UserGrant, request_answered,
+};
 
 use crate::domain::Error;
 
@@ -111,6 +115,18 @@ impl Store {
         self.cache.wait_for_trust(trusted).await
     }
 
+    /// How many changes (this replica's and, through the invalidation
+    /// channel, others') this replica has applied to its caches.
+    pub fn changes_applied(&self) -> u64 {
+        self.cache.applied()
+    }
+
+    /// Resolves once this replica has applied `count` changes: for tests
+    /// that wait for another replica's change to arrive.
+    pub async fn wait_for_changes(&self, count: u64) {
+        self.cache.wait_for_applied(count).await
+    }
+
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), OpenError> {
         Migrator::up(&self.db, None)
@@ -136,7 +152,9 @@ impl Store {
             reads::<audit_event::Entity>(db).await?;
             reads::<caller_key::Entity>(db).await?;
             reads::<idempotency_record::Entity>(db).await?;
-            reads::<revoked_token::Entity>(db).await
+            reads::<revoked_token::Entity>(db).await?;
+            reads::<user_grant::Entity>(db).await?;
+            reads::<answered_authorization_request::Entity>(db).await
         }
         .await
         .map_err(OpenError::SchemaMismatch)
@@ -154,11 +172,24 @@ impl Store {
         txn: DatabaseTransaction,
         change: shared_cache::Change,
     ) -> Result<(), Error> {
-        shared_cache::announce(&txn, &change)
-            .await
-            .map_err(db_error)?;
+        self.commit_changes(txn, &[change]).await
+    }
+
+    /// [`Store::commit_change`] for several changes at once.
+    async fn commit_changes(
+        &self,
+        txn: DatabaseTransaction,
+        changes: &[shared_cache::Change],
+    ) -> Result<(), Error> {
+        for change in changes {
+            shared_cache::announce(&txn, change)
+                .await
+                .map_err(db_error)?;
+        }
         commit(txn).await?;
-        self.cache.apply(&change);
+        for change in changes {
+            self.cache.apply(change);
+        }
         Ok(())
     }
 

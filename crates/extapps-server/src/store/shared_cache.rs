@@ -108,6 +108,8 @@ struct Counters {
     trusted: AtomicBool,
     /// The same as `trusted`, for those who wait for it to change.
     trust: tokio::sync::watch::Sender<bool>,
+    /// How many changes were applied, for those who wait for one to arrive.
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Counters {
@@ -116,6 +118,7 @@ impl Default for Counters {
             epoch: AtomicU64::new(0),
             trusted: AtomicBool::new(false),
             trust: tokio::sync::watch::Sender::new(false),
+            applied: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -250,9 +253,21 @@ impl SharedCache {
         self.keep(&self.callers, epoch, digest, caller);
     }
 
+    /// How many changes this replica applied.
+    pub fn applied(&self) -> u64 {
+        *self.counters.applied.borrow()
+    }
+
+    /// Resolves once this replica has applied `count` changes.
+    pub async fn wait_for_applied(&self, count: u64) {
+        let mut applied = self.counters.applied.subscribe();
+        let _ = applied.wait_for(|now| *now >= count).await;
+    }
+
     /// Drops what `change` makes stale.
     pub fn apply(&self, change: &Change) {
         self.counters.epoch.fetch_add(1, Ordering::AcqRel);
+        self.counters.applied.send_modify(|count| *count += 1);
         match change {
             Change::Application(id) => self.clients.invalidate(id),
             Change::Keys => self.callers.invalidate_all(),

@@ -20,6 +20,7 @@ use crate::domain::{
     clock::{from_micros, to_micros},
     grants::Grants,
     names::{ClientId, OrganizationId},
+    redirect_url::RedirectUrl,
 };
 
 /// The PostgreSQL advisory lock that lets one replica purge at a time.
@@ -37,7 +38,9 @@ pub struct StoredSecret {
 #[derive(Debug, Clone)]
 pub struct ClientState {
     pub organization: OrganizationId,
+    pub display_name: String,
     pub app_type: ApplicationType,
+    pub redirect_urls: Vec<RedirectUrl>,
     pub grants: Arc<Grants>,
     /// Tokens issued before this instant are revoked.
     pub tokens_not_before: Option<OffsetDateTime>,
@@ -76,12 +79,17 @@ impl Store {
         &self,
         client_id: ClientId,
         jti: Uuid,
+        grant: Option<Uuid>,
     ) -> Result<Option<IntrospectionState>, Error> {
         if self.cache.trusted() {
             let Some(state) = self.client_state(client_id).await? else {
                 return Ok(None);
             };
-            let revoked = self.token_revoked(jti).await?;
+            let revoked = self.token_revoked(jti).await?
+                || match grant {
+                    Some(grant) => self.token_revoked(grant).await?,
+                    None => false,
+                };
             return Ok(Some(IntrospectionState {
                 organization: state.organization.clone(),
                 grants: state.grants.clone(),
@@ -93,12 +101,12 @@ impl Store {
         let sql = match backend {
             DbBackend::Postgres => {
                 "SELECT a.organization, a.grants, a.tokens_not_before, \
-                 EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $1) AS revoked \
-                 FROM applications a WHERE a.id = $2"
+                 EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti IN ($1, $2)) AS revoked \
+                 FROM applications a WHERE a.id = $3"
             }
             _ => {
                 "SELECT a.organization, a.grants, a.tokens_not_before, \
-                 EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = ?) AS revoked \
+                 EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti IN (?, ?)) AS revoked \
                  FROM applications a WHERE a.id = ?"
             }
         };
@@ -107,7 +115,12 @@ impl Store {
                 .query_one_raw(Statement::from_sql_and_values(
                     backend,
                     sql,
-                    [jti.to_string().into(), client_id.to_string().into()],
+                    [
+                        jti.to_string().into(),
+                        // The token's grant: revoking it revokes the token.
+                        grant.unwrap_or(jti).to_string().into(),
+                        client_id.to_string().into(),
+                    ],
                 ))
                 .await
                 .map_err(db_error)
@@ -172,7 +185,13 @@ impl Store {
         };
         Ok(Some(ClientState {
             organization: OrganizationId::parse(&app.organization).map_err(|_| corrupt())?,
+            display_name: app.display_name.clone(),
             app_type: ApplicationType::parse(&app.app_type).ok_or_else(corrupt)?,
+            redirect_urls: serde_json::from_str::<Vec<String>>(&app.redirect_urls)
+                .map_err(|_| corrupt())?
+                .iter()
+                .map(|u| RedirectUrl::parse(u).map_err(|_| corrupt()))
+                .collect::<Result<_, _>>()?,
             grants: Arc::new(serde_json::from_str(&app.grants).map_err(|_| corrupt())?),
             tokens_not_before: app.tokens_not_before.map(from_micros),
             revision: app.revision,

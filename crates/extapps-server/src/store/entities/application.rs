@@ -9,6 +9,8 @@ pub struct Model {
     pub id: String,
     pub organization: String,
     pub display_name: String,
+    /// Unique per organization: the name without regard to case.
+    pub display_name_key: String,
     pub app_type: String,
     /// JSON of `domain::grants::Grants`.
     #[sea_orm(column_type = "Text")]

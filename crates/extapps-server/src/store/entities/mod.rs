@@ -1,9 +1,11 @@
 //! SeaORM entities: the shape of the tables the migrations create. They never
 //! leave the `store` module.
 
+pub mod answered_authorization_request;
 pub mod application;
 pub mod application_secret;
 pub mod audit_event;
 pub mod caller_key;
 pub mod idempotency_record;
 pub mod revoked_token;
+pub mod user_grant;

@@ -1,0 +1,125 @@
+//! Sealed strings: data encrypted and authenticated (XChaCha20-Poly1305)
+//! under a key of the key ring every replica shares, so that a value can
+//! travel through clients and come back unread and unaltered. The text is a
+//! prefix, the ID of the ring key that sealed it, a random 192-bit nonce and
+//! the ciphertext, in unpadded base64url; the prefix and key ID are bound in
+//! as additional data.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chacha20poly1305::{
+    KeyInit, XChaCha20Poly1305, XNonce,
+    aead::{Aead, Payload},
+};
+
+use super::error::Error;
+use super::key_ring::{KEY_ID_BYTES, KeyId, PurposeKeys};
+
+const NONCE_BYTES: usize = 24;
+
+/// Seals and opens the strings of one purpose.
+#[derive(Clone)]
+pub struct Sealer {
+    prefix: &'static str,
+    /// Longer texts are refused before any decoding.
+    max_chars: usize,
+    sealing: (KeyId, XChaCha20Poly1305),
+    /// Every key that opens, the sealing one included.
+    opening: Vec<(KeyId, XChaCha20Poly1305)>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealer({}, [REDACTED])", self.prefix)
+    }
+}
+
+fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new(&(*key).into())
+}
+
+fn nonce() -> Result<[u8; NONCE_BYTES], Error> {
+    let mut nonce = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut nonce).map_err(|_| Error::Internal)?;
+    Ok(nonce)
+}
+
+impl Sealer {
+    pub fn new(prefix: &'static str, max_chars: usize, keys: &PurposeKeys) -> Self {
+        let (id, key) = keys.sealing();
+        Self {
+            prefix,
+            max_chars,
+            sealing: (id, cipher(key)),
+            opening: keys.iter().map(|(id, key)| (*id, cipher(key))).collect(),
+        }
+    }
+
+    fn aad(&self, id: &KeyId) -> Vec<u8> {
+        [self.prefix.as_bytes(), id].concat()
+    }
+
+    /// The sealed text of `plain`.
+    pub fn seal(&self, plain: &[u8]) -> Result<String, Error> {
+        let nonce = nonce()?;
+        let (id, cipher) = &self.sealing;
+        let sealed = cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plain,
+                    aad: &self.aad(id),
+                },
+            )
+            .map_err(|_| Error::Internal)?;
+        let mut text = String::from(self.prefix);
+        URL_SAFE_NO_PAD.encode_string(
+            [id.as_slice(), nonce.as_slice(), &sealed].concat(),
+            &mut text,
+        );
+        // Never make what `open` would refuse.
+        if text.len() > self.max_chars {
+            return Err(Error::Internal);
+        }
+        Ok(text)
+    }
+
+    /// What a text this sealer (with a key still in its ring) sealed holds;
+    /// `None` for anything else.
+    pub fn open(&self, text: &str) -> Option<Vec<u8>> {
+        if text.len() > self.max_chars {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.strip_prefix(self.prefix)?)
+            .ok()?;
+        let (id, rest) = bytes.split_first_chunk::<KEY_ID_BYTES>()?;
+        let (nonce, sealed) = rest.split_first_chunk::<NONCE_BYTES>()?;
+        let (_, cipher) = self.opening.iter().find(|(known, _)| known == id)?;
+        cipher
+            .decrypt(
+                &XNonce::from(*nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &self.aad(id),
+                },
+            )
+            .ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prefix_is_bound_in() {
+        let keys = PurposeKeys::fixed([5; 32]);
+        let a = Sealer::new("a_", 100, &keys);
+        let b = Sealer::new("b_", 100, &keys);
+        let text = a.seal(b"x").unwrap();
+        assert_eq!(a.open(&text).unwrap(), b"x");
+        assert!(b.open(&text.replacen("a_", "b_", 1)).is_none());
+        assert!(a.open(&format!("{text}{}", "A".repeat(100))).is_none());
+        assert!(a.seal(&[0; 100]).is_err(), "longer than it may be");
+    }
+}

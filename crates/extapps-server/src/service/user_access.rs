@@ -1,0 +1,1091 @@
+//! User-context access (SPEC section 4): the authorization request an
+//! application starts, the sign-in front end's answer, the authorization
+//! code and refresh token grants, and a user's view of what they
+//! authorized.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{ClientCredentials, IssuedToken, Service};
+use crate::domain::{
+    Error, Reason, Violations,
+    application::ApplicationType,
+    audit::{AuditAction, NewAuditEvent},
+    authorization::{self, MAX_STATE_BYTES, PendingAuthorization},
+    caller::{Caller, Role},
+    catalog::{OFFLINE_ACCESS, ScopeSet},
+    clock::{from_micros, to_micros},
+    credential::{self, CredentialKind},
+    names::{ApplicationName, ClientId, OrganizationId},
+    oauth::OAuthError,
+    page_token::page_size,
+    token::TokenClaims,
+};
+use crate::store::{Answer, ClientState, GrantsOf, NewGrant, UserAuthorizationRecord, UserGrant};
+
+/// Settings of user-context access.
+#[derive(Debug, Clone)]
+pub struct UserAccessSettings {
+    /// Where browsers are sent to sign in and consent; without it,
+    /// `/oauth2/authorize` answers that user access is not set up.
+    pub signin_url: Option<String>,
+    /// How long a pending authorization request waits for its answer.
+    pub request_ttl: time::Duration,
+    /// How long an authorization code may be redeemed.
+    pub code_ttl: time::Duration,
+    /// A refresh token unused this long stops working.
+    pub refresh_idle: time::Duration,
+    /// Nothing of a grant with `offline_access` works after this.
+    pub refresh_lifetime: time::Duration,
+    /// How long the refresh token just replaced still gets its successor
+    /// again, for a client that lost the response.
+    pub refresh_grace: time::Duration,
+}
+
+impl Default for UserAccessSettings {
+    fn default() -> Self {
+        Self {
+            signin_url: None,
+            request_ttl: time::Duration::minutes(10),
+            code_ttl: time::Duration::seconds(60),
+            refresh_idle: time::Duration::days(30),
+            refresh_lifetime: time::Duration::days(90),
+            refresh_grace: time::Duration::seconds(30),
+        }
+    }
+}
+
+/// The parameters of `GET /oauth2/authorize`, as sent.
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizeParams {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+}
+
+/// What `GET /oauth2/authorize` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeOutcome {
+    /// Send the browser to the sign-in front end.
+    SignIn(String),
+    /// Send the browser back to the application with an error.
+    Redirect(String),
+    /// Show an error page: the redirect URL cannot be trusted (or the
+    /// server cannot serve users at all).
+    Page(OAuthError),
+}
+
+/// An authorization request as a consent screen shows it.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequestView {
+    pub id: String,
+    pub organization: OrganizationId,
+    pub client_id: ClientId,
+    pub display_name: String,
+    pub app_type: ApplicationType,
+    pub scopes: Vec<ScopeView>,
+    pub offline_access: bool,
+    pub redirect_host: String,
+    pub expire_time: OffsetDateTime,
+}
+
+/// One requested scope, with the catalog's words for it.
+#[derive(Debug, Clone)]
+pub struct ScopeView {
+    pub scope: String,
+    pub resource: String,
+    pub resource_display_name: String,
+    pub description: String,
+}
+
+/// The errors the sign-in front end may answer a request with (RFC 6749
+/// section 4.1.2.1).
+const REJECTION_ERRORS: [&str; 4] = [
+    "access_denied",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+];
+const MAX_DESCRIPTION_CHARS: usize = 200;
+
+fn request_not_found() -> Error {
+    Error::NotFound {
+        reason: Reason::AuthorizationRequestNotFound,
+        message: "authorization request not found".into(),
+    }
+}
+
+fn invalid_grant(why: &str) -> OAuthError {
+    OAuthError::InvalidGrant(why.into())
+}
+
+/// The user scopes of a request still granted to the application.
+fn still_granted(state: &ClientState, scopes: &BTreeSet<String>) -> BTreeSet<String> {
+    scopes
+        .iter()
+        .filter(|s| state.grants.iter().any(|(_, g)| g.user_scopes.contains(*s)))
+        .cloned()
+        .collect()
+}
+
+impl Service {
+    fn user(&self) -> &UserAccessSettings {
+        &self.tokens.user
+    }
+
+    /// `GET /oauth2/authorize`: checks everything it can, then sends the
+    /// browser to sign in with the request sealed into its ID. Writes
+    /// nothing: a flood of requests fills no table.
+    pub async fn start_authorization(
+        &self,
+        params: &AuthorizeParams,
+        source: Option<super::SourceKey>,
+    ) -> AuthorizeOutcome {
+        let Some(signin_url) = &self.user().signin_url else {
+            return AuthorizeOutcome::Page(OAuthError::TemporarilyUnavailable(
+                "user sign-in is not set up on this server: the operator must set `--signin-url` (EXTAPPS_SIGNIN_URL)".into(),
+            ));
+        };
+        let (client_id, state, redirect_uri, redirect_given) =
+            match self.trusted_redirect(params, source).await {
+                Ok(found) => found,
+                Err(error) => return AuthorizeOutcome::Page(error),
+            };
+        let back = |error: OAuthError| {
+            let mut answer = vec![
+                ("error", error.code().to_owned()),
+                ("error_description", error.description()),
+            ];
+            if let Some(state) = params
+                .state
+                .as_deref()
+                .filter(|s| s.len() <= MAX_STATE_BYTES)
+            {
+                answer.push(("state", state.to_owned()));
+            }
+            answer.push(("iss", self.tokens.issuer.clone()));
+            let pairs: Vec<(&str, &str)> = answer.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            AuthorizeOutcome::Redirect(authorization::redirect_with(&redirect_uri, &pairs))
+        };
+        match self.check_authorization(params, client_id, &state, &redirect_uri, redirect_given) {
+            Ok(pending) => match self.authorization_requests.seal(&pending) {
+                Ok(id) => {
+                    let url = authorization::redirect_with(
+                        signin_url,
+                        &[("authorization_request", id.as_str())],
+                    );
+                    AuthorizeOutcome::SignIn(url)
+                }
+                Err(_) => back(OAuthError::ServerError),
+            },
+            Err(error) => back(error),
+        }
+    }
+
+    /// The client and the redirect URL of an authorization request, checked
+    /// before anything is sent back to that URL.
+    async fn trusted_redirect(
+        &self,
+        params: &AuthorizeParams,
+        source: Option<super::SourceKey>,
+    ) -> Result<(ClientId, Arc<ClientState>, String, bool), OAuthError> {
+        let Some(raw_id) = params.client_id.as_deref() else {
+            return Err(OAuthError::InvalidRequest(
+                "parameter `client_id` is missing".into(),
+            ));
+        };
+        let unknown = || OAuthError::InvalidRequest("`client_id` names no application".into());
+        let Some(client_id) = ClientId::parse(raw_id) else {
+            self.budget.record_failure(source);
+            return Err(unknown());
+        };
+        if let Some(retry_after) = self.budget.refused_for(source) {
+            return Err(OAuthError::TooManyAttempts { retry_after });
+        }
+        let Some(state) = self.store.client_state(client_id).await? else {
+            self.budget.record_failure(source);
+            return Err(unknown());
+        };
+        let native = state.app_type == ApplicationType::NonConfidential;
+        let Some((redirect_uri, given)) = authorization::choose_redirect(
+            &state.redirect_urls,
+            params.redirect_uri.as_deref(),
+            native,
+        ) else {
+            return Err(OAuthError::InvalidRequest(match params.redirect_uri {
+                None => "parameter `redirect_uri` is missing: the application has several redirect URLs (or none)".into(),
+                Some(_) => "`redirect_uri` is not one of the application's registered redirect URLs".into(),
+            }));
+        };
+        Ok((client_id, state, redirect_uri, given))
+    }
+
+    /// Everything else about an authorization request, once its redirect
+    /// URL is trusted: errors from here go back to the application.
+    fn check_authorization(
+        &self,
+        params: &AuthorizeParams,
+        client_id: ClientId,
+        state: &ClientState,
+        redirect_uri: &str,
+        redirect_uri_given: bool,
+    ) -> Result<PendingAuthorization, OAuthError> {
+        match params.response_type.as_deref() {
+            None => {
+                return Err(OAuthError::InvalidRequest(
+                    "parameter `response_type` is missing".into(),
+                ));
+            }
+            Some("code") => {}
+            Some(_) => return Err(OAuthError::UnsupportedResponseType),
+        }
+        if !state.grants.has_user_scopes() {
+            return Err(OAuthError::UnauthorizedClient(
+                "this application has no user scopes, so it may not ask users for access".into(),
+            ));
+        }
+        let stated = params.state.as_deref();
+        if stated.is_some_and(|s| s.len() > MAX_STATE_BYTES) {
+            return Err(OAuthError::InvalidRequest(format!(
+                "`state` is longer than {MAX_STATE_BYTES} bytes"
+            )));
+        }
+        let code_challenge = match (
+            params.code_challenge.as_deref(),
+            params.code_challenge_method.as_deref(),
+        ) {
+            (None, None) if state.app_type == ApplicationType::NonConfidential => {
+                return Err(OAuthError::InvalidRequest(
+                    "PKCE is required: send `code_challenge` with `code_challenge_method=S256`"
+                        .into(),
+                ));
+            }
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(OAuthError::InvalidRequest(
+                    "`code_challenge_method` without `code_challenge`".into(),
+                ));
+            }
+            (Some(challenge), Some("S256")) if authorization::is_s256_challenge(challenge) => {
+                Some(challenge.to_owned())
+            }
+            (Some(_), Some("S256")) => {
+                return Err(OAuthError::InvalidRequest(
+                    "`code_challenge` must be the base64url SHA-256 of the verifier (43 characters)"
+                        .into(),
+                ));
+            }
+            (Some(_), _) => {
+                return Err(OAuthError::InvalidRequest(
+                    "`code_challenge_method` must be `S256`; `plain` is not accepted".into(),
+                ));
+            }
+        };
+        let granted: BTreeSet<&str> = state
+            .grants
+            .iter()
+            .flat_map(|(_, g)| g.user_scopes.iter().map(String::as_str))
+            .collect();
+        let requested = params.scope.as_deref().unwrap_or_default().split(' ');
+        let (mut scopes, offline_access) =
+            authorization::split_scopes(requested.filter(|s| !s.is_empty()), &granted)
+                .map_err(|scope| self.scope_refused(scope, ScopeSet::User))?;
+        if scopes.is_empty() {
+            scopes = granted.iter().map(|s| s.to_string()).collect();
+        }
+        let now = to_micros(self.clock.now());
+        Ok(PendingAuthorization {
+            id: Uuid::new_v4(),
+            client_id,
+            redirect_uri: redirect_uri.to_owned(),
+            redirect_uri_given,
+            scopes,
+            offline_access,
+            state: stated.map(str::to_owned),
+            code_challenge,
+            expires_at: now.saturating_add(micros(self.user().request_ttl)),
+        })
+    }
+
+    /// The `invalid_scope` error for a scope that is not granted, naming
+    /// it only if it is one of the catalog's (client input is never
+    /// echoed).
+    pub(super) fn scope_refused(&self, scope: &str, set: ScopeSet) -> OAuthError {
+        let known = self
+            .catalog
+            .owner_of(ScopeSet::Application, scope)
+            .is_some()
+            || self.catalog.owner_of(ScopeSet::User, scope).is_some();
+        OAuthError::InvalidScope(if known {
+            format!("`{scope}` is not {} granted to this client", set.a_noun())
+        } else {
+            format!(
+                "a requested scope is not {} granted to this client",
+                set.a_noun()
+            )
+        })
+    }
+
+    /// The pending request `name` names, for the sign-in front end: checked
+    /// for role, organization and expiry.
+    async fn pending_request(
+        &self,
+        caller: &Caller,
+        name: &str,
+        call: &str,
+    ) -> Result<(String, PendingAuthorization, Arc<ClientState>), Error> {
+        caller.require_role(&[Role::Signin], call)?;
+        let Some(id) = name
+            .strip_prefix("authorizationRequests/")
+            .filter(|id| !id.is_empty())
+        else {
+            return Err(Error::invalid_field(
+                "name",
+                "must be `authorizationRequests/{authorization_request}`",
+            ));
+        };
+        let pending = self
+            .authorization_requests
+            .open(id)
+            .ok_or_else(request_not_found)?;
+        let state = self
+            .store
+            .client_state(pending.client_id)
+            .await?
+            .ok_or_else(request_not_found)?;
+        if !caller.sees(&state.organization) {
+            return Err(request_not_found());
+        }
+        // The redirect URL was checked when the request was made; an
+        // administrator may have removed it since.
+        let native = state.app_type == ApplicationType::NonConfidential;
+        if authorization::choose_redirect(&state.redirect_urls, Some(&pending.redirect_uri), native)
+            .is_none()
+        {
+            return Err(request_not_found());
+        }
+        if pending.expires_at <= to_micros(self.clock.now()) {
+            return Err(Error::FailedPrecondition {
+                reason: Reason::AuthorizationRequestExpired,
+                message: "the authorization request expired: the application must start again"
+                    .into(),
+            });
+        }
+        Ok((id.to_owned(), pending, state))
+    }
+
+    /// `GetAuthorizationRequest`.
+    pub async fn get_authorization_request(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<AuthorizationRequestView, Error> {
+        let (id, pending, state) = self
+            .pending_request(caller, name, "GetAuthorizationRequest")
+            .await?;
+        if self
+            .store
+            .authorization_request_answered(pending.id)
+            .await?
+        {
+            return Err(crate::store::request_answered());
+        }
+        let scopes = still_granted(&state, &pending.scopes)
+            .into_iter()
+            .filter_map(|scope| {
+                let resource_id = self.catalog.owner_of(ScopeSet::User, &scope)?;
+                let resource = self.catalog.resource(resource_id)?;
+                Some(ScopeView {
+                    description: resource.user_scopes.get(&scope)?.clone(),
+                    resource: resource_id.to_owned(),
+                    resource_display_name: resource.display_name.clone(),
+                    scope,
+                })
+            })
+            .collect();
+        Ok(AuthorizationRequestView {
+            id,
+            organization: state.organization.clone(),
+            client_id: pending.client_id,
+            display_name: state.display_name.clone(),
+            app_type: state.app_type,
+            scopes,
+            offline_access: pending.offline_access,
+            redirect_host: authorization::redirect_host(&pending.redirect_uri),
+            expire_time: from_micros(pending.expires_at),
+        })
+    }
+
+    /// `AcceptAuthorizationRequest`: the redirect URL with the code.
+    pub async fn accept_authorization_request(
+        &self,
+        caller: &Caller,
+        name: &str,
+        subject: &str,
+        consented: &[String],
+    ) -> Result<String, Error> {
+        let mut violations = Violations::default();
+        if let Err(why) = authorization::check_subject(subject) {
+            violations.push("subject", why);
+        }
+        if consented.is_empty() {
+            violations.push(
+                "scopes",
+                "is required: name the scopes the user consented to",
+            );
+        }
+        let (_, pending, state) = self
+            .pending_request(caller, name, "AcceptAuthorizationRequest")
+            .await?;
+        let requested = still_granted(&state, &pending.scopes);
+        let mut scopes = BTreeSet::new();
+        let mut offline_access = false;
+        for (i, scope) in consented.iter().enumerate() {
+            if scope == OFFLINE_ACCESS && pending.offline_access {
+                offline_access = true;
+            } else if requested.contains(scope) {
+                scopes.insert(scope.clone());
+            } else if i < 100 {
+                violations.push(
+                    format!("scopes[{i}]"),
+                    "was not requested by the application (or is no longer granted to it)",
+                );
+            }
+        }
+        if scopes.is_empty() && !consented.is_empty() && violations.is_empty() {
+            violations.push(
+                "scopes",
+                "must hold at least one scope besides `offline_access`",
+            );
+        }
+        violations.into_result()?;
+        let now = self.clock.now();
+        let grant = Uuid::new_v4();
+        let code = credential::generate_for_grant(CredentialKind::AuthorizationCode, &grant)?;
+        let code_expire_time = now + self.user().code_ttl;
+        let audit = NewAuditEvent {
+            organization: Some(state.organization.clone()),
+            application: Some(pending.client_id),
+            actor: caller.key_id.clone(),
+            action: AuditAction::AuthorizationAccepted,
+            before: None,
+            after: None,
+            details: [
+                ("subject".to_owned(), subject.to_owned()),
+                (
+                    "scopes".to_owned(),
+                    scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+                ),
+                ("offline_access".to_owned(), offline_access.to_string()),
+                ("grant".to_owned(), grant.to_string()),
+            ]
+            .into(),
+        };
+        self.store
+            .accept_authorization(
+                Answer {
+                    request: pending.id,
+                    keep_until: answer_kept_until(&pending),
+                    audit,
+                },
+                NewGrant {
+                    id: grant,
+                    client_id: pending.client_id,
+                    subject: subject.to_owned(),
+                    scopes,
+                    offline_access,
+                    expire_time: if offline_access {
+                        now + self.user().refresh_lifetime
+                    } else {
+                        code_expire_time
+                    },
+                    code_digest: credential::digest(&code),
+                    code_expire_time,
+                    redirect_uri: pending.redirect_uri.clone(),
+                    redirect_uri_given: pending.redirect_uri_given,
+                    code_challenge: pending.code_challenge.clone(),
+                },
+                now,
+            )
+            .await?;
+        let mut answer = vec![("code", code.expose_secret())];
+        if let Some(state) = &pending.state {
+            answer.push(("state", state));
+        }
+        answer.push(("iss", &self.tokens.issuer));
+        Ok(authorization::redirect_with(&pending.redirect_uri, &answer))
+    }
+
+    /// `RejectAuthorizationRequest`: the redirect URL with the error.
+    pub async fn reject_authorization_request(
+        &self,
+        caller: &Caller,
+        name: &str,
+        error: &str,
+        description: &str,
+    ) -> Result<String, Error> {
+        let mut violations = Violations::default();
+        let error = match error {
+            "" => "access_denied",
+            known if REJECTION_ERRORS.contains(&known) => known,
+            _ => {
+                violations.push(
+                    "error",
+                    format!("must be one of {}", REJECTION_ERRORS.join(", ")),
+                );
+                ""
+            }
+        };
+        let allowed = |c: char| matches!(c, ' '..='~') && c != '"' && c != '\\';
+        if description.chars().count() > MAX_DESCRIPTION_CHARS || !description.chars().all(allowed)
+        {
+            violations.push(
+                "error_description",
+                format!(
+                    "must be at most {MAX_DESCRIPTION_CHARS} printable ASCII characters without `\"` and `\\`"
+                ),
+            );
+        }
+        let (_, pending, state) = self
+            .pending_request(caller, name, "RejectAuthorizationRequest")
+            .await?;
+        violations.into_result()?;
+        let now = self.clock.now();
+        let audit = NewAuditEvent {
+            organization: Some(state.organization.clone()),
+            application: Some(pending.client_id),
+            actor: caller.key_id.clone(),
+            action: AuditAction::AuthorizationRejected,
+            before: None,
+            after: None,
+            details: [("error".to_owned(), error.to_owned())].into(),
+        };
+        self.store
+            .reject_authorization(
+                Answer {
+                    request: pending.id,
+                    keep_until: answer_kept_until(&pending),
+                    audit,
+                },
+                now,
+            )
+            .await?;
+        let mut answer = vec![("error", error)];
+        if !description.is_empty() {
+            answer.push(("error_description", description));
+        }
+        if let Some(state) = &pending.state {
+            answer.push(("state", state));
+        }
+        answer.push(("iss", &self.tokens.issuer));
+        Ok(authorization::redirect_with(&pending.redirect_uri, &answer))
+    }
+
+    /// The client of a code or refresh token request: a confidential one
+    /// by its secret, a non-confidential one by its ID alone (it has no
+    /// secret; PKCE or the refresh token's binding stand in). Either must
+    /// have user scopes.
+    async fn authenticate_user_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
+        let (client_id, state) = self.authenticate_any_client(credentials).await?;
+        if !state.grants.has_user_scopes() {
+            return Err(OAuthError::UnauthorizedClient(
+                "this application has no user scopes, so it may not use this grant".into(),
+            ));
+        }
+        Ok((client_id, state))
+    }
+
+    /// A non-confidential client by its ID: one that may authenticate
+    /// without a secret.
+    pub(super) async fn identify_public_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
+        let client_id = ClientId::parse(&credentials.client_id).ok_or(OAuthError::InvalidClient)?;
+        if let Some(retry_after) = self.budget.refused_for(credentials.source) {
+            return Err(OAuthError::TooManyAttempts { retry_after });
+        }
+        let state = self
+            .store
+            .client_state(client_id)
+            .await?
+            .ok_or(OAuthError::InvalidClient)?;
+        if state.app_type != ApplicationType::NonConfidential {
+            return Err(OAuthError::InvalidClient);
+        }
+        Ok((client_id, state))
+    }
+
+    /// The authorization code grant (RFC 6749 section 4.1.3, RFC 7636
+    /// section 4.6). A code presented a second time revokes everything
+    /// issued from it.
+    pub async fn redeem_code(
+        &self,
+        credentials: &ClientCredentials,
+        code: &str,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+    ) -> Result<IssuedToken, OAuthError> {
+        let (client_id, state) = self.authenticate_user_client(credentials).await?;
+        let refused = || invalid_grant("the authorization code is invalid, expired or used");
+        // Unknown and foreign codes cost a read each: they count against
+        // the source like failed authentications.
+        let failed = || {
+            self.budget.record_failure(credentials.source);
+            refused()
+        };
+        let grant_id =
+            credential::grant_of(CredentialKind::AuthorizationCode, code).ok_or_else(failed)?;
+        let grant = self.store.find_grant(grant_id).await?.ok_or_else(failed)?;
+        if grant.client_id != client_id
+            || !credential::digests_match(&credential::digest_str(code), &grant.code_digest)
+        {
+            return Err(failed());
+        }
+        let now = self.clock.now();
+        if grant.code_redeem_time.is_some() {
+            self.grant_replayed(&state, &grant, "authorization_code")
+                .await?;
+            return Err(refused());
+        }
+        let native = state.app_type == ApplicationType::NonConfidential;
+        let still_registered =
+            authorization::choose_redirect(&state.redirect_urls, Some(&grant.redirect_uri), native)
+                .is_some();
+        if grant.revoke_time.is_some()
+            || grant.code_expire_time <= now
+            || self.ended_by_rotation(&state, &grant)
+            || !still_registered
+        {
+            return Err(refused());
+        }
+        match (grant.redirect_uri_given, redirect_uri) {
+            (_, Some(given)) if given == grant.redirect_uri => {}
+            (false, None) => {}
+            (true, None) => {
+                return Err(OAuthError::InvalidRequest(
+                    "parameter `redirect_uri` is missing: the authorization request named one"
+                        .into(),
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(invalid_grant(
+                    "`redirect_uri` differs from the authorization request's",
+                ));
+            }
+        }
+        match (&grant.code_challenge, verifier) {
+            (Some(challenge), Some(verifier))
+                if authorization::verifier_matches(verifier, challenge) => {}
+            (Some(_), Some(_)) => {
+                return Err(invalid_grant("the PKCE `code_verifier` does not match"));
+            }
+            (Some(_), None) => {
+                return Err(OAuthError::InvalidRequest(
+                    "parameter `code_verifier` is missing (PKCE)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid_grant(
+                    "a `code_verifier` was sent, but the authorization request had no `code_challenge`",
+                ));
+            }
+            (None, None) => {}
+        }
+        let scopes = still_granted(&state, &grant.scopes);
+        if scopes.is_empty() {
+            return Err(invalid_grant(
+                "no scope of this authorization is still granted",
+            ));
+        }
+        let refresh_expire_time = grant
+            .offline_access
+            .then(|| (now + self.user().refresh_idle).min(grant.expire_time));
+        let expire_time = match refresh_expire_time {
+            Some(_) => grant.expire_time,
+            None => now + self.tokens.ttl,
+        };
+        if !self
+            .store
+            .redeem_code(grant.id, refresh_expire_time, expire_time, now)
+            .await?
+        {
+            // Redeemed by a request just before this one: a replay too.
+            self.grant_replayed(&state, &grant, "authorization_code")
+                .await?;
+            return Err(refused());
+        }
+        let refresh = match grant.offline_access {
+            true => Some(self.refresh_tokens.make(&grant.id, 0)?),
+            false => None,
+        };
+        let mut grant = grant;
+        grant.expire_time = expire_time;
+        self.issue_user_token(client_id, &grant, scopes, refresh, now)
+    }
+
+    /// The refresh token grant (RFC 6749 section 6): rotates the token. The
+    /// token just replaced gets the same successor again for a short while;
+    /// any other token of an earlier generation is reuse and revokes the
+    /// whole grant.
+    pub async fn refresh(
+        &self,
+        credentials: &ClientCredentials,
+        token: &str,
+        scope: Option<&str>,
+    ) -> Result<IssuedToken, OAuthError> {
+        let (client_id, state) = self.authenticate_user_client(credentials).await?;
+        let refused = || invalid_grant("the refresh token is invalid, expired or revoked");
+        let failed = || {
+            self.budget.record_failure(credentials.source);
+            refused()
+        };
+        // Forged and mistyped tokens stop here, before any read: they cost
+        // nothing, so they count against no budget (a genuine one under a
+        // retired key must not lock its client's address out either).
+        let (grant_id, generation) = self.refresh_tokens.open(token).ok_or_else(refused)?;
+        let grant = self.store.find_grant(grant_id).await?.ok_or_else(failed)?;
+        let now = self.clock.now();
+        if grant.client_id != client_id {
+            return Err(failed());
+        }
+        if grant.revoke_time.is_some()
+            || grant.expire_time <= now
+            || self.ended_by_rotation(&state, &grant)
+        {
+            return Err(refused());
+        }
+        let Some(current) = grant.refresh_generation else {
+            return Err(refused());
+        };
+        let mut scopes = still_granted(&state, &grant.scopes);
+        if let Some(requested) = scope {
+            let asked: BTreeSet<&str> = grant.scopes.iter().map(String::as_str).collect();
+            let (narrowed, _) =
+                authorization::split_scopes(requested.split(' ').filter(|s| !s.is_empty()), &asked)
+                    .map_err(|s| self.scope_refused(s, ScopeSet::User))?;
+            if !narrowed.is_empty() {
+                scopes.retain(|s| narrowed.contains(s));
+            }
+        }
+        if scopes.is_empty() {
+            return Err(invalid_grant(
+                "no scope of this authorization is still granted",
+            ));
+        }
+        if generation == current {
+            if grant.refresh_expire_time.is_none_or(|end| end <= now) {
+                return Err(refused());
+            }
+            let Some(next_generation) = current.checked_add(1) else {
+                return Err(invalid_grant(
+                    "this authorization has used all its refresh tokens: sign in again",
+                ));
+            };
+            let idle_end = (now + self.user().refresh_idle).min(grant.expire_time);
+            if self
+                .store
+                .rotate_refresh(grant.id, current, idle_end, now)
+                .await?
+            {
+                let next = self.refresh_tokens.make(&grant.id, next_generation)?;
+                return self.issue_user_token(client_id, &grant, scopes, Some(next), now);
+            }
+            // Rotated by a request just before this one: answered below as
+            // a retry of it.
+            let grant = self.store.find_grant(grant_id).await?.ok_or_else(refused)?;
+            return self
+                .earlier_refresh_token(&state, &grant, generation, scopes, now)
+                .await;
+        }
+        self.earlier_refresh_token(&state, &grant, generation, scopes, now)
+            .await
+    }
+
+    /// A genuine refresh token that is not the grant's current one: the
+    /// one just replaced, within the grace window, gets the current one
+    /// again (its client lost the answer); an older one is reuse.
+    async fn earlier_refresh_token(
+        &self,
+        state: &ClientState,
+        grant: &UserGrant,
+        generation: u32,
+        scopes: BTreeSet<String>,
+        now: OffsetDateTime,
+    ) -> Result<IssuedToken, OAuthError> {
+        let refused = || invalid_grant("the refresh token is invalid, expired or revoked");
+        let Some(current) = grant.refresh_generation else {
+            return Err(refused());
+        };
+        if grant.revoke_time.is_some() {
+            return Err(refused());
+        }
+        if generation > current {
+            // Made by this server, but ahead of the grant: the database
+            // was restored from an older copy.
+            tracing::warn!(client_id = %grant.client_id,
+                "a refresh token is ahead of its grant: was the database restored?");
+            return Err(refused());
+        }
+        let within_grace = grant
+            .rotate_time
+            .is_some_and(|rotated| now - rotated <= self.user().refresh_grace);
+        if generation.checked_add(1) == Some(current) && within_grace {
+            let successor = self.refresh_tokens.make(&grant.id, current)?;
+            return self.issue_user_token(grant.client_id, grant, scopes, Some(successor), now);
+        }
+        self.grant_replayed(state, grant, "refresh_token").await?;
+        Err(refused())
+    }
+
+    /// Revokes a grant whose code or refresh token came back after use,
+    /// with its access tokens, and records it.
+    async fn grant_replayed(
+        &self,
+        state: &ClientState,
+        grant: &UserGrant,
+        what: &str,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let ended = self
+            .store
+            .revoke_grants(
+                GrantsOf::One(grant.id),
+                now + self.tokens.ttl,
+                |_| NewAuditEvent {
+                    organization: Some(state.organization.clone()),
+                    application: Some(grant.client_id),
+                    actor: format!("client:{}", grant.client_id),
+                    action: AuditAction::GrantReplayed,
+                    before: None,
+                    after: None,
+                    details: [
+                        ("grant".to_owned(), grant.id.to_string()),
+                        ("subject".to_owned(), grant.subject.clone()),
+                        ("replayed".to_owned(), what.to_owned()),
+                    ]
+                    .into(),
+                },
+                now,
+            )
+            .await?;
+        if ended > 0 {
+            tracing::warn!(client_id = %grant.client_id, replayed = what,
+                "a used credential was presented again: the grant is revoked");
+        }
+        Ok(())
+    }
+
+    /// Whether a secret rotation with `revoke_tokens` ended the grant.
+    fn ended_by_rotation(&self, state: &ClientState, grant: &UserGrant) -> bool {
+        state
+            .tokens_not_before
+            .is_some_and(|not_before| grant.create_time < not_before)
+    }
+
+    /// An access token for the grant's user, never outliving the grant.
+    fn issue_user_token(
+        &self,
+        client_id: ClientId,
+        grant: &UserGrant,
+        scopes: BTreeSet<String>,
+        refresh_token: Option<SecretString>,
+        now: OffsetDateTime,
+    ) -> Result<IssuedToken, OAuthError> {
+        let issued_at = to_micros(now);
+        let expires_at = (issued_at + micros(self.tokens.ttl)).min(to_micros(grant.expire_time));
+        let scopes: Vec<String> = scopes.into_iter().collect();
+        let claims = TokenClaims {
+            id: Uuid::new_v4(),
+            client_id,
+            subject: Some(grant.subject.clone()),
+            grant: Some(grant.id),
+            scopes: scopes.clone(),
+            issued_at,
+            expires_at,
+        };
+        let mut shown = scopes;
+        if refresh_token.is_some() {
+            shown.push(OFFLINE_ACCESS.to_owned());
+        }
+        Ok(IssuedToken {
+            access_token: self.sealer.seal(&claims)?,
+            expires_in: (expires_at - issued_at).div_euclid(1_000_000),
+            scopes: shown,
+            refresh_token,
+        })
+    }
+
+    /// Revokes a refresh token its client presents (RFC 7009), with its
+    /// whole grant: the current token or any earlier one, so that a client
+    /// that lost a rotation's answer can still end it. Anything else is
+    /// ignored, as for access tokens.
+    pub(super) async fn revoke_refresh_token(
+        &self,
+        client_id: ClientId,
+        token: &str,
+    ) -> Result<(), Error> {
+        let Some((grant_id, generation)) = self.refresh_tokens.open(token) else {
+            return Ok(());
+        };
+        let Some(grant) = self.store.find_grant(grant_id).await? else {
+            return Ok(());
+        };
+        let issued = grant
+            .refresh_generation
+            .is_some_and(|current| generation <= current);
+        if grant.client_id != client_id || !issued {
+            return Ok(());
+        }
+        let Some(state) = self.store.client_state(client_id).await? else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        self.store
+            .revoke_grants(
+                GrantsOf::One(grant.id),
+                now + self.tokens.ttl,
+                |_| NewAuditEvent {
+                    organization: Some(state.organization.clone()),
+                    application: Some(client_id),
+                    actor: format!("client:{client_id}"),
+                    action: AuditAction::UserAuthorizationRevoked,
+                    before: None,
+                    after: None,
+                    details: [
+                        ("grant".to_owned(), grant.id.to_string()),
+                        ("subject".to_owned(), grant.subject.clone()),
+                        ("grants".to_owned(), "1".to_owned()),
+                    ]
+                    .into(),
+                },
+                now,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `ListUserAuthorizations`.
+    pub async fn list_user_authorizations(
+        &self,
+        caller: &Caller,
+        subject: &str,
+        page_size_value: i32,
+        page_token: &str,
+    ) -> Result<(Vec<UserAuthorizationRecord>, String), Error> {
+        caller.require_role(&[Role::Signin], "ListUserAuthorizations")?;
+        authorization::check_subject(subject)
+            .map_err(|why| Error::invalid_field("subject", why))?;
+        let limit = page_size(page_size_value)?;
+        let query = format!(
+            "user-authorizations\n{subject}\n{}",
+            caller
+                .organization
+                .as_ref()
+                .map(OrganizationId::as_str)
+                .unwrap_or_default()
+        );
+        let after = self
+            .page_tokens
+            .decode(&query, page_token)?
+            .map(|cursor| String::from_utf8(cursor).map_err(|_| Error::Internal))
+            .transpose()?;
+        let mut page = self
+            .store
+            .list_user_authorizations(
+                subject,
+                caller.organization.as_ref(),
+                after.as_deref(),
+                limit + 1,
+                self.clock.now(),
+            )
+            .await?;
+        let next = if page.len() as u64 > limit {
+            page.truncate(limit as usize);
+            match page.last() {
+                Some(last) => self
+                    .page_tokens
+                    .encode(&query, last.client_id.to_string().as_bytes())?,
+                None => String::new(),
+            }
+        } else {
+            String::new()
+        };
+        Ok((page, next))
+    }
+
+    /// `RevokeUserAuthorization`.
+    pub async fn revoke_user_authorization(
+        &self,
+        caller: &Caller,
+        subject: &str,
+        application: &ApplicationName,
+    ) -> Result<(), Error> {
+        caller.require_role(&[Role::Signin], "RevokeUserAuthorization")?;
+        authorization::check_subject(subject)
+            .map_err(|why| Error::invalid_field("subject", why))?;
+        let not_found = || Error::NotFound {
+            reason: Reason::UserAuthorizationNotFound,
+            message: "this user has no live authorization of this application".into(),
+        };
+        if !caller.sees(&application.organization) {
+            return Err(not_found());
+        }
+        let state = self
+            .store
+            .client_state(application.client_id)
+            .await?
+            .filter(|s| s.organization == application.organization)
+            .ok_or_else(not_found)?;
+        let now = self.clock.now();
+        let ended = self
+            .store
+            .revoke_grants(
+                GrantsOf::User {
+                    client_id: application.client_id,
+                    subject,
+                },
+                now + self.tokens.ttl,
+                |count| NewAuditEvent {
+                    organization: Some(state.organization.clone()),
+                    application: Some(application.client_id),
+                    actor: caller.key_id.clone(),
+                    action: AuditAction::UserAuthorizationRevoked,
+                    before: None,
+                    after: None,
+                    details: [
+                        ("subject".to_owned(), subject.to_owned()),
+                        ("grants".to_owned(), count.to_string()),
+                    ]
+                    .into(),
+                },
+                now,
+            )
+            .await?;
+        if ended == 0 {
+            return Err(not_found());
+        }
+        Ok(())
+    }
+}
+
+/// How long the answer of a request is kept: past its expiry by a margin,
+/// so that a replica whose clock lags cannot take it for unanswered.
+fn answer_kept_until(pending: &PendingAuthorization) -> OffsetDateTime {
+    from_micros(pending.expires_at) + time::Duration::minutes(5)
+}
+
+/// A duration in microseconds, saturating.
+fn micros(duration: time::Duration) -> i64 {
+    i64::try_from(duration.whole_microseconds()).unwrap_or(i64::MAX)
+}
