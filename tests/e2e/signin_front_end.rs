@@ -147,35 +147,25 @@ async fn an_oauth_library_signs_a_user_in_through_the_reference_front_end(backen
     let request = inputs(&form, "authorization_request").pop().unwrap();
 
     // A wrong password shows the form again.
-    let wrong = browser
-        .post(format!("{}/signin", stack.front_end))
-        .form(&[
-            ("authorization_request", request.as_str()),
-            ("username", "alice"),
-            ("password", "guess"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let sign_in = |password: &'static str| {
+        let request = request.clone();
+        let url = format!("{}/signin", stack.front_end);
+        let browser = browser.clone();
+        async move {
+            let form = [
+                ("authorization_request", request.as_str()),
+                ("username", "alice"),
+                ("password", password),
+            ];
+            let response = browser.post(url).form(&form).send().await.unwrap();
+            response.text().await.unwrap()
+        }
+    };
+    let wrong = sign_in("guess").await;
     assert!(wrong.contains("wrong password"), "{wrong}");
 
     // The consent page lists each scope with its catalog description.
-    let consent = browser
-        .post(format!("{}/signin", stack.front_end))
-        .form(&[
-            ("authorization_request", request.as_str()),
-            ("username", "alice"),
-            ("password", "alice-dev-password"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let consent = sign_in("alice-dev-password").await;
     assert!(consent.contains("Start, stop and read jobs"), "{consent}");
     assert!(consent.contains("Read queues"), "{consent}");
     assert_eq!(
