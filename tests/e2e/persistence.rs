@@ -220,6 +220,35 @@ async fn migrations_apply_from_empty_and_match_the_entities(backend: Backend) {
             .is_empty(),
         "migrating twice is a no-op"
     );
+
+    // A schema that drifted from the entities is refused, and the
+    // difference named: a missing unique index, a column the server does
+    // not know, a column gone (renamed), a type and a nullability that
+    // differ (PostgreSQL only: SQLite cannot change a column's type).
+    let db = store.connection();
+    let mut drift = vec![
+        "DROP INDEX applications_organization_display_name_key",
+        "ALTER TABLE revoked_tokens ADD COLUMN stray TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE answered_authorization_requests RENAME COLUMN expire_time TO expires",
+    ];
+    let mut expected = vec![
+        "table `applications` lacks a unique index on (organization, display_name_key)",
+        "column `revoked_tokens.stray` is not one the server knows",
+        "column `answered_authorization_requests.expire_time` is missing",
+    ];
+    if backend == Backend::Postgres {
+        drift.push("ALTER TABLE user_grants ALTER COLUMN rotate_time TYPE text");
+        drift.push("ALTER TABLE user_grants ALTER COLUMN subject DROP NOT NULL");
+        expected.push("column `user_grants.rotate_time` holds Text, the server expects Integer");
+        expected.push("column `user_grants.subject` is nullable, the server expects it NOT NULL");
+    }
+    for sql in drift {
+        db.execute_unprepared(sql).await.unwrap();
+    }
+    let refused = store.check_schema().await.unwrap_err().to_string();
+    for named in expected {
+        assert!(refused.contains(named), "`{named}` in: {refused}");
+    }
 }
 
 async fn the_upgrade_takes_the_keys_out_of_the_database(backend: Backend) {

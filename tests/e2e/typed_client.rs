@@ -359,6 +359,11 @@ async fn a_call_to_a_server_that_never_answers_ends_at_the_timeout() {
         .connect()
         .await
         .unwrap();
-    let timed_out = client.resources().await.unwrap_err();
+    // Bounded from outside too: a client timeout that did not work fails
+    // this test instead of hanging it.
+    let timed_out = tokio::time::timeout(Duration::from_secs(10), client.resources())
+        .await
+        .expect("the client's own timeout ends the call")
+        .unwrap_err();
     assert_eq!(timed_out.code(), Some(Code::Cancelled), "{timed_out}");
 }

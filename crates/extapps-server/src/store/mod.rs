@@ -7,6 +7,7 @@ mod audit;
 mod convert;
 mod entities;
 mod keys;
+mod schema;
 mod shared_cache;
 mod tokens;
 mod user_grants;
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use extapps_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QuerySelect, RuntimeErr, SqlErr, TransactionOptions, TransactionTrait, sqlx,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, SqlErr,
+    TransactionOptions, TransactionTrait, sqlx,
 };
 
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
@@ -52,7 +53,7 @@ pub enum OpenError {
     )]
     Outdated,
     #[error("the database schema does not match this server: {0}")]
-    SchemaMismatch(DbErr),
+    SchemaMismatch(String),
 }
 
 impl Store {
@@ -134,9 +135,11 @@ impl Store {
             .map_err(OpenError::Migrate)
     }
 
-    /// Fails unless every migration has been applied and every entity reads
-    /// from its table (a column the entities expect and the schema lacks is
-    /// caught here, at startup, not on the first call that needs it).
+    /// Fails unless every migration has been applied and the schema is the
+    /// one the entities describe: every column with its kind of type and
+    /// nullability, and the unique indexes the store relies on. A
+    /// difference is caught here, at startup, not on the first call that
+    /// needs the column.
     pub async fn check_schema(&self) -> Result<(), OpenError> {
         let pending = Migrator::get_pending_migrations(&self.db)
             .await
@@ -144,20 +147,14 @@ impl Store {
         if !pending.is_empty() {
             return Err(OpenError::Outdated);
         }
-        use entities::*;
-        let db = &self.db;
-        async {
-            reads::<application::Entity>(db).await?;
-            reads::<application_secret::Entity>(db).await?;
-            reads::<audit_event::Entity>(db).await?;
-            reads::<caller_key::Entity>(db).await?;
-            reads::<idempotency_record::Entity>(db).await?;
-            reads::<revoked_token::Entity>(db).await?;
-            reads::<user_grant::Entity>(db).await?;
-            reads::<answered_authorization_request::Entity>(db).await
+        let differences = schema::differences(&self.db)
+            .await
+            .map_err(OpenError::Migrate)?;
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(OpenError::SchemaMismatch(differences.join("; ")))
         }
-        .await
-        .map_err(OpenError::SchemaMismatch)
     }
 
     /// The underlying connection, for tests that inspect stored rows.
@@ -205,11 +202,6 @@ impl Store {
             .await
             .map_err(db_error)
     }
-}
-
-/// Reads one row of `E`, to prove its columns exist.
-async fn reads<E: EntityTrait>(db: &DatabaseConnection) -> Result<(), DbErr> {
-    E::find().limit(1).all(db).await.map(|_| ())
 }
 
 /// Maps a database error to the service's: connection trouble is retryable
