@@ -251,8 +251,8 @@ impl TestServer {
             .await
             .unwrap();
         service.store().listen_for_changes(clock.clone());
-        if backend == Backend::Postgres {
-            // Every PostgreSQL test runs against the cached path.
+        {
+            // Every test runs against the cached path.
             tokio::time::timeout(
                 Duration::from_secs(10),
                 service.store().caches_trusted(true),

@@ -1392,11 +1392,9 @@ async fn every_replica_sees_user_revocations_at_once(backend: Backend) {
     let app = native(&mut setup, "Replicated").await;
     let server = &setup.server;
     let other = server.beside(server.ring.clone()).await;
-    if backend == Backend::Postgres {
-        // The other replica answers from its caches: what reaches it must
-        // come through the invalidation channel.
-        other.store().caches_trusted(true).await;
-    }
+    // The other replica answers from its caches: what reaches it must come
+    // through change detection (a channel, or polling the SQLite file).
+    other.store().caches_trusted(true).await;
     let key = &setup.introspect_key;
     let mut live = Vec::new();
     for _ in 0..2 {
@@ -1462,16 +1460,14 @@ async fn every_replica_sees_user_revocations_at_once(backend: Backend) {
     );
 }
 
-/// Waits until `replica` has applied `count` changes: on PostgreSQL, the
-/// delivery of another replica's notifications (about a millisecond). On
-/// SQLite there are no caches and nothing to wait for.
+/// Waits until `replica` has applied `count` changes: the delivery of
+/// another replica's notification (PostgreSQL, about a millisecond) or its
+/// next poll of the SQLite file (at most 20 ms).
 async fn arrived(replica: &TestServer, count: u64) {
-    if replica.backend == Backend::Postgres {
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            replica.store().wait_for_changes(count),
-        )
-        .await
-        .expect("the other replica's change arrives");
-    }
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        replica.store().wait_for_changes(count),
+    )
+    .await
+    .expect("the other replica's change arrives");
 }

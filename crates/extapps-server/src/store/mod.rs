@@ -103,15 +103,15 @@ impl Store {
         self.cache.count_in(metrics);
     }
 
-    /// Starts listening for other replicas' changes (PostgreSQL only), which
-    /// turns the shared caches on while the channel is up.
+    /// Starts following other replicas' and processes' changes (PostgreSQL:
+    /// a notification channel; SQLite: polling the file), which turns the
+    /// shared caches on while it works.
     pub fn listen_for_changes(&self, clock: std::sync::Arc<dyn crate::domain::clock::Clock>) {
         self.cache.listen(&self.db, clock);
     }
 
-    /// Resolves once this replica answers from its caches (`true`:
-    /// PostgreSQL with the notification channel up) or from the database
-    /// only (`false`). `true` never resolves on SQLite.
+    /// Resolves once this replica answers from its caches (`true`: change
+    /// detection is up) or from the database only (`false`).
     pub async fn caches_trusted(&self, trusted: bool) {
         self.cache.wait_for_trust(trusted).await
     }

@@ -1,21 +1,29 @@
 //! Per-replica caches of what every request reads (caller keys, application
-//! state, token revocations), kept right across replicas by PostgreSQL
-//! `LISTEN/NOTIFY`.
+//! state, token revocations), kept right across replicas and processes.
 //!
-//! Every write that changes cached data sends a notification in its own
-//! transaction, so it is delivered exactly when the change commits; every
+//! Every write that changes cached data announces the change in its own
+//! transaction, so it is known exactly when the change commits; every
 //! replica (the writer included) drops the affected entries on receipt, and
-//! the writer also drops them locally right after its commit. A replica
-//! trusts its caches only while its notification channel is up: when the
-//! channel drops, it empties them and reads the database on every request
-//! until it has listened again. On SQLite (a single embedded node, and the
-//! key commands run as separate processes) the caches stay off.
+//! the writer also drops them locally right after its commit.
+//!
+//! - PostgreSQL: the announcement is a `NOTIFY`. A replica trusts its caches
+//!   only while its `LISTEN` channel is up.
+//! - SQLite (the embedded default, whose file the key commands and other
+//!   servers on the same host also write): the announcement is a row of
+//!   `cache_changes`. Each server polls `PRAGMA data_version` (which moves
+//!   when any other connection commits) on a connection of its own every
+//!   20 ms, and reads the new rows when it moves. It trusts its caches only
+//!   while a poll started within the last 80 ms, so a stalled poller turns
+//!   the caches off by itself.
+//!
+//! When change detection fails, a replica empties its caches and reads the
+//! database on every request until it works again.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, OnceLock, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -23,7 +31,7 @@ use std::{
 use backon::BackoffBuilder;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    sqlx::postgres::PgListener,
+    sqlx::{Connection, postgres::PgListener, sqlite::SqliteConnection},
 };
 use uuid::Uuid;
 
@@ -35,6 +43,13 @@ use crate::metrics::Metrics;
 
 /// The channel every replica listens on.
 pub const CHANNEL: &str = "extapps_invalidate";
+/// How often an SQLite server looks for other connections' commits.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+/// An SQLite server trusts its caches only while a poll started this
+/// recently: other processes' changes are seen within this bound.
+const POLL_FRESH: Duration = Duration::from_millis(80);
+/// SQLite announcements kept; older ones are pruned.
+const CHANGES_KEPT: i64 = 10_000;
 const CAPACITY: u64 = 100_000;
 /// Entries also expire on their own, bounding any damage of a missed message.
 const TTL: Duration = Duration::from_secs(300);
@@ -74,16 +89,36 @@ impl Change {
     }
 }
 
-/// Sends `change` to every replica when the surrounding transaction commits.
-/// A no-op on SQLite.
+/// Sends `change` to every replica (every process, on SQLite) when the
+/// surrounding transaction commits.
 pub async fn announce(conn: &impl ConnectionTrait, change: &Change) -> Result<(), DbErr> {
-    if conn.get_database_backend() != DbBackend::Postgres {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT pg_notify($1, $2)",
+        DbBackend::Sqlite => "INSERT INTO cache_changes (payload) VALUES (?)",
+        _ => return Ok(()),
+    };
+    let values: Vec<sea_orm::Value> = match backend {
+        DbBackend::Postgres => vec![CHANNEL.into(), change.payload().into()],
+        _ => vec![change.payload().into()],
+    };
+    conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        backend, sql, values,
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// Forgets all but the newest SQLite announcements (a server that fell
+/// further behind starts over: see [`SharedCache::poll`]).
+pub async fn prune_announcements(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DbBackend::Sqlite {
         return Ok(());
     }
     conn.execute_raw(sea_orm::Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [CHANNEL.into(), change.payload().into()],
+        DbBackend::Sqlite,
+        "DELETE FROM cache_changes WHERE id <= (SELECT MAX(id) FROM cache_changes) - ?",
+        [CHANGES_KEPT.into()],
     ))
     .await
     .map(|_| ())
@@ -110,6 +145,11 @@ struct Counters {
     trust: tokio::sync::watch::Sender<bool>,
     /// How many changes were applied, for those who wait for one to arrive.
     applied: tokio::sync::watch::Sender<u64>,
+    /// Whether trust also needs a recent poll (SQLite).
+    polled: AtomicBool,
+    /// When the last poll started, in microseconds since `started`.
+    heartbeat: AtomicU64,
+    started: std::time::Instant,
 }
 
 impl Default for Counters {
@@ -119,11 +159,32 @@ impl Default for Counters {
             trusted: AtomicBool::new(false),
             trust: tokio::sync::watch::Sender::new(false),
             applied: tokio::sync::watch::Sender::new(0),
+            polled: AtomicBool::new(false),
+            heartbeat: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         }
     }
 }
 
 impl Counters {
+    fn micros_since_start(&self, at: std::time::Instant) -> u64 {
+        u64::try_from(at.duration_since(self.started).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Notes that a poll started at `at`.
+    fn beat(&self, at: std::time::Instant) {
+        self.heartbeat
+            .store(self.micros_since_start(at), Ordering::Release);
+    }
+
+    /// Whether, at `now`, the last poll started recently enough to trust
+    /// the caches.
+    fn fresh_at(&self, now: std::time::Instant) -> bool {
+        let now = self.micros_since_start(now);
+        let last = self.heartbeat.load(Ordering::Acquire);
+        now.saturating_sub(last) < POLL_FRESH.as_micros() as u64
+    }
+
     fn set_trusted(&self, trusted: bool) {
         self.trusted.store(trusted, Ordering::Release);
         self.trust.send_replace(trusted);
@@ -143,6 +204,10 @@ pub struct SharedCache {
     /// ([`SharedCache::forget_expired`]), so the set is bounded by the
     /// revocations of one token lifetime.
     revoked: Arc<RwLock<HashMap<Uuid, i64>>>,
+    /// The instant of the last forgetting (µs): a revocation expired by
+    /// then is not taken again (an SQLite server reads its own
+    /// announcements back, possibly after forgetting them).
+    forgotten_until: Arc<AtomicI64>,
     metrics: Arc<OnceLock<Metrics>>,
 }
 
@@ -161,15 +226,19 @@ impl Default for SharedCache {
             clients: cache(),
             callers: cache(),
             revoked: Arc::default(),
+            forgotten_until: Arc::new(AtomicI64::new(i64::MIN)),
             metrics: Arc::default(),
         }
     }
 }
 
 impl SharedCache {
-    /// Whether entries may be used: only while the channel is up.
+    /// Whether entries may be used: only while change detection works (the
+    /// channel is up; on SQLite, a poll started recently).
     pub fn trusted(&self) -> bool {
         self.counters.trusted.load(Ordering::Acquire)
+            && (!self.counters.polled.load(Ordering::Acquire)
+                || self.counters.fresh_at(std::time::Instant::now()))
     }
 
     /// Resolves once the caches are trusted (`true`: the channel is up) or
@@ -219,6 +288,7 @@ impl SharedCache {
 
     /// Forgets revocations of tokens expired at `now` (microseconds).
     pub fn forget_expired(&self, now: i64) {
+        self.forgotten_until.fetch_max(now, Ordering::AcqRel);
         if let Ok(mut set) = self.revoked.write() {
             set.retain(|_, expires| *expires > now);
         }
@@ -267,16 +337,19 @@ impl SharedCache {
     /// Drops what `change` makes stale.
     pub fn apply(&self, change: &Change) {
         self.counters.epoch.fetch_add(1, Ordering::AcqRel);
-        self.counters.applied.send_modify(|count| *count += 1);
         match change {
             Change::Application(id) => self.clients.invalidate(id),
             Change::Keys => self.callers.invalidate_all(),
             Change::Revoked(jti, expires) => {
-                if let Ok(mut set) = self.revoked.write() {
+                if *expires > self.forgotten_until.load(Ordering::Acquire)
+                    && let Ok(mut set) = self.revoked.write()
+                {
                     set.insert(*jti, *expires);
                 }
             }
         }
+        // Counted once applied: whoever waits for it then sees its effect.
+        self.counters.applied.send_modify(|count| *count += 1);
     }
 
     fn clear(&self) {
@@ -288,12 +361,17 @@ impl SharedCache {
         }
     }
 
-    /// Listens for changes until the process ends, trusting the caches only
-    /// while listening. Does nothing unless `db` is PostgreSQL.
+    /// Follows changes until the process ends, trusting the caches only
+    /// while change detection works.
     pub fn listen(&self, db: &DatabaseConnection, clock: Arc<dyn Clock>) {
-        if db.get_database_backend() != DbBackend::Postgres {
-            return;
+        match db.get_database_backend() {
+            DbBackend::Postgres => self.listen_postgres(db, clock),
+            DbBackend::Sqlite => self.listen_sqlite(db, clock),
+            _ => {}
         }
+    }
+
+    fn listen_postgres(&self, db: &DatabaseConnection, clock: Arc<dyn Clock>) {
         let pool = db.get_postgres_connection_pool().clone();
         let db = db.clone();
         let cache = self.clone();
@@ -310,6 +388,118 @@ impl SharedCache {
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
             }
         });
+    }
+
+    fn listen_sqlite(&self, db: &DatabaseConnection, clock: Arc<dyn Clock>) {
+        let options = db.get_sqlite_connection_pool().connect_options();
+        let db = db.clone();
+        let cache = self.clone();
+        self.counters.polled.store(true, Ordering::Release);
+        tokio::spawn(async move {
+            let mut delays = reconnect_delays();
+            loop {
+                // A connection of its own, outside the pool: it only ever
+                // reads, and never holds a transaction open.
+                match SqliteConnection::connect_with(&options).await {
+                    Ok(connection) => {
+                        delays = reconnect_delays();
+                        if let Err(e) = cache.poll(connection, &db, clock.as_ref()).await {
+                            tracing::warn!(error = %e, "cannot poll for cache invalidations");
+                        }
+                        cache.counters.set_trusted(false);
+                        cache.clear();
+                        tracing::warn!(
+                            "cache change detection lost: reading the database until it is back"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot open the cache poller's connection")
+                    }
+                }
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
+            }
+        });
+    }
+
+    /// Polls the SQLite file for other connections' commits and applies the
+    /// changes they announced, until a poll fails. Starts over (empty
+    /// caches, revocations loaded again) when it fell behind the pruning of
+    /// announcements.
+    async fn poll(
+        &self,
+        mut connection: SqliteConnection,
+        db: &DatabaseConnection,
+        clock: &dyn Clock,
+    ) -> Result<(), sea_orm::sqlx::Error> {
+        let mut version = data_version(&mut connection).await?;
+        let mut cursor: i64 =
+            sea_orm::sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM cache_changes")
+                .fetch_one(&mut connection)
+                .await?;
+        if !self.start_over(db, clock).await {
+            return Ok(());
+        }
+        let mut ticks = tokio::time::interval(POLL_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let started = std::time::Instant::now();
+            let now = data_version(&mut connection).await?;
+            if now != version {
+                version = now;
+                let rows: Vec<(i64, String)> = sea_orm::sqlx::query_as(
+                    "SELECT id, payload FROM cache_changes WHERE id > ? ORDER BY id",
+                )
+                .bind(cursor)
+                .fetch_all(&mut connection)
+                .await?;
+                // Ids are handed out one after another in commit order: a
+                // gap means announcements this server never read were
+                // pruned.
+                if rows.first().is_some_and(|(id, _)| *id != cursor + 1) {
+                    tracing::warn!("missed cache invalidations: starting over");
+                    if !self.start_over(db, clock).await {
+                        return Ok(());
+                    }
+                }
+                for (id, payload) in rows {
+                    match Change::parse(&payload) {
+                        Some(change) => {
+                            self.apply(&change);
+                            tracing::debug!(change = %payload, "invalidation received");
+                        }
+                        None => {
+                            tracing::warn!("unknown invalidation: emptying the caches");
+                            self.clear();
+                        }
+                    }
+                    cursor = id;
+                }
+            }
+            self.counters.beat(started);
+        }
+    }
+
+    /// Empties the caches, loads the revocations and trusts the caches
+    /// again; `false` if the revocations could not be read.
+    async fn start_over(&self, db: &DatabaseConnection, clock: &dyn Clock) -> bool {
+        let started = std::time::Instant::now();
+        self.clear();
+        match unexpired_revocations(db, to_micros(clock.now())).await {
+            Ok(jtis) => {
+                if let Ok(mut set) = self.revoked.write() {
+                    set.extend(jtis);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load token revocations");
+                return false;
+            }
+        }
+        self.counters.beat(started);
+        self.counters.set_trusted(true);
+        tracing::info!("cache change detection is up (polling the SQLite file)");
+        true
     }
 
     /// Applies notifications while the channel lasts; the caches are trusted
@@ -360,6 +550,13 @@ async fn unexpired_revocations(
         .collect())
 }
 
+/// SQLite's count of commits by other connections, as this one sees it.
+async fn data_version(connection: &mut SqliteConnection) -> Result<i64, sea_orm::sqlx::Error> {
+    sea_orm::sqlx::query_scalar("PRAGMA data_version")
+        .fetch_one(connection)
+        .await
+}
+
 fn reconnect_delays() -> impl Iterator<Item = Duration> {
     backon::ExponentialBuilder::default()
         .with_max_delay(Duration::from_secs(5))
@@ -388,6 +585,25 @@ mod tests {
         }
         assert_eq!(Change::parse("app:nope"), None);
         assert_eq!(Change::parse("other"), None);
+    }
+
+    #[test]
+    fn a_polled_cache_is_trusted_only_while_its_last_poll_is_recent() {
+        let counters = Counters::default();
+        let polled = counters.started + Duration::from_secs(1);
+        counters.beat(polled);
+        assert!(counters.fresh_at(polled + Duration::from_millis(79)));
+        assert!(
+            !counters.fresh_at(polled + Duration::from_millis(80)),
+            "a poller that stalled turns the caches off"
+        );
+        let cache = SharedCache::default();
+        cache.counters.polled.store(true, Ordering::Release);
+        cache.counters.set_trusted(true);
+        cache.counters.beat(std::time::Instant::now());
+        assert!(cache.trusted());
+        cache.counters.set_trusted(false);
+        assert!(!cache.trusted());
     }
 
     #[test]
@@ -426,5 +642,11 @@ mod tests {
         assert_eq!(cache.revoked(&Uuid::max()), Some(false));
         cache.forget_expired(2_000);
         assert_eq!(cache.revocations_held(), 0);
+        // Read again after it was forgotten (as an SQLite server reads its
+        // own announcements back): not taken again.
+        cache.apply(&Change::Revoked(Uuid::nil(), 2_000));
+        assert_eq!(cache.revocations_held(), 0);
+        cache.apply(&Change::Revoked(Uuid::nil(), 2_001));
+        assert_eq!(cache.revocations_held(), 1);
     }
 }

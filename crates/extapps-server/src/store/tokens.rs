@@ -256,7 +256,7 @@ impl Store {
     }
 
     /// Deletes revocations of tokens expired at `now` and forgets them in
-    /// memory. Runs in the background, never inside a request; on
+    /// memory, and prunes old SQLite cache announcements. Runs in the background, never inside a request; on
     /// PostgreSQL only one replica purges at a time (an advisory lock), so
     /// purges cannot deadlock one another, and revocations (new rows, of
     /// live tokens) never touch the rows a purge deletes.
@@ -284,6 +284,9 @@ impl Store {
             .await
             .map_err(db_error)?
             .rows_affected;
+        super::shared_cache::prune_announcements(&txn)
+            .await
+            .map_err(db_error)?;
         commit(txn).await?;
         Ok(deleted)
     }
