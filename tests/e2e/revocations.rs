@@ -130,3 +130,60 @@ async fn revocations_are_forgotten_when_their_tokens_expire(backend: Backend) {
     assert_eq!(revocation_rows(&server).await, 0);
     assert_eq!(server.store().revocations_held(), 0);
 }
+
+/// An SQLite server that reads an announcement it cannot understand (a
+/// newer build wrote it), or finds the announcements gone back, stops
+/// trusting its caches and starts over, its revocations loaded again: a
+/// revoked token stays revoked throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_or_vanished_announcements_make_an_sqlite_server_start_over() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let client = service_client(&server, "Announced").await;
+    let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let revoked = token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
+    let (status, _) = post_form(
+        &server.url,
+        "/oauth2/revoke",
+        Some((&client.app.client_id, &client.secret)),
+        &[("token", &revoked)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!is_active(&server.url, &introspector, &revoked).await);
+
+    let db = server.store().connection();
+    db.execute_unprepared("INSERT INTO cache_changes (payload) VALUES ('from:a-newer-build')")
+        .await
+        .unwrap();
+    let within = std::time::Duration::from_secs(10);
+    tokio::time::timeout(within, server.store().caches_trusted(false))
+        .await
+        .expect("the server stops trusting its caches");
+    assert!(
+        !is_active(&server.url, &introspector, &revoked).await,
+        "read from the database meanwhile"
+    );
+    tokio::time::timeout(within, server.store().caches_trusted(true))
+        .await
+        .expect("and starts over");
+    assert!(
+        !is_active(&server.url, &introspector, &revoked).await,
+        "its revocations were loaded again"
+    );
+    assert_eq!(server.store().revocations_held(), 1);
+
+    // Announcement IDs that went back (the file restored from an older
+    // copy, here emptied): the same.
+    db.execute_unprepared("DELETE FROM cache_changes")
+        .await
+        .unwrap();
+    tokio::time::timeout(within, server.store().caches_trusted(false))
+        .await
+        .expect("the server stops trusting its caches");
+    tokio::time::timeout(within, server.store().caches_trusted(true))
+        .await
+        .expect("and starts over");
+    assert!(!is_active(&server.url, &introspector, &revoked).await);
+}

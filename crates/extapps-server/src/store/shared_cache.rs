@@ -48,6 +48,9 @@ const POLL_EVERY: Duration = Duration::from_millis(20);
 /// An SQLite server trusts its caches only while a poll started this
 /// recently: other processes' changes are seen within this bound.
 const POLL_FRESH: Duration = Duration::from_millis(80);
+/// How often the SQLite poller checks that the database's path still
+/// names the file its connection opened.
+const FILE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// SQLite announcements kept; older ones are pruned.
 const CHANGES_KEPT: i64 = 10_000;
 const CAPACITY: u64 = 100_000;
@@ -400,21 +403,21 @@ impl SharedCache {
             loop {
                 // A connection of its own, outside the pool: it only ever
                 // reads, and never holds a transaction open.
-                match SqliteConnection::connect_with(&options).await {
+                let began = std::time::Instant::now();
+                let why = match SqliteConnection::connect_with(&options).await {
                     Ok(connection) => {
-                        delays = reconnect_delays();
-                        if let Err(e) = cache.poll(connection, &db, clock.as_ref()).await {
-                            tracing::warn!(error = %e, "cannot poll for cache invalidations");
-                        }
-                        cache.counters.set_trusted(false);
-                        cache.clear();
-                        tracing::warn!(
-                            "cache change detection lost: reading the database until it is back"
-                        );
+                        cache
+                            .poll(connection, &db, clock.as_ref(), options.get_filename())
+                            .await
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot open the cache poller's connection")
-                    }
+                    Err(e) => format!("cannot open the poller's connection: {e}"),
+                };
+                cache.counters.set_trusted(false);
+                cache.clear();
+                tracing::warn!(%why, "cache change detection stopped: reading the database until it starts over");
+                // Back off only while it keeps failing at once.
+                if began.elapsed() > Duration::from_secs(10) {
+                    delays = reconnect_delays();
                 }
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
             }
@@ -422,68 +425,83 @@ impl SharedCache {
     }
 
     /// Polls the SQLite file for other connections' commits and applies the
-    /// changes they announced, until a poll fails. Starts over (empty
-    /// caches, revocations loaded again) when it fell behind the pruning of
-    /// announcements.
+    /// changes they announced, until something calls for starting over: a
+    /// failed read, announcements pruned before this server read them, ids
+    /// that went back (a restored file), an announcement this build does
+    /// not know, or another file at the database's path. Returns why.
     async fn poll(
         &self,
         mut connection: SqliteConnection,
         db: &DatabaseConnection,
         clock: &dyn Clock,
-    ) -> Result<(), sea_orm::sqlx::Error> {
-        let mut version = data_version(&mut connection).await?;
-        let mut cursor: i64 =
-            sea_orm::sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM cache_changes")
-                .fetch_one(&mut connection)
-                .await?;
-        if !self.start_over(db, clock).await {
-            return Ok(());
-        }
-        let mut ticks = tokio::time::interval(POLL_EVERY);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let started = std::time::Instant::now();
-            let now = data_version(&mut connection).await?;
-            if now != version {
-                version = now;
-                let rows: Vec<(i64, String)> = sea_orm::sqlx::query_as(
-                    "SELECT id, payload FROM cache_changes WHERE id > ? ORDER BY id",
-                )
-                .bind(cursor)
-                .fetch_all(&mut connection)
-                .await?;
-                // Ids are handed out one after another in commit order: a
-                // gap means announcements this server never read were
-                // pruned.
-                if rows.first().is_some_and(|(id, _)| *id != cursor + 1) {
-                    tracing::warn!("missed cache invalidations: starting over");
-                    if !self.start_over(db, clock).await {
-                        return Ok(());
-                    }
-                }
-                for (id, payload) in rows {
-                    match Change::parse(&payload) {
-                        Some(change) => {
-                            self.apply(&change);
-                            tracing::debug!(change = %payload, "invalidation received");
-                        }
-                        None => {
-                            tracing::warn!("unknown invalidation: emptying the caches");
-                            self.clear();
-                        }
-                    }
-                    cursor = id;
-                }
+        path: &std::path::Path,
+    ) -> String {
+        // The file this connection opened (it keeps it open, whatever
+        // happens to the path).
+        let file = file_identity(path);
+        let polled: Result<String, sea_orm::sqlx::Error> = async {
+            let mut version = data_version(&mut connection).await?;
+            let mut cursor = last_announcement(&mut connection).await?;
+            if !self.start_over(db, clock).await {
+                return Ok("cannot load token revocations".into());
             }
-            self.counters.beat(started);
+            let mut ticks = tokio::time::interval(POLL_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut file_checked = std::time::Instant::now();
+            loop {
+                ticks.tick().await;
+                let started = std::time::Instant::now();
+                if started.duration_since(file_checked) >= FILE_CHECK_EVERY {
+                    file_checked = started;
+                    if file.is_some() && file_identity(path) != file {
+                        return Ok("another file is at the database's path".into());
+                    }
+                }
+                let now = data_version(&mut connection).await?;
+                if now != version {
+                    version = now;
+                    let rows: Vec<(i64, String)> = sea_orm::sqlx::query_as(
+                        "SELECT id, payload FROM cache_changes WHERE id > ? ORDER BY id",
+                    )
+                    .bind(cursor)
+                    .fetch_all(&mut connection)
+                    .await?;
+                    // Ids are handed out one after another in commit order.
+                    match rows.first() {
+                        Some((id, _)) if *id != cursor + 1 => {
+                            return Ok(
+                                "announcements were pruned before this server read them".into()
+                            );
+                        }
+                        None if last_announcement(&mut connection).await? < cursor => {
+                            return Ok(
+                                "announcement ids went back: was the database restored?".into()
+                            );
+                        }
+                        _ => {}
+                    }
+                    for (id, payload) in rows {
+                        let Some(change) = Change::parse(&payload) else {
+                            return Ok("an announcement this server does not know".into());
+                        };
+                        self.apply(&change);
+                        tracing::debug!(change = %payload, "invalidation received");
+                        cursor = id;
+                    }
+                }
+                self.counters.beat(started);
+            }
         }
+        .await;
+        polled.unwrap_or_else(|e| format!("cannot poll: {e}"))
     }
 
     /// Empties the caches, loads the revocations and trusts the caches
-    /// again; `false` if the revocations could not be read.
+    /// again; `false` if the revocations could not be read. Distrusted
+    /// meanwhile: an empty revocation set must never be believed.
     async fn start_over(&self, db: &DatabaseConnection, clock: &dyn Clock) -> bool {
         let started = std::time::Instant::now();
+        self.counters.set_trusted(false);
         self.clear();
         match unexpired_revocations(db, to_micros(clock.now())).await {
             Ok(jtis) => {
@@ -548,6 +566,28 @@ async fn unexpired_revocations(
         .into_iter()
         .filter_map(|r| Some((Uuid::parse_str(&r.jti).ok()?, r.expire_time)))
         .collect())
+}
+
+/// The newest announcement's ID (0 if none).
+async fn last_announcement(connection: &mut SqliteConnection) -> Result<i64, sea_orm::sqlx::Error> {
+    sea_orm::sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM cache_changes")
+        .fetch_one(connection)
+        .await
+}
+
+/// The device and inode of the database file, to tell when another file
+/// takes its path (`None` for an in-memory database, or off Unix).
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// SQLite's count of commits by other connections, as this one sees it.
