@@ -496,11 +496,10 @@ impl SharedCache {
         polled.unwrap_or_else(|e| format!("cannot poll: {e}"))
     }
 
-    /// Empties the caches, loads the revocations and trusts the caches
-    /// again; `false` if the revocations could not be read. Distrusted
-    /// meanwhile: an empty revocation set must never be believed.
-    async fn start_over(&self, db: &DatabaseConnection, clock: &dyn Clock) -> bool {
-        let started = std::time::Instant::now();
+    /// Distrusts and empties the caches, then loads the revocations;
+    /// `false` if they could not be read. An empty revocation set must
+    /// never be believed, so trust stays off until the caller grants it.
+    async fn start_empty(&self, db: &DatabaseConnection, clock: &dyn Clock) -> bool {
         self.counters.set_trusted(false);
         self.clear();
         match unexpired_revocations(db, to_micros(clock.now())).await {
@@ -508,11 +507,21 @@ impl SharedCache {
                 if let Ok(mut set) = self.revoked.write() {
                     set.extend(jtis);
                 }
+                true
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot load token revocations");
-                return false;
+                false
             }
+        }
+    }
+
+    /// Starts the caches over and trusts them again; `false` if the
+    /// revocations could not be read.
+    async fn start_over(&self, db: &DatabaseConnection, clock: &dyn Clock) -> bool {
+        let started = std::time::Instant::now();
+        if !self.start_empty(db, clock).await {
+            return false;
         }
         self.counters.beat(started);
         self.counters.set_trusted(true);
@@ -525,17 +534,8 @@ impl SharedCache {
     async fn follow(&self, mut listener: PgListener, db: &DatabaseConnection, clock: &dyn Clock) {
         // Whatever changed while nobody listened is unknown: start empty,
         // then load the revocations (after subscribing, so none is missed).
-        self.clear();
-        match unexpired_revocations(db, to_micros(clock.now())).await {
-            Ok(jtis) => {
-                if let Ok(mut set) = self.revoked.write() {
-                    set.extend(jtis);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot load token revocations");
-                return;
-            }
+        if !self.start_empty(db, clock).await {
+            return;
         }
         self.counters.set_trusted(true);
         tracing::info!("cache invalidation channel is up");
