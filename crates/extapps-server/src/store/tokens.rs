@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
-    sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
+    sea_query::{Expr, Query},
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -97,35 +98,29 @@ impl Store {
                 revoked,
             }));
         }
-        let backend = self.db.get_database_backend();
-        let sql = match backend {
-            DbBackend::Postgres => {
-                "SELECT a.organization, a.grants, a.tokens_not_before, \
-                 EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti IN ($1, $2)) AS revoked \
-                 FROM applications a WHERE a.id = $3"
-            }
-            _ => {
-                "SELECT a.organization, a.grants, a.tokens_not_before, \
-                 EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti IN (?, ?)) AS revoked \
-                 FROM applications a WHERE a.id = ?"
-            }
-        };
-        let row = retrying(|| async {
-            self.db
-                .query_one_raw(Statement::from_sql_and_values(
-                    backend,
-                    sql,
-                    [
-                        jti.to_string().into(),
-                        // The token's grant: revoking it revokes the token.
-                        grant.unwrap_or(jti).to_string().into(),
-                        client_id.to_string().into(),
-                    ],
-                ))
-                .await
-                .map_err(db_error)
-        })
-        .await?;
+        // One statement for both databases: the application, and whether
+        // the token or its grant (revoking a grant revokes its tokens) was
+        // revoked.
+        let revoked = Query::select()
+            .expr(Expr::val(1))
+            .from(revoked_token::Entity)
+            .and_where(
+                revoked_token::Column::Jti
+                    .is_in([jti.to_string(), grant.unwrap_or(jti).to_string()]),
+            )
+            .to_owned();
+        let statement = Query::select()
+            .columns([
+                application::Column::Organization,
+                application::Column::Grants,
+                application::Column::TokensNotBefore,
+            ])
+            .expr(Expr::exists(revoked))
+            .from(application::Entity)
+            .and_where(application::Column::Id.eq(client_id.to_string()))
+            .to_owned();
+        let row =
+            retrying(|| async { self.db.query_one(&statement).await.map_err(db_error) }).await?;
         let Some(row) = row else {
             return Ok(None);
         };
