@@ -75,9 +75,25 @@ fn generate_after(kind: CredentialKind, leading: &[u8]) -> Result<SecretString, 
     let mut value = String::with_capacity(kind.prefix().len() + kind.body_chars() + CHECKSUM_CHARS);
     value.push_str(kind.prefix());
     URL_SAFE_NO_PAD.encode_string([leading, &random].concat(), &mut value);
+    Ok(SecretString::from(with_checksum(value)))
+}
+
+/// `value` with its CRC-32 checksum appended, as every credential ends.
+pub fn with_checksum(mut value: String) -> String {
     let checksum = crc32fast::hash(value.as_bytes());
     value.push_str(&format!("{checksum:08x}"));
-    Ok(SecretString::from(value))
+    value
+}
+
+/// What precedes a valid checksum at the end of `value`; `None` if the
+/// checksum is missing or wrong (a typo, or not a credential).
+pub fn checked(value: &str) -> Option<&str> {
+    let (signed, checksum) = value.split_at_checked(value.len().checked_sub(CHECKSUM_CHARS)?)?;
+    let valid = checksum
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && u32::from_str_radix(checksum, 16).is_ok_and(|c| c == crc32fast::hash(signed.as_bytes()));
+    valid.then_some(signed)
 }
 
 /// Whether `value` has the shape and checksum of a credential of `kind`.
@@ -85,12 +101,7 @@ pub fn is_well_formed(kind: CredentialKind, value: &str) -> bool {
     let Some(body) = value.strip_prefix(kind.prefix()) else {
         return false;
     };
-    if body.len() != kind.body_chars() + CHECKSUM_CHARS || !body.is_ascii() {
-        return false;
-    }
-    let (signed, checksum) = value.split_at(value.len() - CHECKSUM_CHARS);
-    u32::from_str_radix(checksum, 16).is_ok_and(|c| c == crc32fast::hash(signed.as_bytes()))
-        && checksum.bytes().all(|b| !b.is_ascii_uppercase())
+    body.len() == kind.body_chars() + CHECKSUM_CHARS && body.is_ascii() && checked(value).is_some()
 }
 
 /// The grant a well-formed credential of a bound `kind` carries.

@@ -18,6 +18,7 @@ use secrecy::SecretString;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use super::credential;
 use super::error::Error;
 use super::key_ring::{KEY_ID_BYTES, KeyId, PurposeKeys};
 
@@ -25,7 +26,6 @@ use super::key_ring::{KEY_ID_BYTES, KeyId, PurposeKeys};
 pub const REFRESH_TOKEN_PREFIX: &str = "extapps_rt_";
 const MAC_BYTES: usize = 32;
 const BODY_BYTES: usize = 16 + 4 + KEY_ID_BYTES + MAC_BYTES;
-const CHECKSUM_CHARS: usize = 8;
 
 /// Makes and checks refresh tokens.
 #[derive(Clone)]
@@ -63,23 +63,13 @@ impl RefreshTokens {
         body.extend_from_slice(&tag);
         let mut token = String::from(REFRESH_TOKEN_PREFIX);
         URL_SAFE_NO_PAD.encode_string(body, &mut token);
-        let checksum = crc32fast::hash(token.as_bytes());
-        token.push_str(&format!("{checksum:08x}"));
-        Ok(SecretString::from(token))
+        Ok(SecretString::from(credential::with_checksum(token)))
     }
 
     /// The grant and generation of a token this server made with a key
     /// still in its ring; `None` for anything else, forged or mistyped.
     pub fn open(&self, token: &str) -> Option<(Uuid, u32)> {
-        let (signed, checksum) =
-            token.split_at_checked(token.len().checked_sub(CHECKSUM_CHARS)?)?;
-        let valid_checksum = checksum
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            && u32::from_str_radix(checksum, 16).ok()? == crc32fast::hash(signed.as_bytes());
-        if !valid_checksum {
-            return None;
-        }
+        let signed = credential::checked(token)?;
         let body = URL_SAFE_NO_PAD
             .decode(signed.strip_prefix(REFRESH_TOKEN_PREFIX)?)
             .ok()?;
@@ -100,6 +90,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use secrecy::ExposeSecret;
+
+    const CHECKSUM_CHARS: usize = 8;
 
     fn tokens(material: u8) -> RefreshTokens {
         RefreshTokens::new(PurposeKeys::fixed([material; 32]))
@@ -124,8 +116,7 @@ mod tests {
         body[last] ^= 1;
         let mut forged = String::from(REFRESH_TOKEN_PREFIX);
         URL_SAFE_NO_PAD.encode_string(&body, &mut forged);
-        let checksum = crc32fast::hash(forged.as_bytes());
-        forged.push_str(&format!("{checksum:08x}"));
+        let forged = credential::with_checksum(forged);
         assert_eq!(tokens(1).open(&forged), None);
         assert_eq!(tokens(1).open(&text[..text.len() - 1]), None);
     }

@@ -35,11 +35,6 @@ pub async fn authorize(
         }
         Err(error) => AuthorizeOutcome::Page(error),
     };
-    service.metrics().token_request(match &outcome {
-        AuthorizeOutcome::SignIn(_) => "authorization_started",
-        AuthorizeOutcome::Redirect(_) => "authorization_refused",
-        AuthorizeOutcome::Page(error) => error.code(),
-    });
     match outcome {
         AuthorizeOutcome::SignIn(url) | AuthorizeOutcome::Redirect(url) => see_other(&url),
         AuthorizeOutcome::Page(error) => error_page(&headers, error),
