@@ -186,6 +186,11 @@ impl Serving {
         )
     }
 
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://ADDRESS`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

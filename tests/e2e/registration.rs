@@ -327,7 +327,7 @@ async fn bad_registrations_are_refused_field_by_field(backend: Backend) {
         }
         report.push('\n');
     }
-    assert_snapshot("register_invalid.md", &report);
+    assert_snapshot("register_invalid", &report);
     assert!(
         list_all(&mut admin, "acme").await.is_empty(),
         "nothing was registered"

@@ -1,24 +1,14 @@
-//! Reviewed snapshots of error details: a test renders what it saw and
-//! compares it with `tests/snapshots/NAME`. `EXTAPPS_UPDATE_SNAPSHOTS=1`
-//! rewrites the file instead, for review in the diff.
+//! Reviewed snapshots of what callers see, kept in `tests/snapshots/` by
+//! `insta`. A test whose output changed fails and leaves `NAME.snap.new`
+//! beside the snapshot; review it with `cargo insta review`, or rerun with
+//! `INSTA_UPDATE=always` and read the diff.
 
 use crate::harness::workspace_root;
 
 pub fn assert_snapshot(name: &str, actual: &str) {
-    let path = workspace_root().join("tests/snapshots").join(name);
-    if std::env::var_os("EXTAPPS_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "missing snapshot {}: run with EXTAPPS_UPDATE_SNAPSHOTS=1 and review it",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "snapshot {} differs; rerun with EXTAPPS_UPDATE_SNAPSHOTS=1 and review the diff.\n--- expected\n{expected}\n--- actual\n{actual}",
-        path.display()
-    );
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(workspace_root().join("tests/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!(name, actual));
 }

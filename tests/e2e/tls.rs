@@ -14,13 +14,13 @@ use crate::{
 
 /// A private CA, a server certificate for `localhost` and a client
 /// certificate, all as PEM.
-struct Pki {
-    ca: String,
+pub struct Pki {
+    pub ca: String,
     server: (String, String),
     client: (String, String),
 }
 
-fn pki() -> Pki {
+pub fn pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -49,7 +49,7 @@ fn write(dir: &Path, name: &str, pem: &str) -> String {
 
 /// The server binary with `pki`'s server certificate (and, if asked, its
 /// CA for client certificates): the server and its `https://localhost` URL.
-fn serve_tls(dir: &Path, pki: &Pki, client_ca: bool) -> (Serving, String) {
+pub fn serve_tls(dir: &Path, pki: &Pki, client_ca: bool) -> (Serving, String) {
     serve_tls_with(dir, pki, client_ca, &[])
 }
 

@@ -1394,7 +1394,12 @@ async fn every_replica_sees_user_revocations_at_once(backend: Backend) {
     let other = server.beside(server.ring.clone()).await;
     // The other replica answers from its caches: what reaches it must come
     // through change detection (a channel, or polling the SQLite file).
-    other.store().caches_trusted(true).await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        other.store().caches_trusted(true),
+    )
+    .await
+    .expect("the other replica follows changes");
     let key = &setup.introspect_key;
     let mut live = Vec::new();
     for _ in 0..2 {

@@ -98,7 +98,7 @@ impl Default for Metrics {
         );
         registry.register(
             "replica_cache_lookups",
-            "Lookups in this replica's caches of caller keys and applications, by outcome",
+            "Lookups in this replica's caches of caller keys and applications, by outcome (hit, miss, distrusted)",
             replica_cache.clone(),
         );
         Self {
@@ -158,8 +158,10 @@ impl Metrics {
     }
 
     /// A lookup in a replica cache (`callers`, `applications`).
-    pub fn replica_cache(&self, cache: &'static str, hit: bool) {
-        let outcome = if hit { "hit" } else { "miss" };
+    /// A lookup in a replica cache: `hit`, `miss`, or `distrusted` (the
+    /// replica cannot see other replicas' changes right now, so it asked
+    /// the database).
+    pub fn replica_cache(&self, cache: &'static str, outcome: &'static str) {
         self.replica_cache
             .get_or_create(&CacheLabels { cache, outcome })
             .inc();

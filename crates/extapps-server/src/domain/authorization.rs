@@ -385,6 +385,54 @@ mod tests {
         }
 
         #[test]
+        fn redirects_carry_any_parameters_back_unchanged(
+            registered_query in proptest::option::of("[a-z]{1,5}=[a-z0-9]{1,5}"),
+            state in ".{0,40}",
+            code in "[A-Za-z0-9_-]{0,60}",
+        ) {
+            let registered = match &registered_query {
+                Some(query) => format!("https://app.example.com/cb?{query}"),
+                None => "https://app.example.com/cb".to_owned(),
+            };
+            let redirect = redirect_with(&registered, &[("code", &code), ("state", &state)]);
+            let url = Url::parse(&redirect).unwrap();
+            let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            let mut expected = Vec::new();
+            if let Some((name, value)) = registered_query.as_deref().and_then(|q| q.split_once('=')) {
+                expected.push((name.to_owned(), value.to_owned()));
+            }
+            expected.push(("code".to_owned(), code.clone()));
+            expected.push(("state".to_owned(), state.clone()));
+            prop_assert_eq!(pairs, expected);
+            prop_assert!(redirect.starts_with(&registered));
+        }
+
+        #[test]
+        fn requested_scopes_split_into_the_allowed_ones_and_offline_access(
+            requested in proptest::collection::vec(
+                proptest::sample::select(vec!["OR.Jobs", "OR.Queues", "offline_access", "OR.Nope"]),
+                0..6,
+            ),
+        ) {
+            let allowed: BTreeSet<&str> = ["OR.Jobs", "OR.Queues"].into();
+            match split_scopes(requested.iter().copied(), &allowed) {
+                Ok((scopes, offline)) => {
+                    prop_assert!(!requested.contains(&"OR.Nope"));
+                    prop_assert_eq!(offline, requested.contains(&OFFLINE_ACCESS));
+                    let expected: BTreeSet<String> = requested
+                        .iter()
+                        .filter(|s| **s != OFFLINE_ACCESS)
+                        .map(|s| s.to_string())
+                        .collect();
+                    prop_assert_eq!(scopes, expected);
+                }
+                Err(refused) => {
+                    prop_assert_eq!(refused, "OR.Nope");
+                }
+            }
+        }
+
+        #[test]
         fn verifiers_match_only_their_own_challenge(verifier in "[A-Za-z0-9._~-]{43,128}") {
             let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
             prop_assert!(is_s256_challenge(&challenge));

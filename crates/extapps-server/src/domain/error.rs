@@ -191,6 +191,12 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// The value of a field that parsed; records the violation of one that
+    /// did not.
+    pub fn check<T>(&mut self, parsed: Result<T, FieldViolation>) -> Option<T> {
+        parsed.map_err(|violation| self.0.push(violation)).ok()
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

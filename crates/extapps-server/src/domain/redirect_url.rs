@@ -119,5 +119,30 @@ mod tests {
             let url = format!("https://example.com/{path}");
             prop_assert!(RedirectUrl::parse(&url).is_ok());
         }
+
+        /// An accepted URL is kept exactly as given (it is compared
+        /// byte for byte at the authorization endpoint), and reads back
+        /// as itself.
+        #[test]
+        fn accepted_urls_are_kept_as_given(
+            scheme in proptest::sample::select(vec!["https://app.example.com", "http://127.0.0.1:8080", "http://[::1]", "com.example.app:"]),
+            path in "/[A-Za-z0-9._~/-]{0,30}",
+            query in proptest::option::of("[a-z]{1,5}=[a-z0-9]{0,5}"),
+        ) {
+            let url = match query {
+                Some(query) => format!("{scheme}{path}?{query}"),
+                None => format!("{scheme}{path}"),
+            };
+            let parsed = RedirectUrl::parse(&url).unwrap();
+            prop_assert_eq!(parsed.as_str(), url.as_str());
+            prop_assert_eq!(RedirectUrl::parse(parsed.as_str()).unwrap(), parsed);
+        }
+
+        /// Loopback `http` only: any other host over plain `http` is refused.
+        #[test]
+        fn plain_http_is_refused_off_loopback(host in "[a-z]{1,10}\\.(com|org|net)") {
+            let url = format!("http://{host}/cb");
+            prop_assert!(RedirectUrl::parse(&url).is_err());
+        }
     }
 }

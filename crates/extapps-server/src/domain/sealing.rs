@@ -109,6 +109,8 @@ impl Sealer {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -121,5 +123,24 @@ mod tests {
         assert!(b.open(&text.replacen("a_", "b_", 1)).is_none());
         assert!(a.open(&format!("{text}{}", "A".repeat(100))).is_none());
         assert!(a.seal(&[0; 100]).is_err(), "longer than it may be");
+    }
+
+    proptest! {
+        /// Whatever fits opens to exactly what was sealed, and any one
+        /// changed character makes it unreadable.
+        #[test]
+        fn what_is_sealed_opens_unchanged_and_only_unaltered(
+            plain in proptest::collection::vec(any::<u8>(), 0..40),
+            at in any::<usize>(),
+        ) {
+            let sealer = Sealer::new("t_", 200, &PurposeKeys::fixed([5; 32]));
+            let text = sealer.seal(&plain).unwrap();
+            prop_assert!(text.starts_with("t_"));
+            prop_assert_eq!(sealer.open(&text), Some(plain));
+            let mut altered: Vec<char> = text.chars().collect();
+            let i = 2 + at % (altered.len() - 2);
+            altered[i] = if altered[i] == 'A' { 'B' } else { 'A' };
+            prop_assert_eq!(sealer.open(&altered.into_iter().collect::<String>()), None);
+        }
     }
 }

@@ -472,9 +472,8 @@ impl ExternalApplications for GrpcApi {
         answer(&self.service, "RevokeUserAuthorization", async {
             let caller = self.caller(&request).await?;
             let req = request.get_ref();
-            let application = app_name("application", &req.application)?;
             self.service
-                .revoke_user_authorization(&caller, &req.subject, &application)
+                .revoke_user_authorization(&caller, &req.subject, &req.application)
                 .await?;
             Ok(pb::RevokeUserAuthorizationResponse {})
         })

@@ -72,15 +72,19 @@ pub struct Service {
     budget: Arc<auth_budget::AuthBudget>,
     /// Where argon2id runs.
     pool: verify_pool::VerifyPool,
-    /// Digests of caller keys that authenticated lately: they pass a
-    /// source's failure gate (they are still looked up, so a revoked key
-    /// stops at once).
-    recent_callers: moka::sync::Cache<String, ()>,
+    /// Digests of caller keys that authenticated lately, and when (on the
+    /// service clock): they pass a source's failure gate (they are still
+    /// looked up, so a revoked key stops at once).
+    recent_callers: moka::sync::Cache<String, OffsetDateTime>,
     client_auth: ClientAuthSettings,
     metrics: crate::metrics::Metrics,
     /// When each secret's last use was last written, per replica.
     secret_use: Arc<Mutex<HashMap<String, OffsetDateTime>>>,
 }
+
+/// A caller key that authenticated within this long is not held to its
+/// source's failure budget.
+const RECENT_CALLER: time::Duration = time::Duration::HOUR;
 
 impl Service {
     pub async fn new(
@@ -123,9 +127,11 @@ impl Service {
                 clock.clone(),
             )),
             pool: verify_pool::VerifyPool::new(client_auth.pool)?,
+            // Real-time expiry only bounds memory; what counts as lately is
+            // decided on the service clock.
             recent_callers: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_idle(std::time::Duration::from_secs(3600))
+                .time_to_idle(RECENT_CALLER.unsigned_abs())
                 .build(),
             client_auth,
             metrics,
@@ -228,7 +234,7 @@ impl Service {
         let Some(value) = authorization else {
             return Err(Error::Unauthenticated {
                 reason: Reason::MissingCredentials,
-                message: "missing `authorization: Bearer <key>` metadata".into(),
+                message: "no caller key: send `authorization: Bearer <key>`".into(),
             });
         };
         let invalid = || Error::Unauthenticated {
@@ -241,15 +247,19 @@ impl Service {
             .map(str::trim)
             .ok_or_else(|| Error::Unauthenticated {
                 reason: Reason::MissingCredentials,
-                message: "the `authorization` metadata must be `Bearer <key>`".into(),
+                message: "`authorization` must be `Bearer <key>`".into(),
             })?;
         // A mistyped or foreign key fails its checksum without a database hit.
         if !credential::is_well_formed(CredentialKind::CallerKey, key) {
             return Err(invalid());
         }
         let digest = credential::digest_str(key);
+        let now = self.clock.now();
         if let Some(retry_after) = self.budget.refused_for(source)
-            && !self.recent_callers.contains_key(&digest)
+            && self
+                .recent_callers
+                .get(&digest)
+                .is_none_or(|last| now - last > RECENT_CALLER)
         {
             return Err(Error::ResourceExhausted {
                 reason: Reason::TooManyFailures,
@@ -260,7 +270,7 @@ impl Service {
             });
         }
         let caller = self.store.find_caller(&digest).await?.ok_or_else(invalid)?;
-        self.recent_callers.insert(digest, ());
+        self.recent_callers.insert(digest, now);
         Ok(caller)
     }
 }

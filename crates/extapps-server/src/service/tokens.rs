@@ -127,7 +127,7 @@ impl Service {
         // it presents a secret verified before (whose owner it may share
         // an address with).
         if let Some(retry_after) = self.budget.refused_for(credentials.source)
-            && !self.verified.known(client_id, secret)
+            && !self.verified.known(client_id, secret, self.clock.now())
         {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
@@ -180,7 +180,7 @@ impl Service {
                     .await?;
                 if let Some(secret_id) = &matched {
                     self.verified
-                        .remember(client_id, secret, secret_id, state.revision);
+                        .remember(client_id, secret, secret_id, state.revision, now);
                 }
                 Ok(matched)
             })

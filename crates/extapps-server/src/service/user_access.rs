@@ -21,7 +21,7 @@ use crate::domain::{
     credential::{self, CredentialKind},
     names::{ApplicationName, ClientId, OrganizationId},
     oauth::OAuthError,
-    page_token::page_size,
+    page_token::checked_page_size,
     token::TokenClaims,
 };
 use crate::store::{Answer, ClientState, GrantsOf, NewGrant, UserAuthorizationRecord, UserGrant};
@@ -334,23 +334,47 @@ impl Service {
     }
 
     /// The pending request `name` names, for the sign-in front end: checked
-    /// for role, organization and expiry.
+    /// for role, organization and expiry. `violations` holds what is wrong
+    /// with the call's other fields, for the caller to report together with
+    /// what it finds wrong next; a malformed name, or a request not found
+    /// beside other bad fields, reports them at once.
     async fn pending_request(
         &self,
         caller: &Caller,
         name: &str,
         call: &str,
+        violations: &mut Violations,
     ) -> Result<(String, PendingAuthorization, Arc<ClientState>), Error> {
         caller.require_role(&[Role::Signin], call)?;
+        let invalid = |violations: &mut Violations| match std::mem::take(violations).into_result() {
+            Err(invalid) => Err(invalid),
+            Ok(()) => Err(Error::Internal),
+        };
         let Some(id) = name
             .strip_prefix("authorizationRequests/")
             .filter(|id| !id.is_empty())
         else {
-            return Err(Error::invalid_field(
+            violations.push(
                 "name",
                 "must be `authorizationRequests/{authorization_request}`",
-            ));
+            );
+            return invalid(violations);
         };
+        match self.find_pending_request(caller, id).await {
+            Err(Error::NotFound { .. } | Error::FailedPrecondition { .. })
+                if !violations.is_empty() =>
+            {
+                invalid(violations)
+            }
+            found => found,
+        }
+    }
+
+    async fn find_pending_request(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(String, PendingAuthorization, Arc<ClientState>), Error> {
         let pending = self
             .authorization_requests
             .open(id)
@@ -388,7 +412,12 @@ impl Service {
         name: &str,
     ) -> Result<AuthorizationRequestView, Error> {
         let (id, pending, state) = self
-            .pending_request(caller, name, "GetAuthorizationRequest")
+            .pending_request(
+                caller,
+                name,
+                "GetAuthorizationRequest",
+                &mut Violations::default(),
+            )
             .await?;
         if self
             .store
@@ -442,7 +471,7 @@ impl Service {
             );
         }
         let (_, pending, state) = self
-            .pending_request(caller, name, "AcceptAuthorizationRequest")
+            .pending_request(caller, name, "AcceptAuthorizationRequest", &mut violations)
             .await?;
         let requested = still_granted(&state, &pending.scopes);
         let mut scopes = BTreeSet::new();
@@ -554,7 +583,7 @@ impl Service {
             );
         }
         let (_, pending, state) = self
-            .pending_request(caller, name, "RejectAuthorizationRequest")
+            .pending_request(caller, name, "RejectAuthorizationRequest", &mut violations)
             .await?;
         violations.into_result()?;
         let now = self.clock.now();
@@ -984,9 +1013,13 @@ impl Service {
         page_token: &str,
     ) -> Result<(Vec<UserAuthorizationRecord>, String), Error> {
         caller.require_role(&[Role::Signin], "ListUserAuthorizations")?;
-        authorization::check_subject(subject)
-            .map_err(|why| Error::invalid_field("subject", why))?;
-        let limit = page_size(page_size_value)?;
+        let mut violations = Violations::default();
+        if let Err(why) = authorization::check_subject(subject) {
+            violations.push("subject", why);
+        }
+        let limit = violations.check(checked_page_size(page_size_value));
+        violations.into_result()?;
+        let limit = limit.ok_or(Error::Internal)?;
         let query = format!(
             "user-authorizations\n{subject}\n{}",
             caller
@@ -1029,11 +1062,16 @@ impl Service {
         &self,
         caller: &Caller,
         subject: &str,
-        application: &ApplicationName,
+        application: &str,
     ) -> Result<(), Error> {
         caller.require_role(&[Role::Signin], "RevokeUserAuthorization")?;
-        authorization::check_subject(subject)
-            .map_err(|why| Error::invalid_field("subject", why))?;
+        let mut violations = Violations::default();
+        if let Err(why) = authorization::check_subject(subject) {
+            violations.push("subject", why);
+        }
+        let application = violations.check(ApplicationName::parse("application", application));
+        violations.into_result()?;
+        let application = application.ok_or(Error::Internal)?;
         let not_found = || Error::NotFound {
             reason: Reason::UserAuthorizationNotFound,
             message: "this user has no live authorization of this application".into(),

@@ -6,23 +6,47 @@
 //! application's revision is the one it was verified at and its secret is
 //! still live: any edit, rotation or deletion (read fresh from the database on
 //! every request) makes it a miss at once, on every replica.
+//!
+//! How long an entry lasts unused is decided on the service clock, so tests
+//! move it; the cache's own expiry, in real time, only bounds memory.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use crate::domain::{names::ClientId, oauth::OAuthError};
+use crate::domain::{clock::to_micros, names::ClientId, oauth::OAuthError};
 use crate::store::ClientState;
 
 const CAPACITY: u64 = 100_000;
 
-#[derive(Clone)]
 struct Verified {
     secret_id: String,
     revision: i64,
+    /// When the entry was last used, in microseconds on the service clock.
+    last_use: AtomicI64,
+}
+
+impl Verified {
+    /// Whether the entry still counts at `now`; if so, `now` is its last use.
+    fn used_at(&self, now: OffsetDateTime, idle: Duration) -> bool {
+        let now = to_micros(now);
+        let idle = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
+        let last = self.last_use.load(Ordering::Relaxed);
+        if now.saturating_sub(last) > idle {
+            return false;
+        }
+        self.last_use.fetch_max(now, Ordering::Relaxed);
+        true
+    }
 }
 
 /// One verification in progress, shared by every request that presents the
@@ -32,7 +56,8 @@ pub type InFlight = Arc<tokio::sync::OnceCell<Result<Option<String>, OAuthError>
 
 pub struct VerifiedSecrets {
     key: [u8; 32],
-    entries: moka::sync::Cache<[u8; 32], Verified>,
+    idle: Duration,
+    entries: moka::sync::Cache<[u8; 32], Arc<Verified>>,
     /// Verifications running now, so that a client's burst of first
     /// requests costs one verification (and one unit of budget), not one
     /// each; bounded, and short-lived by construction.
@@ -55,6 +80,7 @@ impl VerifiedSecrets {
     pub fn new(key: [u8; 32], idle: Duration) -> Self {
         Self {
             key,
+            idle,
             entries: moka::sync::Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_idle(idle)
@@ -101,11 +127,13 @@ impl VerifiedSecrets {
         Some(mac.finalize().into_bytes().into())
     }
 
-    /// Whether `secret` was verified for `client_id` at some point (it may
-    /// have been rotated since: [`VerifiedSecrets::lookup`] decides).
-    pub fn known(&self, client_id: ClientId, secret: &SecretString) -> bool {
+    /// Whether `secret` was verified for `client_id` and used within the
+    /// idle time before `now` (it may have been rotated since:
+    /// [`VerifiedSecrets::lookup`] decides).
+    pub fn known(&self, client_id: ClientId, secret: &SecretString, now: OffsetDateTime) -> bool {
         self.fingerprint(client_id, secret)
-            .is_some_and(|key| self.entries.contains_key(&key))
+            .and_then(|key| self.entries.get(&key))
+            .is_some_and(|hit| hit.used_at(now, self.idle))
     }
 
     /// The ID of the secret `secret` was verified as, if that still holds
@@ -118,11 +146,14 @@ impl VerifiedSecrets {
         now: OffsetDateTime,
     ) -> Option<String> {
         let hit = self.entries.get(&self.fingerprint(client_id, secret)?)?;
+        if !hit.used_at(now, self.idle) {
+            return None;
+        }
         let live = state
             .secrets
             .iter()
             .any(|s| s.id == hit.secret_id && s.expire_time.is_none_or(|end| end > now));
-        (hit.revision == state.revision && live).then_some(hit.secret_id)
+        (hit.revision == state.revision && live).then(|| hit.secret_id.clone())
     }
 
     pub fn remember(
@@ -131,14 +162,16 @@ impl VerifiedSecrets {
         secret: &SecretString,
         secret_id: &str,
         revision: i64,
+        now: OffsetDateTime,
     ) {
         if let Some(fingerprint) = self.fingerprint(client_id, secret) {
             self.entries.insert(
                 fingerprint,
-                Verified {
+                Arc::new(Verified {
                     secret_id: secret_id.to_owned(),
                     revision,
-                },
+                    last_use: AtomicI64::new(to_micros(now)),
+                }),
             );
         }
     }
@@ -174,7 +207,7 @@ mod tests {
         let secret = SecretString::from("extapps_cs_example".to_owned());
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
         assert_eq!(cache.lookup(client, &secret, &state(1, None), now), None);
-        cache.remember(client, &secret, "s1", 1);
+        cache.remember(client, &secret, "s1", 1, now);
         assert_eq!(
             cache
                 .lookup(client, &secret, &state(1, None), now)
@@ -192,5 +225,30 @@ mod tests {
         // A secret past its grace period: miss.
         let ended = Some(now - time::Duration::SECOND);
         assert_eq!(cache.lookup(client, &secret, &state(1, ended), now), None);
+    }
+
+    #[test]
+    fn entries_last_their_idle_time_on_the_service_clock() {
+        let cache = VerifiedSecrets::new([9; 32], Duration::from_secs(60));
+        let client = ClientId::generate();
+        let secret = SecretString::from("extapps_cs_example".to_owned());
+        let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
+        let at = |seconds: i64| start + time::Duration::seconds(seconds);
+        cache.remember(client, &secret, "s1", 1, start);
+        // Each use starts the idle time over.
+        assert!(cache.known(client, &secret, at(60)));
+        assert_eq!(
+            cache
+                .lookup(client, &secret, &state(1, None), at(119))
+                .as_deref(),
+            Some("s1")
+        );
+        assert!(cache.known(client, &secret, at(179)));
+        // Unused for longer than the idle time: gone, both ways.
+        assert!(!cache.known(client, &secret, at(240)));
+        assert_eq!(
+            cache.lookup(client, &secret, &state(1, None), at(240)),
+            None
+        );
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -176,6 +176,41 @@ impl Store {
             .collect()
     }
 
+    /// The course of every change to an existing application: one
+    /// transaction that loads it (checking the caller's etag), lets `write`
+    /// make the change (guarded by the revision it loaded: see
+    /// [`guarded`]), records the audit event and announces the change to
+    /// every replica's caches. `write` returns `None` to roll back without
+    /// an error (a retry whose answer another call already recorded).
+    async fn change_application<T>(
+        &self,
+        of: ChangeOf<'_>,
+        write: impl AsyncFnOnce(&DatabaseTransaction, &Application) -> Result<Option<Written<T>>, Error>,
+    ) -> Result<Option<T>, Error> {
+        let txn = self.write().await?;
+        let before = load_for_change(&txn, &of).await?;
+        let Some(written) = write(&txn, &before).await? else {
+            return Ok(None);
+        };
+        insert_audit(
+            &txn,
+            NewAuditEvent {
+                organization: Some(of.organization.clone()),
+                application: Some(of.client_id),
+                actor: of.actor.to_owned(),
+                action: written.action,
+                before: Some(before),
+                after: written.after,
+                details: written.details,
+            },
+            of.now,
+        )
+        .await?;
+        self.commit_change(txn, Change::Application(of.client_id))
+            .await?;
+        Ok(Some(written.answer))
+    }
+
     /// Applies `change` to an application (display name, redirect URLs or
     /// grants), checking the etag and writing the audit event.
     pub async fn update_application(
@@ -184,68 +219,54 @@ impl Store {
         action: AuditAction,
         change: impl FnOnce(&Application) -> Result<Application, Error>,
     ) -> Result<Application, Error> {
-        let ChangeOf {
-            organization,
-            client_id,
-            actor,
-            now,
-            ..
-        } = of;
-        let txn = self.write().await?;
-        let before = load_for_change(&txn, &of).await?;
-        let mut after = change(&before)?;
-        after.revision = before.revision + 1;
-        after.update_time = now;
-        let mut update = application::Entity::update_many().col_expr(
-            application::Column::DisplayName,
-            Expr::value(after.display_name.as_str()),
-        );
-        // Only a new name takes a new key: a name kept from before the keys
-        // existed may hold a key of its own (see the migration).
-        if after.display_name.key() != before.display_name.key() {
-            update = update.col_expr(
-                application::Column::DisplayNameKey,
-                Expr::value(after.display_name.key()),
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            let mut after = change(before)?;
+            after.revision = before.revision + 1;
+            after.update_time = of.now;
+            let mut update = application::Entity::update_many().col_expr(
+                application::Column::DisplayName,
+                Expr::value(after.display_name.as_str()),
             );
-        }
-        let updated = update
-            .col_expr(
-                application::Column::RedirectUrls,
-                Expr::value(redirect_urls_json(&after.redirect_urls)?),
-            )
-            .col_expr(
-                application::Column::Grants,
-                Expr::value(grants_json(&after.grants)?),
-            )
-            .col_expr(application::Column::Revision, Expr::value(after.revision))
-            .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)))
-            .filter(application::Column::Id.eq(client_id.to_string()))
-            .filter(application::Column::Revision.eq(before.revision))
-            .exec(&txn)
-            .await;
-        match updated {
-            Err(e) if is_unique_violation(&e) => return Err(display_name_taken()),
-            Err(e) => return Err(db_error(e)),
-            Ok(r) if r.rows_affected == 0 => return Err(concurrent_change()),
-            Ok(_) => {}
-        }
-        insert_audit(
-            &txn,
-            NewAuditEvent {
-                organization: Some(organization.clone()),
-                application: Some(client_id),
-                actor: actor.to_owned(),
+            // Only a new name takes a new key: a name kept from before the
+            // keys existed may hold a key of its own (see the migration).
+            if after.display_name.key() != before.display_name.key() {
+                update = update.col_expr(
+                    application::Column::DisplayNameKey,
+                    Expr::value(after.display_name.key()),
+                );
+            }
+            let updated = update
+                .col_expr(
+                    application::Column::RedirectUrls,
+                    Expr::value(redirect_urls_json(&after.redirect_urls)?),
+                )
+                .col_expr(
+                    application::Column::Grants,
+                    Expr::value(grants_json(&after.grants)?),
+                )
+                .col_expr(application::Column::Revision, Expr::value(after.revision))
+                .col_expr(
+                    application::Column::UpdateTime,
+                    Expr::value(to_micros(of.now)),
+                )
+                .filter(application::Column::Id.eq(of.client_id.to_string()))
+                .filter(application::Column::Revision.eq(before.revision))
+                .exec(txn)
+                .await;
+            match updated {
+                Err(e) if is_unique_violation(&e) => return Err(display_name_taken()),
+                updated => guarded(updated.map_err(db_error)?.rows_affected)?,
+            }
+            Ok(Some(Written {
                 action,
-                before: Some(before),
                 after: Some(after.clone()),
                 details: Default::default(),
-            },
-            now,
-        )
-        .await?;
-        self.commit_change(txn, Change::Application(client_id))
-            .await?;
-        Ok(after)
+                answer: after,
+            }))
+        };
+        self.change_application(of, write)
+            .await?
+            .ok_or(Error::Internal)
     }
 
     /// Replaces the secrets of a confidential application (SPEC rule 7):
@@ -263,152 +284,140 @@ impl Store {
         let ChangeOf {
             organization,
             client_id,
-            actor,
             now,
             ..
         } = of;
-        let txn = self.write().await?;
-        let before = load_for_change(&txn, &of).await?;
-        precondition(&before)?;
-        let app_id = client_id.to_string();
-        let of_app = application_secret::Column::ApplicationId.eq(app_id.clone());
-        if rotation.grace_period.is_positive() {
-            let grace_end = to_micros(now + rotation.grace_period);
-            application_secret::Entity::delete_many()
-                .filter(of_app.clone())
-                .filter(application_secret::Column::ExpireTime.lte(to_micros(now)))
-                .exec(&txn)
-                .await
-                .map_err(db_error)?;
-            application_secret::Entity::update_many()
-                .col_expr(
-                    application_secret::Column::ExpireTime,
-                    Expr::value(grace_end),
-                )
-                .filter(of_app)
-                .filter(
-                    Condition::any()
-                        .add(application_secret::Column::ExpireTime.is_null())
-                        .add(application_secret::Column::ExpireTime.gt(grace_end)),
-                )
-                .exec(&txn)
-                .await
-                .map_err(db_error)?;
-        } else {
-            application_secret::Entity::delete_many()
-                .filter(of_app)
-                .exec(&txn)
-                .await
-                .map_err(db_error)?;
-        }
-        insert_secret(&txn, &client_id, &rotation.secret, now).await?;
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            precondition(before)?;
+            let app_id = client_id.to_string();
+            let of_app = application_secret::Column::ApplicationId.eq(app_id.clone());
+            if rotation.grace_period.is_positive() {
+                let grace_end = to_micros(now + rotation.grace_period);
+                application_secret::Entity::delete_many()
+                    .filter(of_app.clone())
+                    .filter(application_secret::Column::ExpireTime.lte(to_micros(now)))
+                    .exec(txn)
+                    .await
+                    .map_err(db_error)?;
+                application_secret::Entity::update_many()
+                    .col_expr(
+                        application_secret::Column::ExpireTime,
+                        Expr::value(grace_end),
+                    )
+                    .filter(of_app)
+                    .filter(
+                        Condition::any()
+                            .add(application_secret::Column::ExpireTime.is_null())
+                            .add(application_secret::Column::ExpireTime.gt(grace_end)),
+                    )
+                    .exec(txn)
+                    .await
+                    .map_err(db_error)?;
+            } else {
+                application_secret::Entity::delete_many()
+                    .filter(of_app)
+                    .exec(txn)
+                    .await
+                    .map_err(db_error)?;
+            }
+            insert_secret(txn, &client_id, &rotation.secret, now).await?;
 
-        let mut update = application::Entity::update_many()
-            .col_expr(
-                application::Column::Revision,
-                Expr::value(before.revision + 1),
-            )
-            .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)));
-        if rotation.revoke_tokens {
-            update = update.col_expr(
-                application::Column::TokensNotBefore,
-                Expr::value(to_micros(now)),
-            );
-            super::user_grants::revoke_grants_of(&txn, client_id, now).await?;
-        }
-        let updated = update
-            .filter(application::Column::Id.eq(app_id))
-            .filter(application::Column::Revision.eq(before.revision))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        if updated.rows_affected == 0 {
-            return Err(concurrent_change());
-        }
-        let after = load(&txn, organization, client_id, now)
-            .await?
-            .ok_or(Error::Internal)?;
-        if let Some(write) = record(&after)?
-            && insert_idempotency(&txn, write, now).await? == Inserted::AlreadyRecorded
-        {
-            return Ok(None);
-        }
-        let details = [
-            ("secret_id".to_owned(), rotation.secret.id.clone()),
-            (
-                "grace_period_seconds".to_owned(),
-                rotation.grace_period.whole_seconds().to_string(),
-            ),
-            (
-                "revoke_tokens".to_owned(),
-                rotation.revoke_tokens.to_string(),
-            ),
-        ]
-        .into();
-        insert_audit(
-            &txn,
-            NewAuditEvent {
-                organization: Some(organization.clone()),
-                application: Some(client_id),
-                actor: actor.to_owned(),
+            let mut update = application::Entity::update_many()
+                .col_expr(
+                    application::Column::Revision,
+                    Expr::value(before.revision + 1),
+                )
+                .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)));
+            if rotation.revoke_tokens {
+                update = update.col_expr(
+                    application::Column::TokensNotBefore,
+                    Expr::value(to_micros(now)),
+                );
+                super::user_grants::revoke_grants_of(txn, client_id, now).await?;
+            }
+            let updated = update
+                .filter(application::Column::Id.eq(app_id))
+                .filter(application::Column::Revision.eq(before.revision))
+                .exec(txn)
+                .await
+                .map_err(db_error)?;
+            guarded(updated.rows_affected)?;
+            let after = load(txn, organization, client_id, now)
+                .await?
+                .ok_or(Error::Internal)?;
+            if let Some(write) = record(&after)?
+                && insert_idempotency(txn, write, now).await? == Inserted::AlreadyRecorded
+            {
+                return Ok(None);
+            }
+            let details = [
+                ("secret_id".to_owned(), rotation.secret.id.clone()),
+                (
+                    "grace_period_seconds".to_owned(),
+                    rotation.grace_period.whole_seconds().to_string(),
+                ),
+                (
+                    "revoke_tokens".to_owned(),
+                    rotation.revoke_tokens.to_string(),
+                ),
+            ]
+            .into();
+            Ok(Some(Written {
                 action: AuditAction::ApplicationSecretGenerated,
-                before: Some(before),
                 after: Some(after.clone()),
                 details,
-            },
-            now,
-        )
-        .await?;
-        self.commit_change(txn, Change::Application(client_id))
-            .await?;
-        Ok(Some(after))
+                answer: after,
+            }))
+        };
+        self.change_application(of, write).await
     }
 
     /// Deletes an application, its secrets and its user grants (SPEC rule
     /// 9).
     pub async fn delete_application(&self, of: ChangeOf<'_>) -> Result<(), Error> {
-        let ChangeOf {
-            organization,
-            client_id,
-            actor,
-            now,
-            ..
-        } = of;
-        let txn = self.write().await?;
-        let before = load_for_change(&txn, &of).await?;
-        let app_id = client_id.to_string();
-        application_secret::Entity::delete_many()
-            .filter(application_secret::Column::ApplicationId.eq(app_id.clone()))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        super::user_grants::delete_grants_of(&txn, client_id).await?;
-        let deleted = application::Entity::delete_many()
-            .filter(application::Column::Id.eq(app_id))
-            .filter(application::Column::Revision.eq(before.revision))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        if deleted.rows_affected == 0 {
-            return Err(concurrent_change());
-        }
-        insert_audit(
-            &txn,
-            NewAuditEvent {
-                organization: Some(organization.clone()),
-                application: Some(client_id),
-                actor: actor.to_owned(),
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            let app_id = of.client_id.to_string();
+            application_secret::Entity::delete_many()
+                .filter(application_secret::Column::ApplicationId.eq(app_id.clone()))
+                .exec(txn)
+                .await
+                .map_err(db_error)?;
+            super::user_grants::delete_grants_of(txn, of.client_id).await?;
+            let deleted = application::Entity::delete_many()
+                .filter(application::Column::Id.eq(app_id))
+                .filter(application::Column::Revision.eq(before.revision))
+                .exec(txn)
+                .await
+                .map_err(db_error)?;
+            guarded(deleted.rows_affected)?;
+            Ok(Some(Written {
                 action: AuditAction::ApplicationDeleted,
-                before: Some(before),
                 after: None,
                 details: Default::default(),
-            },
-            now,
-        )
-        .await?;
-        self.commit_change(txn, Change::Application(client_id))
-            .await
+                answer: (),
+            }))
+        };
+        self.change_application(of, write)
+            .await?
+            .ok_or(Error::Internal)
     }
+}
+
+/// What a change wrote, for its audit event, and what it answers.
+struct Written<T> {
+    action: AuditAction,
+    after: Option<Application>,
+    details: std::collections::BTreeMap<String, String>,
+    answer: T,
+}
+
+/// The outcome of a write guarded by the revision the change loaded (`...
+/// WHERE revision = ?`): no row means another change came first.
+fn guarded(rows_affected: u64) -> Result<(), Error> {
+    if rows_affected == 0 {
+        return Err(concurrent_change());
+    }
+    Ok(())
 }
 
 /// Writes an idempotency record, first clearing expired ones so an ID reused

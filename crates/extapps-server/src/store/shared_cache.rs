@@ -260,15 +260,20 @@ impl SharedCache {
         let _ = self.metrics.set(metrics);
     }
 
-    fn counted<T>(&self, cache: &'static str, found: Option<T>) -> Option<T> {
+    fn count(&self, cache: &'static str, outcome: &'static str) {
         if let Some(metrics) = self.metrics.get() {
-            metrics.replica_cache(cache, found.is_some());
+            metrics.replica_cache(cache, outcome);
         }
+    }
+
+    fn counted<T>(&self, cache: &'static str, found: Option<T>) -> Option<T> {
+        self.count(cache, if found.is_some() { "hit" } else { "miss" });
         found
     }
 
     pub fn client(&self, id: &ClientId) -> Option<Arc<ClientState>> {
         if !self.trusted() {
+            self.count("applications", "distrusted");
             return None;
         }
         self.counted("applications", self.clients.get(id))
@@ -276,6 +281,7 @@ impl SharedCache {
 
     pub fn caller(&self, digest: &str) -> Option<Arc<Caller>> {
         if !self.trusted() {
+            self.count("callers", "distrusted");
             return None;
         }
         self.counted("callers", self.callers.get(digest))

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
-    sea_query::{Expr, Query},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    sea_query::{Expr, Func, Query},
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -74,68 +74,28 @@ pub struct IntrospectionState {
 }
 
 impl Store {
-    /// The application of a token and whether the token was revoked: one
-    /// indexed read. `None` if the application no longer exists.
+    /// The application of a token and whether the token (or the grant it
+    /// came from: revoking a grant revokes its tokens) was revoked. Each
+    /// part comes from this replica's caches when they are trusted and from
+    /// the database otherwise. `None` if the application no longer exists.
     pub async fn introspection_state(
         &self,
         client_id: ClientId,
         jti: Uuid,
         grant: Option<Uuid>,
     ) -> Result<Option<IntrospectionState>, Error> {
-        if self.cache.trusted() {
-            let Some(state) = self.client_state(client_id).await? else {
-                return Ok(None);
-            };
-            let revoked = self.token_revoked(jti).await?
-                || match grant {
-                    Some(grant) => self.token_revoked(grant).await?,
-                    None => false,
-                };
-            return Ok(Some(IntrospectionState {
-                organization: state.organization.clone(),
-                grants: state.grants.clone(),
-                tokens_not_before: state.tokens_not_before,
-                revoked,
-            }));
-        }
-        // One statement for both databases: the application, and whether
-        // the token or its grant (revoking a grant revokes its tokens) was
-        // revoked.
-        let revoked = Query::select()
-            .expr(Expr::val(1))
-            .from(revoked_token::Entity)
-            .and_where(
-                revoked_token::Column::Jti
-                    .is_in([jti.to_string(), grant.unwrap_or(jti).to_string()]),
-            )
-            .to_owned();
-        let statement = Query::select()
-            .columns([
-                application::Column::Organization,
-                application::Column::Grants,
-                application::Column::TokensNotBefore,
-            ])
-            .expr(Expr::exists(revoked))
-            .from(application::Entity)
-            .and_where(application::Column::Id.eq(client_id.to_string()))
-            .to_owned();
-        let row =
-            retrying(|| async { self.db.query_one(&statement).await.map_err(db_error) }).await?;
-        let Some(row) = row else {
+        let Some(state) = self.client_state(client_id).await? else {
             return Ok(None);
         };
-        let corrupt = |_| {
-            tracing::error!(application = %client_id, "stored application does not parse");
-            Error::Internal
-        };
-        let organization: String = row.try_get_by_index(0).map_err(corrupt)?;
-        let grants: String = row.try_get_by_index(1).map_err(corrupt)?;
-        let tokens_not_before: Option<i64> = row.try_get_by_index(2).map_err(corrupt)?;
-        let revoked: bool = row.try_get_by_index(3).map_err(corrupt)?;
+        let revoked = self.token_revoked(jti).await?
+            || match grant {
+                Some(grant) => self.token_revoked(grant).await?,
+                None => false,
+            };
         Ok(Some(IntrospectionState {
-            organization: OrganizationId::parse(&organization).map_err(|_| Error::Internal)?,
-            grants: Arc::new(serde_json::from_str(&grants).map_err(|_| Error::Internal)?),
-            tokens_not_before: tokens_not_before.map(from_micros),
+            organization: state.organization.clone(),
+            grants: state.grants.clone(),
+            tokens_not_before: state.tokens_not_before,
             revoked,
         }))
     }
@@ -260,11 +220,11 @@ impl Store {
         self.cache.forget_expired(now);
         let txn = self.write().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
+            let try_lock = Query::select()
+                .expr(Func::cust("pg_try_advisory_xact_lock").arg(PURGE_LOCK))
+                .to_owned();
             let locked = txn
-                .query_one_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    format!("SELECT pg_try_advisory_xact_lock({PURGE_LOCK})"),
-                ))
+                .query_one(&try_lock)
                 .await
                 .map_err(db_error)?
                 .and_then(|row| row.try_get_by_index::<bool>(0).ok())
