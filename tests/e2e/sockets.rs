@@ -28,8 +28,12 @@ fn accepted_nodelay(pid: u32, listening: SocketAddr) -> Vec<bool> {
             continue;
         }
         let number: i32 = entry.file_name().to_str().unwrap().parse().unwrap();
-        let Ok(socket) = pidfd_getfd(&pidfd, number, PidfdGetfdFlags::empty()) else {
-            continue; // closed meanwhile
+        let socket = match pidfd_getfd(&pidfd, number, PidfdGetfdFlags::empty()) {
+            Ok(socket) => socket,
+            Err(rustix::io::Errno::BADF) => continue, // closed meanwhile
+            // Refused (a seccomp filter, ptrace rules): say so, rather than
+            // report no sockets.
+            Err(e) => panic!("cannot read the server's socket {number}: {e}"),
         };
         let socket = SockRef::from(&socket);
         let local = socket.local_addr().ok().and_then(|a| a.as_socket());

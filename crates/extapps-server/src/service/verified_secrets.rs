@@ -36,16 +36,14 @@ struct Verified {
 }
 
 impl Verified {
-    /// Whether the entry still counts at `now`; if so, `now` is its last use.
-    fn used_at(&self, now: OffsetDateTime, idle: Duration) -> bool {
-        let now = to_micros(now);
+    /// Whether the entry was used within `idle` before `now`.
+    fn fresh_at(&self, now: OffsetDateTime, idle: Duration) -> bool {
         let idle = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
-        let last = self.last_use.load(Ordering::Relaxed);
-        if now.saturating_sub(last) > idle {
-            return false;
-        }
-        self.last_use.fetch_max(now, Ordering::Relaxed);
-        true
+        to_micros(now).saturating_sub(self.last_use.load(Ordering::Relaxed)) <= idle
+    }
+
+    fn used_at(&self, now: OffsetDateTime) {
+        self.last_use.fetch_max(to_micros(now), Ordering::Relaxed);
     }
 }
 
@@ -129,11 +127,11 @@ impl VerifiedSecrets {
 
     /// Whether `secret` was verified for `client_id` and used within the
     /// idle time before `now` (it may have been rotated since:
-    /// [`VerifiedSecrets::lookup`] decides).
+    /// [`VerifiedSecrets::lookup`] decides, and only its hits count as use).
     pub fn known(&self, client_id: ClientId, secret: &SecretString, now: OffsetDateTime) -> bool {
         self.fingerprint(client_id, secret)
             .and_then(|key| self.entries.get(&key))
-            .is_some_and(|hit| hit.used_at(now, self.idle))
+            .is_some_and(|hit| hit.fresh_at(now, self.idle))
     }
 
     /// The ID of the secret `secret` was verified as, if that still holds
@@ -146,14 +144,15 @@ impl VerifiedSecrets {
         now: OffsetDateTime,
     ) -> Option<String> {
         let hit = self.entries.get(&self.fingerprint(client_id, secret)?)?;
-        if !hit.used_at(now, self.idle) {
-            return None;
-        }
         let live = state
             .secrets
             .iter()
             .any(|s| s.id == hit.secret_id && s.expire_time.is_none_or(|end| end > now));
-        (hit.revision == state.revision && live).then(|| hit.secret_id.clone())
+        if !(hit.fresh_at(now, self.idle) && hit.revision == state.revision && live) {
+            return None;
+        }
+        hit.used_at(now);
+        Some(hit.secret_id.clone())
     }
 
     pub fn remember(
@@ -235,19 +234,19 @@ mod tests {
         let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
         let at = |seconds: i64| start + time::Duration::seconds(seconds);
         cache.remember(client, &secret, "s1", 1, start);
-        // Each use starts the idle time over.
+        // Each hit starts the idle time over; being known or a miss does not.
         assert!(cache.known(client, &secret, at(60)));
+        let hit = cache.lookup(client, &secret, &state(1, None), at(60));
+        assert_eq!(hit.as_deref(), Some("s1"));
         assert_eq!(
-            cache
-                .lookup(client, &secret, &state(1, None), at(119))
-                .as_deref(),
-            Some("s1")
+            cache.lookup(client, &secret, &state(2, None), at(110)),
+            None
         );
-        assert!(cache.known(client, &secret, at(179)));
+        assert!(cache.known(client, &secret, at(120)));
+        assert!(!cache.known(client, &secret, at(121)));
         // Unused for longer than the idle time: gone, both ways.
-        assert!(!cache.known(client, &secret, at(240)));
         assert_eq!(
-            cache.lookup(client, &secret, &state(1, None), at(240)),
+            cache.lookup(client, &secret, &state(1, None), at(121)),
             None
         );
     }
