@@ -157,10 +157,9 @@ impl Metrics {
             .inc();
     }
 
-    /// A lookup in a replica cache (`callers`, `applications`).
-    /// A lookup in a replica cache: `hit`, `miss`, or `distrusted` (the
-    /// replica cannot see other replicas' changes right now, so it asked
-    /// the database).
+    /// A lookup in a replica cache (`callers`, `applications`): `hit`,
+    /// `miss`, or `distrusted` (the replica cannot see other replicas'
+    /// changes right now, so it asked the database).
     pub fn replica_cache(&self, cache: &'static str, outcome: &'static str) {
         self.replica_cache
             .get_or_create(&CacheLabels { cache, outcome })

@@ -233,7 +233,10 @@ impl Service {
     ) -> Result<IssuedToken, OAuthError> {
         // A non-confidential client is told that it may not use this grant,
         // not that it failed to authenticate.
-        if credentials.secret.is_none() && self.authenticate_any_client(credentials).await.is_ok() {
+        if credentials.secret.is_none() {
+            // Authenticated by its ID alone (its failure counted once,
+            // there), it is a non-confidential client.
+            self.authenticate_any_client(credentials).await?;
             return Err(OAuthError::UnauthorizedClient(
                 "a non-confidential application may not use client_credentials".into(),
             ));
@@ -392,9 +395,9 @@ impl Service {
         credentials: &ClientCredentials,
         token: &str,
     ) -> Result<(), OAuthError> {
-        let (client_id, _) = self.authenticate_any_client(credentials).await?;
+        let (client_id, state) = self.authenticate_any_client(credentials).await?;
         if token.starts_with(crate::domain::refresh_token::REFRESH_TOKEN_PREFIX) {
-            return Ok(self.revoke_refresh_token(client_id, token).await?);
+            return Ok(self.revoke_refresh_token(client_id, &state, token).await?);
         }
         let now = self.clock.now();
         let Some(claims) = self.open_live_token(token, now) else {

@@ -683,8 +683,12 @@ impl Service {
         }
         let now = self.clock.now();
         if grant.code_redeem_time.is_some() {
-            self.grant_replayed(&state, &grant, "authorization_code")
-                .await?;
+            // Only the first replay has anything to end: later ones cost a
+            // read, not a write.
+            if grant.revoke_time.is_none() && grant.expire_time > now {
+                self.grant_replayed(&state, &grant, "authorization_code")
+                    .await?;
+            }
             return Err(refused());
         }
         let native = state.app_type == ApplicationType::NonConfidential;
@@ -962,6 +966,7 @@ impl Service {
     pub(super) async fn revoke_refresh_token(
         &self,
         client_id: ClientId,
+        state: &ClientState,
         token: &str,
     ) -> Result<(), Error> {
         let Some((grant_id, generation)) = self.refresh_tokens.open(token) else {
@@ -973,13 +978,13 @@ impl Service {
         let issued = grant
             .refresh_generation
             .is_some_and(|current| generation <= current);
-        if grant.client_id != client_id || !issued {
+        let now = self.clock.now();
+        // A grant already ended has nothing to revoke: a repeated
+        // revocation costs a read, not a write.
+        let ended = grant.revoke_time.is_some() || grant.expire_time <= now;
+        if grant.client_id != client_id || !issued || ended {
             return Ok(());
         }
-        let Some(state) = self.store.client_state(client_id).await? else {
-            return Ok(());
-        };
-        let now = self.clock.now();
         self.store
             .revoke_grants(
                 GrantsOf::One(grant.id),

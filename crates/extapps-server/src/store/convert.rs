@@ -17,18 +17,21 @@ fn corrupt(what: &str, id: &str) -> Error {
     Error::Internal
 }
 
+/// The stored redirect URLs of application `id`.
+pub fn redirect_urls_from_json(json: &str, id: &str) -> Result<Vec<RedirectUrl>, Error> {
+    let urls: Vec<String> = serde_json::from_str(json).map_err(|_| corrupt("redirect_urls", id))?;
+    urls.iter()
+        .map(|u| RedirectUrl::parse(u).map_err(|_| corrupt("redirect_urls", id)))
+        .collect()
+}
+
 pub fn application_from_row(
     row: application::Model,
     secrets: Vec<application_secret::Model>,
 ) -> Result<Application, Error> {
     let id = row.id.as_str();
     let grants: Grants = serde_json::from_str(&row.grants).map_err(|_| corrupt("grants", id))?;
-    let urls: Vec<String> =
-        serde_json::from_str(&row.redirect_urls).map_err(|_| corrupt("redirect_urls", id))?;
-    let redirect_urls = urls
-        .iter()
-        .map(|u| RedirectUrl::parse(u).map_err(|_| corrupt("redirect_urls", id)))
-        .collect::<Result<_, _>>()?;
+    let redirect_urls = redirect_urls_from_json(&row.redirect_urls, id)?;
     let mut secrets: Vec<SecretInfo> = secrets.into_iter().map(secret_from_row).collect();
     secrets.sort_by_key(|s| (s.create_time, s.secret_id.clone()));
     Ok(Application {

@@ -51,6 +51,25 @@ const POLL_FRESH: Duration = Duration::from_millis(80);
 /// How often the SQLite poller checks that the database's path still
 /// names the file its connection opened.
 const FILE_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long one of the poller's reads may take before the poll starts over.
+const POLL_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bounds one of the poller's reads: a read that hangs ends the poll, which
+/// logs why and starts over, instead of stalling it (and the caches' trust)
+/// for good without a word.
+async fn bounded<T>(
+    read: impl std::future::Future<Output = Result<T, sea_orm::sqlx::Error>>,
+) -> Result<T, sea_orm::sqlx::Error> {
+    tokio::time::timeout(POLL_READ_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sea_orm::sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "a read took longer than 5 s",
+            )))
+        })
+}
 /// SQLite announcements kept; older ones are pruned.
 const CHANGES_KEPT: i64 = 10_000;
 const CAPACITY: u64 = 100_000;
@@ -410,7 +429,7 @@ impl SharedCache {
                 // A connection of its own, outside the pool: it only ever
                 // reads, and never holds a transaction open.
                 let began = std::time::Instant::now();
-                let why = match SqliteConnection::connect_with(&options).await {
+                let why = match bounded(SqliteConnection::connect_with(&options)).await {
                     Ok(connection) => {
                         cache
                             .poll(connection, &db, clock.as_ref(), options.get_filename())
@@ -446,8 +465,8 @@ impl SharedCache {
         // happens to the path).
         let file = file_identity(path);
         let polled: Result<String, sea_orm::sqlx::Error> = async {
-            let mut version = data_version(&mut connection).await?;
-            let mut cursor = last_announcement(&mut connection).await?;
+            let mut version = bounded(data_version(&mut connection)).await?;
+            let mut cursor = bounded(last_announcement(&mut connection)).await?;
             if !self.start_over(db, clock).await {
                 return Ok("cannot load token revocations".into());
             }
@@ -463,14 +482,16 @@ impl SharedCache {
                         return Ok("another file is at the database's path".into());
                     }
                 }
-                let now = data_version(&mut connection).await?;
+                let now = bounded(data_version(&mut connection)).await?;
                 if now != version {
                     version = now;
-                    let rows: Vec<(i64, String)> = sea_orm::sqlx::query_as(
-                        "SELECT id, payload FROM cache_changes WHERE id > ? ORDER BY id",
+                    let rows: Vec<(i64, String)> = bounded(
+                        sea_orm::sqlx::query_as(
+                            "SELECT id, payload FROM cache_changes WHERE id > ? ORDER BY id",
+                        )
+                        .bind(cursor)
+                        .fetch_all(&mut connection),
                     )
-                    .bind(cursor)
-                    .fetch_all(&mut connection)
                     .await?;
                     // Ids are handed out one after another in commit order.
                     match rows.first() {
@@ -479,7 +500,7 @@ impl SharedCache {
                                 "announcements were pruned before this server read them".into()
                             );
                         }
-                        None if last_announcement(&mut connection).await? < cursor => {
+                        None if bounded(last_announcement(&mut connection)).await? < cursor => {
                             return Ok(
                                 "announcement ids went back: was the database restored?".into()
                             );

@@ -142,11 +142,7 @@ impl Store {
             organization: OrganizationId::parse(&app.organization).map_err(|_| corrupt())?,
             display_name: app.display_name.clone(),
             app_type: ApplicationType::parse(&app.app_type).ok_or_else(corrupt)?,
-            redirect_urls: serde_json::from_str::<Vec<String>>(&app.redirect_urls)
-                .map_err(|_| corrupt())?
-                .iter()
-                .map(|u| RedirectUrl::parse(u).map_err(|_| corrupt()))
-                .collect::<Result<_, _>>()?,
+            redirect_urls: super::convert::redirect_urls_from_json(&app.redirect_urls, &app.id)?,
             grants: Arc::new(serde_json::from_str(&app.grants).map_err(|_| corrupt())?),
             tokens_not_before: app.tokens_not_before.map(from_micros),
             revision: app.revision,
@@ -211,10 +207,11 @@ impl Store {
     }
 
     /// Deletes revocations of tokens expired at `now` and forgets them in
-    /// memory, and prunes old SQLite cache announcements. Runs in the background, never inside a request; on
-    /// PostgreSQL only one replica purges at a time (an advisory lock), so
-    /// purges cannot deadlock one another, and revocations (new rows, of
-    /// live tokens) never touch the rows a purge deletes.
+    /// memory, and prunes old SQLite cache announcements. Runs in the
+    /// background, never inside a request; on PostgreSQL only one replica
+    /// purges at a time (an advisory lock), so purges cannot deadlock one
+    /// another, and revocations (new rows, of live tokens) never touch the
+    /// rows a purge deletes.
     pub async fn purge_expired_revocations(&self, now: OffsetDateTime) -> Result<u64, Error> {
         let now = to_micros(now);
         self.cache.forget_expired(now);

@@ -57,8 +57,10 @@ impl std::fmt::Debug for UserGrant {
     }
 }
 
-/// A grant to create when a user accepts an authorization request.
-#[derive(Debug, Clone)]
+/// A grant to create when a user accepts an authorization request. (No
+/// `Debug`: it holds the code's digest.)
+#[allow(missing_debug_implementations)]
+#[derive(Clone)]
 pub struct NewGrant {
     pub id: Uuid,
     pub client_id: ClientId,
@@ -368,20 +370,27 @@ impl Store {
             return Ok(0);
         }
         let expires = to_micros(tokens_expire);
-        let mut changes = Vec::with_capacity(rows.len());
-        for (id, application_id) in &rows {
-            revoked_token::Entity::insert(revoked_token::ActiveModel {
-                jti: Set(id.clone()),
-                application_id: Set(application_id.clone()),
-                expire_time: Set(expires),
-            })
-            .on_conflict_do_nothing()
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-            let id = Uuid::parse_str(id).map_err(|_| Error::Internal)?;
-            changes.push(Change::Revoked(id, expires));
+        // One statement per few hundred grants, not one per grant, while the
+        // write lock is held.
+        for chunk in rows.chunks(300) {
+            let revocations = chunk
+                .iter()
+                .map(|(id, application_id)| revoked_token::ActiveModel {
+                    jti: Set(id.clone()),
+                    application_id: Set(application_id.clone()),
+                    expire_time: Set(expires),
+                });
+            revoked_token::Entity::insert_many(revocations)
+                .on_conflict_do_nothing()
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db_error)?;
         }
+        let changes = rows
+            .iter()
+            .map(|(id, _)| Uuid::parse_str(id).map(|id| Change::Revoked(id, expires)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Error::Internal)?;
         let ended = usize::try_from(ended).unwrap_or(usize::MAX);
         insert_audit(&txn, audit(ended), now).await?;
         self.commit_changes(txn, &changes).await?;
@@ -469,8 +478,9 @@ impl Store {
             .collect()
     }
 
-    /// Deletes grants that ended before `now` (expired, or revoked before
-    /// `revoked_before`) and answers of expired requests.
+    /// Deletes grants that ended before `now` (expired, revoked before
+    /// `revoked_before`, or whose code expired unredeemed: nothing was
+    /// issued from it) and answers of expired requests.
     pub async fn purge_ended_grants(
         &self,
         now: OffsetDateTime,
@@ -480,7 +490,12 @@ impl Store {
             .filter(
                 Condition::any()
                     .add(user_grant::Column::ExpireTime.lte(to_micros(now)))
-                    .add(user_grant::Column::RevokeTime.lte(to_micros(revoked_before))),
+                    .add(user_grant::Column::RevokeTime.lte(to_micros(revoked_before)))
+                    .add(
+                        Condition::all()
+                            .add(user_grant::Column::CodeRedeemTime.is_null())
+                            .add(user_grant::Column::CodeExpireTime.lte(to_micros(now))),
+                    ),
             )
             .exec(&self.db)
             .await
