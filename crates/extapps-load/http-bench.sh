@@ -52,7 +52,7 @@ report = json.load(sys.stdin)
 codes = report["statusCodeDistribution"]
 if set(codes) != {"200"}:
     sys.exit(f"error: not every answer was a 200: {codes}")
-print(report["summary"]["requestsPerSec"])'
+print(report["summary"]["requestsPerSec"])' || exit 1
   done | sort -n | awk '{ r[NR] = $1 } END { printf "%.0f", r[int((NR + 1) / 2)] }'
 }
 

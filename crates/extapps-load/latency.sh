@@ -17,6 +17,7 @@ cargo build --release -q -p extapps-server -p extapps-load -p extapps-client
 server=${EXTAPPS_LATENCY_SERVER:-target/release/extapps-server}
 cli=target/release/extapps
 work=$(mktemp -d)
+pid=
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 port=50161
 export EXTAPPS_DATABASE_URL="sqlite://$work/latency.db?mode=rwc"

@@ -39,9 +39,12 @@ pub async fn service_client(server: &TestServer, name: &str) -> App {
     }
 }
 
+/// An HTTP client that follows no redirect, and fails a request that
+/// takes longer than 30 s instead of hanging the test.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap()
 }

@@ -388,7 +388,7 @@ mod tests {
     fn the_example_users_parse_and_nothing_else_does() {
         let users = parse_users(EXAMPLE_USERS).unwrap();
         assert_eq!(users[0].username, "alice");
-        assert!(!format!("{users:?}").contains("password\""));
+        assert!(!format!("{users:?}").contains("password"));
         assert!(!format!("{:?}", users[0]).contains(&users[0].password));
         assert!(parse_users("users = []").is_err());
         assert!(parse_users("[[users]]\nusername = \"x\"").is_err());
