@@ -80,12 +80,8 @@ cargo test --workspace "$@"
 # from the database, so both halves of each read path are tested on it (the
 # SQLite and PostgreSQL runs above answer from the caches). Left out: the test
 # of replicas seeing each other's changes through their caches, which needs
-# them on, and the flood test, whose promise (the owner served throughout) is
-# made for a replica with its caches: without them each of the flood's
-# requests reads the database, which here shares the two cores with the
-# flood's secret verifications, and the owner may get a retryable 503.
+# them on.
 if [ $# -eq 0 ]; then
   EXTAPPS_TEST_CACHES=off cargo test -p extapps-tests --test e2e -- ::postgres \
-    --skip every_replica_sees_user_revocations_at_once \
-    --skip a_legitimate_client_is_served_through_a_flood
+    --skip every_replica_sees_user_revocations_at_once
 fi

@@ -12,6 +12,7 @@ mod m20261124_000003_keys_out_of_the_database;
 mod m20261124_000004_user_access;
 mod m20261124_000005_display_name_keys;
 mod m20261124_000006_cache_changes;
+mod m20261206_000007_token_revisions;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_user_access::Migration),
             Box::new(m20261124_000005_display_name_keys::Migration),
             Box::new(m20261124_000006_cache_changes::Migration),
+            Box::new(m20261206_000007_token_revisions::Migration),
         ]
     }
 }

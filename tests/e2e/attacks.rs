@@ -1,21 +1,23 @@
 //! Strangers against the token endpoint: guessing secrets, trying to lock a
-//! client out, flooding with unknown clients, and a verifier pool that
-//! refuses instead of queueing without bound.
+//! client out, flooding with unknown clients, and the bounded pool where
+//! password-grade hashes of earlier versions are verified until their
+//! next use replaces them.
 
 use std::num::NonZeroU32;
 
 use extapps_server::service::{BudgetSettings, ClientAuthSettings, PoolSettings};
 use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value;
 
 use crate::harness::{Backend, TestServer};
 use crate::tokens::{App, http, metrics, service_client, token};
 
 crate::on_both_backends!(
-    strangers_cannot_lock_a_client_out,
+    a_stranger_cannot_lock_a_client_out,
     unknown_and_malformed_clients_cost_no_verification,
-    the_source_budget_covers_every_client_from_that_source,
-    a_burst_of_first_requests_costs_one_verification,
+    password_grade_hashes_are_replaced_on_their_next_use,
+    slow_verifications_are_budgeted_per_source,
     a_failing_source_is_refused_before_any_database_read,
     a_legitimate_client_is_served_through_a_flood,
 );
@@ -27,6 +29,17 @@ pub fn forged_secret() -> String {
     format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
 }
 
+/// An HTTP client whose connections come from `address` (any address of
+/// 127.0.0.0/8 is this host's loopback): a second source on one machine.
+pub fn http_from(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .local_address(address.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
 /// A token request with `secret` from `forwarded_for` (if set): status,
 /// `Retry-After` and body.
 async fn attempt(
@@ -35,7 +48,18 @@ async fn attempt(
     secret: &str,
     forwarded_for: Option<&str>,
 ) -> (StatusCode, Option<u64>, Value) {
-    let mut request = http()
+    attempt_with(&http(), server, client_id, secret, forwarded_for).await
+}
+
+/// [`attempt`] through `http`.
+async fn attempt_with(
+    http: &reqwest::Client,
+    server: &TestServer,
+    client_id: &str,
+    secret: &str,
+    forwarded_for: Option<&str>,
+) -> (StatusCode, Option<u64>, Value) {
+    let mut request = http
         .post(format!("{}/oauth2/token", server.url))
         .basic_auth(client_id, Some(secret))
         .form(&[("grant_type", "client_credentials")]);
@@ -65,71 +89,68 @@ async fn stranger(
     .await
 }
 
-pub fn budget(per_client: u32, per_source: u32, trusted_proxies: usize) -> ClientAuthSettings {
+/// Bounds on client authentication: `failures` per minute per source, 30
+/// slow verifications per minute per source.
+pub fn budget(failures: u32, trusted_proxies: usize) -> ClientAuthSettings {
     ClientAuthSettings {
         pool: PoolSettings::default(),
         budget: BudgetSettings {
-            per_client: NonZeroU32::new(per_client).unwrap(),
-            per_source: NonZeroU32::new(per_source).unwrap(),
-            failures_per_source: NonZeroU32::new(1000).unwrap(),
+            slow_verifications_per_source: NonZeroU32::new(30).unwrap(),
+            failures_per_source: NonZeroU32::new(failures).unwrap(),
         },
         trusted_proxies,
     }
 }
 
-async fn strangers_cannot_lock_a_client_out(backend: Backend) {
-    // Per source high: the attacker here is many addresses (one proxy hop).
-    let server = TestServer::start_with(backend, budget(10, 1000, 1)).await;
+async fn a_stranger_cannot_lock_a_client_out(backend: Backend) {
+    let server = TestServer::start_with(backend, budget(5, 0)).await;
     let victim = service_client(&server, "Victim").await;
     let id = victim.app.client_id.clone();
-    // The owner's secret is verified once, from its own address.
-    token(&server.url, &victim, &victim.secret, None)
-        .await
-        .unwrap();
+    let (owner, attacker) = (http_from("127.0.0.1"), http_from("127.0.0.2"));
+    let (status, _, _) = attempt_with(&owner, &server, &id, &victim.secret, None).await;
+    assert_eq!(status, StatusCode::OK);
+    // A rename empties what this replica remembers of the application and
+    // of its verified secret; so do two idle hours.
+    let mut admin = server.admin("acme").await;
+    crate::fixtures::rename(&mut admin, &victim.app.name, "Victim, renamed").await;
+    server.clock.advance(time::Duration::hours(2));
 
-    // Strangers spend the client's budget with wrong secrets, then are told
-    // to wait.
+    // Well-formed wrong secrets for the victim's ID, from another address,
+    // interleaved with the owner's requests: the stranger's address is
+    // refused after its 6th failure; the owner never is.
     let wrong = forged_secret();
-    let mut refused = None;
-    for i in 0..11 {
-        let address = format!("198.51.100.{i}");
-        let (status, retry_after, body) = attempt(&server, &id, &wrong, Some(&address)).await;
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            refused = Some((i, retry_after, body));
-            break;
+    for i in 0..20 {
+        let (status, retry_after, body) = attempt_with(&attacker, &server, &id, &wrong, None).await;
+        if i < 6 {
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+                "guess {i}"
+            );
+        } else {
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "guess {i}: {body}");
+            assert_eq!(retry_after, Some(12));
         }
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (StatusCode::UNAUTHORIZED, Some("invalid_client"))
-        );
+        let (status, _, body) = attempt_with(&owner, &server, &id, &victim.secret, None).await;
+        assert_eq!(status, StatusCode::OK, "the owner, after guess {i}: {body}");
     }
-    let (after, retry_after, body) = refused.expect("the client's budget runs out");
-    assert_eq!(after, 9, "the owner's verification and 9 guesses spent 10");
-    assert_eq!(retry_after, Some(6), "one verification every 6 s");
-    assert_eq!(body["error"], "temporarily_unavailable");
-
-    // The owner, from the attackers' addresses or its own, still gets
-    // tokens: its secret was verified before, so no budget is consulted.
-    for address in [Some("198.51.100.1"), Some("203.0.113.7"), None] {
-        let (status, _, body) = attempt(&server, &id, &victim.secret, address).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+    // A second replica, whose caches never saw the application: the same.
+    let replica = server.beside(server.ring.clone()).await;
+    for _ in 0..3 {
+        let (status, _, _) = attempt_with(&attacker, &replica, &id, &wrong, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    // Another client is not affected.
-    let bystander = service_client(&server, "Bystander").await;
-    token(&server.url, &bystander, &bystander.secret, None)
-        .await
-        .unwrap();
-
-    // The budget refills with the server's clock, not the wall clock.
-    server.clock.advance(time::Duration::seconds(6));
-    let (status, _, _) = attempt(&server, &id, &wrong, Some("198.51.100.1")).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "one guess more after 6 s");
-    let (status, _, _) = attempt(&server, &id, &wrong, Some("198.51.100.1")).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _, body) = attempt_with(&owner, &replica, &id, &victim.secret, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // No client's budget was spent: nothing refuses a right secret from a
+    // fresh address either.
+    let (status, _, _) =
+        attempt_with(&http_from("127.0.0.3"), &server, &id, &victim.secret, None).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 async fn unknown_and_malformed_clients_cost_no_verification(backend: Backend) {
-    let server = TestServer::start_with(backend, budget(10, 5, 0)).await;
+    let server = TestServer::start_with(backend, budget(1000, 0)).await;
     let known = service_client(&server, "Known").await;
     let forged = forged_secret();
     // Far more requests than the source's budget of 5 verifications: none
@@ -165,72 +186,163 @@ async fn unknown_and_malformed_clients_cost_no_verification(backend: Backend) {
         .unwrap();
 }
 
-async fn the_source_budget_covers_every_client_from_that_source(backend: Backend) {
-    let server = TestServer::start_with(backend, budget(10, 3, 0)).await;
+/// Gives a client's stored secret the password-grade hash (argon2id, 19
+/// MiB, 2 passes) that earlier versions stored, as an upgraded database
+/// holds it.
+async fn store_password_grade_hash(server: &TestServer, client: &App) {
+    use argon2::PasswordHasher;
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).unwrap();
+    let phc = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(client.secret.as_bytes())
+        .unwrap()
+        .to_string();
+    let db = server.store().connection();
+    let sql = match server.backend {
+        Backend::Sqlite => "UPDATE application_secrets SET phc = ? WHERE application_id = ?",
+        Backend::Postgres => "UPDATE application_secrets SET phc = $1 WHERE application_id = $2",
+    };
+    let updated = db
+        .execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            [phc.into(), client.app.client_id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 1);
+}
+
+/// The stored hash of a client's only secret.
+async fn stored_hash(server: &TestServer, client: &App) -> String {
+    let db = server.store().connection();
+    let sql = match server.backend {
+        Backend::Sqlite => "SELECT phc FROM application_secrets WHERE application_id = ?",
+        Backend::Postgres => "SELECT phc FROM application_secrets WHERE application_id = $1",
+    };
+    db.query_one_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        [client.app.client_id.clone().into()],
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index(0)
+    .unwrap()
+}
+
+async fn password_grade_hashes_are_replaced_on_their_next_use(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let new = service_client(&server, "Registered today").await;
+    assert!(
+        stored_hash(&server, &new)
+            .await
+            .starts_with("$argon2id$v=19$m=8,t=1,p=1$"),
+        "new secrets are hashed for generated secrets"
+    );
+    let old = service_client(&server, "Registered long ago").await;
+    store_password_grade_hash(&server, &old).await;
+    // A wrong secret changes nothing.
+    let (status, _, _) = attempt(&server, &old.app.client_id, &forged_secret(), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        stored_hash(&server, &old)
+            .await
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    // The right one works, and its hash is replaced.
+    token(&server.url, &old, &old.secret, None).await.unwrap();
+    let upgraded = stored_hash(&server, &old).await;
+    assert!(
+        upgraded.starts_with("$argon2id$v=19$m=8,t=1,p=1$"),
+        "{upgraded}"
+    );
+    assert!(
+        metrics(&server.url)
+            .await
+            .contains("extapps_secret_hash_upgrades_total 1")
+    );
+    // It keeps working, here and on a replica that reads the new hash.
+    token(&server.url, &old, &old.secret, None).await.unwrap();
+    let replica = server.beside(server.ring.clone()).await;
+    token(&replica.url, &old, &old.secret, None).await.unwrap();
+    let (status, _, _) = attempt(&replica, &old.app.client_id, &forged_secret(), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        metrics(&replica.url)
+            .await
+            .contains("extapps_secret_hash_upgrades_total 0")
+    );
+}
+
+async fn slow_verifications_are_budgeted_per_source(backend: Backend) {
+    let mut settings = budget(1000, 0);
+    settings.budget.slow_verifications_per_source = NonZeroU32::new(2).unwrap();
+    let server = TestServer::start_with(backend, settings).await;
     let mut clients: Vec<App> = Vec::new();
     for name in ["One", "Two", "Three", "Four"] {
-        clients.push(service_client(&server, name).await);
+        let client = service_client(&server, name).await;
+        store_password_grade_hash(&server, &client).await;
+        clients.push(client);
     }
-    let forged = forged_secret();
-    for client in &clients[..3] {
-        let (status, _, _) = attempt(&server, &client.app.client_id, &forged, None).await;
+    let (near, far) = (http_from("127.0.0.1"), http_from("127.0.0.2"));
+    for client in &clients[..2] {
+        let (status, _, _) = attempt_with(
+            &near,
+            &server,
+            &client.app.client_id,
+            &forged_secret(),
+            None,
+        )
+        .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    // A fourth client from the same address: the address's budget is spent,
-    // even for a correct secret not verified before.
-    let (status, retry_after, body) =
-        attempt(&server, &clients[3].app.client_id, &clients[3].secret, None).await;
+    // The address has spent its slow verifications, even for a right
+    // secret; another address has not.
+    let (status, retry_after, body) = attempt_with(
+        &near,
+        &server,
+        &clients[2].app.client_id,
+        &clients[2].secret,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert_eq!(retry_after, Some(20));
-    // X-Forwarded-For is not trusted by default: another "address" in the
-    // header changes nothing.
-    let (status, _, _) = attempt(
+    assert_eq!(retry_after, Some(30));
+    let (status, _, _) = attempt_with(
+        &far,
         &server,
         &clients[3].app.client_id,
         &clients[3].secret,
-        Some("203.0.113.9"),
+        None,
     )
     .await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    server.clock.advance(time::Duration::seconds(20));
-    token(&server.url, &clients[3], &clients[3].secret, None)
-        .await
-        .unwrap();
-}
-
-async fn a_burst_of_first_requests_costs_one_verification(backend: Backend) {
-    // A budget of 2: a client opening with 32 parallel requests would spend
-    // it 16 times over if each verified on its own.
-    let server = TestServer::start_with(backend, budget(2, 2, 0)).await;
-    let client = service_client(&server, "Eager").await;
-    let burst: Vec<_> = (0..32)
-        .map(|_| {
-            let (url, id, secret) = (
-                server.url.clone(),
-                client.app.client_id.clone(),
-                client.secret.clone(),
-            );
-            tokio::spawn(async move {
-                http()
-                    .post(format!("{url}/oauth2/token"))
-                    .basic_auth(id, Some(secret))
-                    .form(&[("grant_type", "client_credentials")])
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            })
-        })
-        .collect();
-    for request in burst {
-        assert_eq!(request.await.unwrap(), StatusCode::OK);
-    }
+    assert_eq!(status, StatusCode::OK);
+    // Upgraded, the fourth client's secret costs no slow verification: the
+    // spent address is no obstacle to it.
+    let (status, _, _) = attempt_with(
+        &near,
+        &server,
+        &clients[3].app.client_id,
+        &clients[3].secret,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    server.clock.advance(time::Duration::seconds(30));
+    let (status, _, _) = attempt_with(
+        &near,
+        &server,
+        &clients[2].app.client_id,
+        &clients[2].secret,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 async fn a_failing_source_is_refused_before_any_database_read(backend: Backend) {
-    let mut settings = budget(10, 30, 1);
-    settings.budget.failures_per_source = NonZeroU32::new(5).unwrap();
-    let server = TestServer::start_with(backend, settings).await;
+    let server = TestServer::start_with(backend, budget(5, 1)).await;
     let owner = service_client(&server, "Neighbour").await;
     let shared = Some("192.0.2.10");
     // The owner's secret is verified once, from the address it shares.
@@ -255,8 +367,9 @@ async fn a_failing_source_is_refused_before_any_database_read(backend: Backend) 
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
         assert_eq!(retry_after, Some(12));
     }
-    // The owner's verified secret still works from that address; another
-    // address is not affected.
+    // The owner's secret still works from that address (its application is
+    // in this replica's memory, or its secret was verified here before);
+    // another address is not affected.
     let (status, _, _) = attempt(&server, &owner.app.client_id, &owner.secret, shared).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = stranger(&server, Some("192.0.2.11")).await;
@@ -272,8 +385,8 @@ async fn a_failing_source_is_refused_before_any_database_read(backend: Backend) 
 
 async fn a_legitimate_client_is_served_through_a_flood(backend: Backend) {
     // The flood comes from many addresses (one trusted proxy hop), so no
-    // per-source budget shields the server: only the cheap refusals, the
-    // per-client budget and the bounded pool do.
+    // per-source budget shields the server: only cheap refusals and cheap
+    // verifications do.
     let server = TestServer::start_with(
         backend,
         ClientAuthSettings {

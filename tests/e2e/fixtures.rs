@@ -112,3 +112,32 @@ pub async fn rotate(
         .expect("rotate")
         .into_inner()
 }
+
+/// Renames an application, whatever its etag.
+pub async fn rename(client: &mut Client, name: &str, display_name: &str) {
+    client
+        .update_application(pb::UpdateApplicationRequest {
+            application: Some(pb::Application {
+                name: name.into(),
+                display_name: display_name.into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["display_name".into()],
+            }),
+        })
+        .await
+        .expect("rename");
+}
+
+/// Replaces an application's grants, whatever its etag.
+pub async fn set_scopes(client: &mut Client, name: &str, grants: Vec<pb::ResourceGrant>) {
+    client
+        .update_application_scopes(pb::UpdateApplicationScopesRequest {
+            name: name.into(),
+            grants,
+            etag: String::new(),
+        })
+        .await
+        .expect("update scopes");
+}

@@ -1,8 +1,6 @@
 //! Hostile input beyond the token endpoint: gRPC request messages that do
 //! not decode, and forged caller keys from one address.
 
-use std::num::NonZeroU32;
-
 use extapps_server::domain::caller::Role;
 use reqwest::StatusCode;
 
@@ -99,9 +97,7 @@ async fn undecodable_messages_are_invalid_arguments(backend: Backend) {
 }
 
 async fn forged_caller_keys_close_the_source_but_not_for_known_keys(backend: Backend) {
-    let mut settings = crate::attacks::budget(10, 30, 0);
-    settings.budget.failures_per_source = NonZeroU32::new(3).unwrap();
-    let server = TestServer::start_with(backend, settings).await;
+    let server = TestServer::start_with(backend, crate::attacks::budget(3, 0)).await;
     let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
     let mut admin = server.client(&admin_key);
     let list = || pb_list();
@@ -170,9 +166,7 @@ fn forged_key(i: u8) -> String {
 /// forwards, as OAuth requests are: one address's failures do not close
 /// the others.
 async fn grpc_sources_behind_a_proxy_are_told_apart(backend: Backend) {
-    let mut settings = crate::attacks::budget(10, 30, 1);
-    settings.budget.failures_per_source = NonZeroU32::new(2).unwrap();
-    let server = TestServer::start_with(backend, settings).await;
+    let server = TestServer::start_with(backend, crate::attacks::budget(2, 1)).await;
     let call = |address: &'static str, key: String| {
         let mut client = server.client(&key);
         async move {

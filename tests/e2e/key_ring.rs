@@ -144,6 +144,8 @@ async fn tokens_living_longer_than_the_server_issues_are_refused(backend: Backen
         sealer
             .seal(&TokenClaims {
                 grant: None,
+                credential: None,
+                revision: 0,
                 id: uuid::Uuid::new_v4(),
                 client_id: ClientId::parse(&client.app.client_id).unwrap(),
                 subject: None,

@@ -10,6 +10,7 @@ mod binary;
 mod cli;
 mod database_faults;
 mod editing;
+mod ended;
 mod error_snapshots;
 mod fixtures;
 mod harness;

@@ -29,6 +29,7 @@ crate::on_both_backends!(
     codes_are_single_use_and_bound_to_client_redirect_and_verifier,
     refresh_tokens_rotate_and_reuse_revokes_the_whole_grant,
     application_changes_end_or_narrow_user_tokens,
+    removed_user_scopes_never_come_back,
     users_list_and_revoke_what_they_authorized,
     simultaneous_redemptions_have_one_winner,
     every_replica_sees_user_revocations_at_once,
@@ -1169,6 +1170,78 @@ async fn application_changes_end_or_narrow_user_tokens(backend: Backend) {
     assert_eq!(
         (status, text(&body, "error")),
         (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+}
+
+/// A user scope removed from an application never comes back to access or
+/// refresh tokens issued before its removal, even once granted again.
+async fn removed_user_scopes_never_come_back(backend: Backend) {
+    let mut setup = setup(backend).await;
+    let web_app = web(&mut setup, "Web").await;
+    let native_app = native(&mut setup, "Native").await;
+    let server = &setup.server;
+    let key = setup.introspect_key.clone();
+    let code = web_code(&setup, &web_app, "OR.Jobs OR.Queues offline_access").await;
+    let (status, body) = token_request(
+        server,
+        &web_app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", WEB_CALLBACK),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let web_access = text(&body, "access_token").to_owned();
+    let web_refresh = text(&body, "refresh_token").to_owned();
+    let code = consented_code(&setup, &native_app, LOOPBACK, "OR.Jobs offline_access").await;
+    let (_, body) = redeem(server, &native_app, &code, LOOPBACK).await;
+    let native_access = text(&body, "access_token").to_owned();
+    let native_refresh = text(&body, "refresh_token").to_owned();
+
+    // Every user scope of the web application goes; OR.Jobs of the native
+    // one (which keeps OR.Queues).
+    let web_grants = |user: &[&str]| vec![grant("OR", user, &["OR.Jobs.Read"])];
+    set_scopes(&mut setup.admin, &web_app.name, web_grants(&[])).await;
+    set_scopes(
+        &mut setup.admin,
+        &native_app.name,
+        vec![grant("OR", &["OR.Queues"], &[])],
+    )
+    .await;
+    let ended = async |access: &str| !is_active(&server.url, &key, access).await;
+    assert!(ended(&web_access).await && ended(&native_access).await);
+    // Granted again: nothing issued before comes back.
+    set_scopes(
+        &mut setup.admin,
+        &web_app.name,
+        web_grants(&["OR.Jobs", "OR.Queues"]),
+    )
+    .await;
+    set_scopes(
+        &mut setup.admin,
+        &native_app.name,
+        vec![grant("OR", &["OR.Jobs", "OR.Queues"], &[])],
+    )
+    .await;
+    assert!(ended(&web_access).await && ended(&native_access).await);
+    for (app, refresh_token) in [(&web_app, &web_refresh), (&native_app, &native_refresh)] {
+        let (status, body) = refresh(server, app, refresh_token).await;
+        assert_eq!(
+            (status, text(&body, "error")),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
+    }
+    // The user authorizes again: the new grant has the scopes.
+    let code = consented_code(&setup, &native_app, LOOPBACK, "OR.Jobs").await;
+    let (_, body) = redeem(server, &native_app, &code, LOOPBACK).await;
+    assert_eq!(
+        introspect_grpc(&server.url, &key, text(&body, "access_token"))
+            .await
+            .scope,
+        "OR.Jobs"
     );
 }
 

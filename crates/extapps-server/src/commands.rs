@@ -121,8 +121,7 @@ async fn serve(
             queue: options.verify_queue,
         },
         budget: BudgetSettings {
-            per_client: options.verify_budget_per_client,
-            per_source: options.verify_budget_per_source,
+            slow_verifications_per_source: options.verify_budget_per_source,
             failures_per_source: options.failures_per_source,
         },
         trusted_proxies: options.trusted_proxies,

@@ -223,29 +223,27 @@ pub struct ServeOptions {
     )]
     pub max_connections_per_source: NonZeroUsize,
 
-    /// Secret verifications (argon2id) running at once. Default: the number
-    /// of cores.
+    /// Verifications of secrets still hashed with the password-grade
+    /// parameters of earlier versions (~15 ms each; a hash is replaced on
+    /// its next successful use) running at once. Default: the number of
+    /// cores.
     #[arg(long, env = "EXTAPPS_VERIFY_WORKERS")]
     pub verify_workers: Option<NonZeroUsize>,
 
-    /// Secret verifications waiting for a worker; beyond this, token and
+    /// Such slow verifications waiting for a worker; beyond this, token and
     /// revocation requests get `503` with `Retry-After` at once.
     #[arg(long, env = "EXTAPPS_VERIFY_QUEUE", default_value_t = 16)]
     pub verify_queue: usize,
 
-    /// Verifications of not-yet-verified secrets per minute and client
-    /// (also the burst); beyond it, `429` with `Retry-After`.
-    #[arg(long, env = "EXTAPPS_VERIFY_BUDGET_PER_CLIENT", default_value = "10")]
-    pub verify_budget_per_client: NonZeroU32,
-
-    /// Verifications of not-yet-verified secrets per minute and source
-    /// address (an IPv6 source is its /64).
+    /// Slow verifications (see `--verify-workers`) per minute and source
+    /// address (also the burst; an IPv6 source is its /64).
     #[arg(long, env = "EXTAPPS_VERIFY_BUDGET_PER_SOURCE", default_value = "30")]
     pub verify_budget_per_source: NonZeroU32,
 
     /// Failed client authentications per minute and source address (also
-    /// the burst); beyond, the source gets `429` before any database read,
-    /// except for secrets verified before.
+    /// the burst); beyond, the source gets `429` before any database read.
+    /// No budget is kept per client: a stranger who knows a client ID
+    /// cannot spend one to lock the client out.
     #[arg(long, env = "EXTAPPS_FAILURES_PER_SOURCE", default_value = "120")]
     pub failures_per_source: NonZeroU32,
 

@@ -51,6 +51,7 @@ pub struct Metrics {
     introspections: Family<OutcomeLabels, Counter>,
     secret_cache: Family<OutcomeLabels, Counter>,
     replica_cache: Family<CacheLabels, Counter>,
+    hash_upgrades: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,6 +72,7 @@ impl Default for Metrics {
         let introspections = Family::<OutcomeLabels, Counter>::default();
         let secret_cache = Family::<OutcomeLabels, Counter>::default();
         let replica_cache = Family::<CacheLabels, Counter>::default();
+        let hash_upgrades = Counter::default();
         registry.register(
             "calls",
             "Calls answered, by endpoint and status",
@@ -101,6 +103,11 @@ impl Default for Metrics {
             "Lookups in this replica's caches of caller keys and applications, by outcome (hit, miss, distrusted)",
             replica_cache.clone(),
         );
+        registry.register(
+            "secret_hash_upgrades",
+            "Client secret hashes replaced on use: made with earlier, password-grade parameters",
+            hash_upgrades.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             calls,
@@ -109,6 +116,7 @@ impl Default for Metrics {
             introspections,
             secret_cache,
             replica_cache,
+            hash_upgrades,
         }
     }
 }
@@ -155,6 +163,10 @@ impl Metrics {
         self.secret_cache
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    pub fn secret_hash_upgraded(&self) {
+        self.hash_upgrades.inc();
     }
 
     /// A lookup in a replica cache (`callers`, `applications`): `hit`,

@@ -109,6 +109,25 @@ impl Grants {
         self.0.iter()
     }
 
+    /// The scopes of `set` granted on any resource.
+    pub fn scopes(&self, set: ScopeSet) -> impl Iterator<Item = &str> {
+        self.0
+            .values()
+            .flat_map(move |g| match set {
+                ScopeSet::User => g.user_scopes.iter(),
+                ScopeSet::Application => g.application_scopes.iter(),
+            })
+            .map(String::as_str)
+    }
+
+    /// Whether `scope` is granted in `set` on any resource.
+    pub fn grants(&self, set: ScopeSet, scope: &str) -> bool {
+        self.0.values().any(|g| match set {
+            ScopeSet::User => g.user_scopes.contains(scope),
+            ScopeSet::Application => g.application_scopes.contains(scope),
+        })
+    }
+
     pub fn has_user_scopes(&self) -> bool {
         self.0.values().any(|g| !g.user_scopes.is_empty())
     }

@@ -19,5 +19,6 @@ pub mod redirect_url;
 pub mod refresh_token;
 pub mod sealing;
 pub mod token;
+pub mod token_rules;
 
 pub use error::{Error, FieldViolation, Reason, Violations};

@@ -18,10 +18,15 @@ use super::sealing::Sealer;
 /// from other credentials.
 pub const ACCESS_TOKEN_PREFIX: &str = "extapps_at_";
 
-const VERSION: u8 = 1;
+/// Claims as sealed today: with the application revision and the
+/// credential. Version 1 (without them) is still opened, for tokens issued
+/// before.
+const VERSION: u8 = 2;
+const VERSION_WITHOUT_REVISION: u8 = 1;
 /// Flags of the claims.
 const HAS_SUBJECT: u8 = 1;
 const HAS_GRANT: u8 = 2;
+const HAS_CREDENTIAL: u8 = 4;
 /// Tokens longer than this are rejected before any decoding.
 const MAX_TOKEN_CHARS: usize = 4096;
 
@@ -37,6 +42,14 @@ pub struct TokenClaims {
     /// The user grant the token was issued from (authorization code or
     /// refresh token): revoking the grant revokes the token.
     pub grant: Option<Uuid>,
+    /// The credential (a client secret's ID) that authenticated the client
+    /// the token was issued to; `None` for a non-confidential client, and
+    /// in tokens issued before tokens recorded it.
+    pub credential: Option<Uuid>,
+    /// The application's revision that the token's scopes and its client's
+    /// authentication were decided at (see [`super::token_rules`]); 0 in
+    /// tokens issued before tokens recorded it.
+    pub revision: i64,
     /// Scopes granted when the token was issued.
     pub scopes: Vec<String>,
     /// Microseconds since the Unix epoch: a revocation at a given instant
@@ -49,46 +62,61 @@ impl TokenClaims {
     fn encode(&self) -> Vec<u8> {
         let subject = self.subject.as_deref().unwrap_or_default().as_bytes();
         let scopes = self.scopes.join(" ");
-        let mut out = Vec::with_capacity(68 + subject.len() + scopes.len());
+        let mut out = Vec::with_capacity(108 + subject.len() + scopes.len());
         out.push(VERSION);
-        let flags = match (&self.subject, &self.grant) {
-            (None, None) => 0,
-            (Some(_), None) => HAS_SUBJECT,
-            (None, Some(_)) => HAS_GRANT,
-            (Some(_), Some(_)) => HAS_SUBJECT | HAS_GRANT,
-        };
-        out.push(flags);
+        let flag = |present: bool, flag: u8| if present { flag } else { 0 };
+        out.push(
+            flag(self.subject.is_some(), HAS_SUBJECT)
+                | flag(self.grant.is_some(), HAS_GRANT)
+                | flag(self.credential.is_some(), HAS_CREDENTIAL),
+        );
         out.extend_from_slice(self.id.as_bytes());
         if let Some(grant) = &self.grant {
             out.extend_from_slice(grant.as_bytes());
         }
+        if let Some(credential) = &self.credential {
+            out.extend_from_slice(credential.as_bytes());
+        }
         out.extend_from_slice(self.client_id.as_uuid().as_bytes());
         out.extend_from_slice(&self.issued_at.to_be_bytes());
         out.extend_from_slice(&self.expires_at.to_be_bytes());
+        out.extend_from_slice(&self.revision.to_be_bytes());
         out.extend_from_slice(&(subject.len() as u16).to_be_bytes());
         out.extend_from_slice(subject);
         out.extend_from_slice(scopes.as_bytes());
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let (&[VERSION, flags], rest) = bytes.split_first_chunk::<2>()? else {
-            return None;
+    fn decode<'a>(bytes: &'a [u8]) -> Option<Self> {
+        let (&[version, flags], rest) = bytes.split_first_chunk::<2>()?;
+        let known_flags = match version {
+            VERSION => HAS_SUBJECT | HAS_GRANT | HAS_CREDENTIAL,
+            VERSION_WITHOUT_REVISION => HAS_SUBJECT | HAS_GRANT,
+            _ => return None,
         };
-        if flags & !(HAS_SUBJECT | HAS_GRANT) != 0 {
+        if flags & !known_flags != 0 {
             return None;
         }
-        let (id, rest) = rest.split_first_chunk::<16>()?;
-        let (grant, rest) = match flags & HAS_GRANT {
-            0 => (None, rest),
+        let optional_id = |flag: u8, rest: &'a [u8]| match flags & flag {
+            0 => Some((None, rest)),
             _ => {
-                let (grant, rest) = rest.split_first_chunk::<16>()?;
-                (Some(Uuid::from_bytes(*grant)), rest)
+                let (id, rest) = rest.split_first_chunk::<16>()?;
+                Some((Some(Uuid::from_bytes(*id)), rest))
             }
         };
+        let (id, rest) = rest.split_first_chunk::<16>()?;
+        let (grant, rest) = optional_id(HAS_GRANT, rest)?;
+        let (credential, rest) = optional_id(HAS_CREDENTIAL, rest)?;
         let (client, rest) = rest.split_first_chunk::<16>()?;
         let (iat, rest) = rest.split_first_chunk::<8>()?;
         let (exp, rest) = rest.split_first_chunk::<8>()?;
+        let (revision, rest) = match version {
+            VERSION => {
+                let (revision, rest) = rest.split_first_chunk::<8>()?;
+                (i64::from_be_bytes(*revision), rest)
+            }
+            _ => (0, rest),
+        };
         let (len, rest) = rest.split_first_chunk::<2>()?;
         let (subject, scopes) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
         let scopes = std::str::from_utf8(scopes).ok()?;
@@ -100,6 +128,8 @@ impl TokenClaims {
                 _ => Some(std::str::from_utf8(subject).ok()?.to_owned()),
             },
             grant,
+            credential,
+            revision,
             scopes: scopes
                 .split(' ')
                 .filter(|s| !s.is_empty())
@@ -145,6 +175,8 @@ mod tests {
             client_id: ClientId::generate(),
             subject: None,
             grant: None,
+            credential: Some(Uuid::new_v4()),
+            revision: 7,
             scopes: vec!["OR.Jobs".into(), "OR.Queues.Read".into()],
             issued_at: 1_700_000_000_000_000,
             expires_at: 1_700_003_600_000_000,
@@ -168,6 +200,42 @@ mod tests {
         assert_eq!(sealer.open(text).unwrap(), c);
         // Same claims, different token: the nonce is random.
         assert_ne!(sealer.seal(&c).unwrap().expose_secret(), text);
+    }
+
+    #[test]
+    fn tokens_sealed_before_revisions_still_open() {
+        // The layout of version 1: no credential, no revision.
+        let id = Uuid::new_v4();
+        let client = ClientId::generate();
+        let mut v1 = vec![VERSION_WITHOUT_REVISION, HAS_SUBJECT];
+        v1.extend_from_slice(id.as_bytes());
+        v1.extend_from_slice(client.as_uuid().as_bytes());
+        v1.extend_from_slice(&10i64.to_be_bytes());
+        v1.extend_from_slice(&20i64.to_be_bytes());
+        v1.extend_from_slice(&4u16.to_be_bytes());
+        v1.extend_from_slice(b"userOR.Jobs");
+        let claims = TokenClaims::decode(&v1).unwrap();
+        assert_eq!(
+            claims,
+            TokenClaims {
+                id,
+                client_id: client,
+                subject: Some("user".into()),
+                grant: None,
+                credential: None,
+                revision: 0,
+                scopes: vec!["OR.Jobs".into()],
+                issued_at: 10,
+                expires_at: 20,
+            }
+        );
+        // A credential flag means nothing in version 1.
+        v1[1] |= HAS_CREDENTIAL;
+        assert_eq!(TokenClaims::decode(&v1), None);
+        let mut c = claims;
+        c.credential = None;
+        c.revision = 3;
+        assert_eq!(TokenClaims::decode(&c.encode()), Some(c));
     }
 
     #[test]

@@ -178,7 +178,7 @@ impl Service {
         };
 
         let secret = match registration.app_type {
-            ApplicationType::Confidential => Some(new_client_secret(&self.pool).await?),
+            ApplicationType::Confidential => Some(new_client_secret()?),
             ApplicationType::NonConfidential => None,
         };
         let now = self.clock.now();
@@ -432,14 +432,17 @@ impl Service {
             }
             None => None,
         };
-        let (secret, phc) = new_client_secret(&self.pool).await?;
+        let (secret, phc) = new_client_secret()?;
         let rotation = RotateSecret {
             secret: NewSecret {
                 id: Uuid::new_v4().to_string(),
                 phc,
             },
             grace_period,
-            revoke_tokens,
+            // The tokens the rotation ends were decided before it, so all
+            // expire within a token lifetime of now (plus the few seconds
+            // a request lasts): twice that is beyond every one of them.
+            revoke_tokens: revoke_tokens.then(|| self.clock.now() + self.tokens.ttl * 2),
         };
         let outcome = self
             .store

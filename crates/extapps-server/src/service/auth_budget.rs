@@ -1,19 +1,17 @@
-//! Budgets of secret verifications, per client and per source address, and
-//! of failed authentications per source address.
+//! Budgets per source address, never per client: a budget keyed by a client
+//! ID would let anyone who knows the ID spend it and lock the client out.
 //!
-//! Every argon2id verification of a secret this replica has not verified
-//! before is paid for in advance from two budgets: the client's and the
-//! source address's. The reservation is one atomic step of the rate limiter,
-//! so parallel requests cannot all pass a check made before any of them is
-//! counted. A secret found in the verified-secret cache is never charged, so
-//! strangers who exhaust a client's budget cannot refuse its correct,
-//! already verified secret.
+//! - Failed authentications: a source whose failures exceed their budget is
+//!   refused before the database is even read, so a flood of made-up
+//!   credentials from one address costs almost nothing.
+//! - Slow verifications: a secret whose hash still has the password-grade
+//!   parameters of earlier versions (~15 ms to verify, until its next
+//!   successful use replaces it) is verified only after a unit of the
+//!   source's budget is reserved, in one atomic step of the rate limiter,
+//!   so parallel requests cannot all pass a check made before any of them
+//!   is counted.
 //!
-//! A source whose failed authentications exceed their own budget is
-//! refused before the database is even read, for every request that does
-//! not present an already verified secret: a flood of made-up credentials
-//! from one address then costs almost nothing. Time comes from the injected
-//! clock.
+//! Time comes from the injected clock.
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -22,15 +20,14 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
 };
 
-use crate::domain::{clock::Clock, names::ClientId};
+use crate::domain::clock::Clock;
 
-/// How many verifications a budget holds, and how fast it refills.
+/// How much a budget holds, and how fast it refills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BudgetSettings {
-    /// Verifications per minute per client (also the burst).
-    pub per_client: NonZeroU32,
-    /// Verifications per minute per source address (also the burst).
-    pub per_source: NonZeroU32,
+    /// Verifications of password-grade hashes per minute per source
+    /// address (also the burst).
+    pub slow_verifications_per_source: NonZeroU32,
     /// Failed authentications per minute per source address (also the
     /// burst); beyond, the source is refused before any database read.
     pub failures_per_source: NonZeroU32,
@@ -39,8 +36,7 @@ pub struct BudgetSettings {
 impl Default for BudgetSettings {
     fn default() -> Self {
         Self {
-            per_client: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
-            per_source: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
+            slow_verifications_per_source: NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN),
             failures_per_source: NonZeroU32::new(120).unwrap_or(NonZeroU32::MIN),
         }
     }
@@ -97,7 +93,6 @@ fn limiter<K: Clone + Eq + std::hash::Hash>(
 const MAX_REFUSED: u64 = 100_000;
 
 pub struct AuthBudget {
-    clients: Limiter<ClientId>,
     sources: Limiter<SourceKey>,
     failures: Limiter<SourceKey>,
     /// Sources refused until the given instant (nanoseconds since the
@@ -109,8 +104,8 @@ pub struct AuthBudget {
 impl std::fmt::Debug for AuthBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthBudget")
-            .field("clients", &self.clients.len())
             .field("sources", &self.sources.len())
+            .field("failures", &self.failures.len())
             .finish()
     }
 }
@@ -119,8 +114,7 @@ impl AuthBudget {
     pub fn new(settings: BudgetSettings, clock: Arc<dyn Clock>) -> Self {
         let clock = InjectedClock(clock);
         Self {
-            clients: limiter(settings.per_client, &clock),
-            sources: limiter(settings.per_source, &clock),
+            sources: limiter(settings.slow_verifications_per_source, &clock),
             failures: limiter(settings.failures_per_source, &clock),
             refused: moka::sync::Cache::builder()
                 .max_capacity(MAX_REFUSED)
@@ -154,21 +148,18 @@ impl AuthBudget {
     /// cannot grow the limiters' memory without bound. A scan of every key:
     /// run it in the background, not on a request.
     pub fn prune(&self) {
-        self.clients.retain_recent();
         self.sources.retain_recent();
         self.failures.retain_recent();
     }
 
-    /// Reserves one verification for `client` from `source`; `Err` holds how
-    /// long to wait when either budget is spent.
-    pub fn reserve(&self, client: ClientId, source: Option<SourceKey>) -> Result<(), Duration> {
-        if let Some(source) = source {
-            self.sources
-                .check_key(&source)
-                .map_err(|not_until| not_until.wait_time_from(self.clock.now()))?;
-        }
-        self.clients
-            .check_key(&client)
+    /// Reserves one slow verification from `source`'s budget; `Err` holds
+    /// how long to wait when it is spent.
+    pub fn reserve_slow(&self, source: Option<SourceKey>) -> Result<(), Duration> {
+        let Some(source) = source else {
+            return Ok(());
+        };
+        self.sources
+            .check_key(&source)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 }
@@ -187,10 +178,9 @@ mod tests {
         }
     }
 
-    fn settings(per_client: u32, per_source: u32) -> BudgetSettings {
+    fn settings(per_source: u32) -> BudgetSettings {
         BudgetSettings {
-            per_client: NonZeroU32::new(per_client).unwrap(),
-            per_source: NonZeroU32::new(per_source).unwrap(),
+            slow_verifications_per_source: NonZeroU32::new(per_source).unwrap(),
             failures_per_source: NonZeroU32::new(4).unwrap(),
         }
     }
@@ -200,30 +190,14 @@ mod tests {
         let clock = Arc::new(Manual(Mutex::new(
             OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
         )));
-        let budget = AuthBudget::new(settings(10, 10), clock.clone());
-        budget
-            .reserve(ClientId::generate(), source("10.0.0.1"))
-            .unwrap();
+        let budget = AuthBudget::new(settings(10), clock.clone());
+        budget.reserve_slow(source("10.0.0.1")).unwrap();
         budget.record_failure(source("10.0.0.1"));
         budget.prune();
-        assert_eq!(
-            (
-                budget.clients.len(),
-                budget.sources.len(),
-                budget.failures.len()
-            ),
-            (1, 1, 1)
-        );
+        assert_eq!((budget.sources.len(), budget.failures.len()), (1, 1));
         *clock.0.lock().unwrap() += time::Duration::minutes(1);
         budget.prune();
-        assert_eq!(
-            (
-                budget.clients.len(),
-                budget.sources.len(),
-                budget.failures.len()
-            ),
-            (0, 0, 0)
-        );
+        assert_eq!((budget.sources.len(), budget.failures.len()), (0, 0));
     }
 
     #[test]
@@ -231,7 +205,7 @@ mod tests {
         let clock = Arc::new(Manual(Mutex::new(
             OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
         )));
-        let budget = AuthBudget::new(settings(10, 10), clock.clone());
+        let budget = AuthBudget::new(settings(10), clock.clone());
         let attacker = source("10.0.0.66");
         for _ in 0..4 {
             assert_eq!(budget.refused_for(attacker), None);
@@ -251,60 +225,27 @@ mod tests {
     }
 
     #[test]
-    fn a_client_budget_is_spent_by_any_source_and_refills_with_the_clock() {
+    fn a_source_budget_refills_with_the_clock_and_covers_ipv6_networks() {
         let clock = Arc::new(Manual(Mutex::new(
             OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
         )));
-        let budget = AuthBudget::new(settings(3, 100), clock.clone());
-        let client = ClientId::generate();
-        for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
-            budget.reserve(client, source(ip)).unwrap();
-        }
-        let wait = budget.reserve(client, source("10.0.0.4")).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(20));
-        // Another client is not affected.
-        budget
-            .reserve(ClientId::generate(), source("10.0.0.4"))
-            .unwrap();
-        // One cell comes back every 20 s of the injected clock.
-        *clock.0.lock().unwrap() += time::Duration::seconds(20);
-        budget.reserve(client, source("10.0.0.5")).unwrap();
-        assert!(budget.reserve(client, source("10.0.0.5")).is_err());
-    }
-
-    #[test]
-    fn a_source_budget_covers_every_client_and_ipv6_networks() {
-        let clock = Arc::new(Manual(Mutex::new(
-            OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
-        )));
-        let budget = AuthBudget::new(settings(100, 2), clock);
-        budget
-            .reserve(ClientId::generate(), source("2001:db8::1"))
-            .unwrap();
-        budget
-            .reserve(ClientId::generate(), source("2001:db8::2"))
-            .unwrap();
-        // The same /64: refused, whatever the client.
-        assert!(
-            budget
-                .reserve(ClientId::generate(), source("2001:db8::ffff"))
-                .is_err()
+        let budget = AuthBudget::new(settings(2), clock.clone());
+        budget.reserve_slow(source("2001:db8::1")).unwrap();
+        budget.reserve_slow(source("2001:db8::2")).unwrap();
+        // The same /64: refused until a cell comes back (every 30 s).
+        assert_eq!(
+            budget.reserve_slow(source("2001:db8::ffff")),
+            Err(Duration::from_secs(30))
         );
-        budget
-            .reserve(ClientId::generate(), source("2001:db8:0:1::1"))
-            .unwrap();
+        budget.reserve_slow(source("2001:db8:0:1::1")).unwrap();
         // An IPv4-mapped address is the IPv4 address.
-        budget
-            .reserve(ClientId::generate(), source("192.0.2.1"))
-            .unwrap();
-        budget
-            .reserve(ClientId::generate(), source("::ffff:192.0.2.1"))
-            .unwrap();
-        assert!(
-            budget
-                .reserve(ClientId::generate(), source("192.0.2.1"))
-                .is_err()
-        );
+        budget.reserve_slow(source("192.0.2.1")).unwrap();
+        budget.reserve_slow(source("::ffff:192.0.2.1")).unwrap();
+        assert!(budget.reserve_slow(source("192.0.2.1")).is_err());
+        // No address (an in-process caller): nothing to count.
+        budget.reserve_slow(None).unwrap();
+        *clock.0.lock().unwrap() += time::Duration::seconds(30);
+        budget.reserve_slow(source("2001:db8::3")).unwrap();
     }
 
     #[test]
@@ -312,13 +253,12 @@ mod tests {
         let clock = Arc::new(Manual(Mutex::new(
             OffsetDateTime::UNIX_EPOCH + time::Duration::days(1),
         )));
-        let budget = Arc::new(AuthBudget::new(settings(10, 1000), clock));
-        let client = ClientId::generate();
+        let budget = Arc::new(AuthBudget::new(settings(10), clock));
         let granted: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..64)
                 .map(|_| {
                     let budget = budget.clone();
-                    s.spawn(move || usize::from(budget.reserve(client, source("10.1.1.1")).is_ok()))
+                    s.spawn(move || usize::from(budget.reserve_slow(source("10.1.1.1")).is_ok()))
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).sum()

@@ -68,9 +68,9 @@ pub struct Service {
     tokens: TokenSettings,
     /// Secrets verified recently, to skip argon2id on repeat requests.
     verified: Arc<verified_secrets::VerifiedSecrets>,
-    /// Budgets of verifications per client and per source.
+    /// Budgets per source address: failures, and slow verifications.
     budget: Arc<auth_budget::AuthBudget>,
-    /// Where argon2id runs.
+    /// Where the verification of a password-grade hash runs.
     pool: verify_pool::VerifyPool,
     /// Digests of caller keys that authenticated lately, and when (on the
     /// service clock): they pass a source's failure gate (they are still
@@ -275,14 +275,9 @@ impl Service {
     }
 }
 
-/// Generates a client secret and its hash (argon2id, on the bounded pool).
-async fn new_client_secret(
-    pool: &verify_pool::VerifyPool,
-) -> Result<(SecretString, String), Error> {
-    pool.run(|| {
-        let secret = credential::generate(CredentialKind::ClientSecret)?;
-        let phc = credential::hash_secret(&secret)?;
-        Ok((secret, phc))
-    })
-    .await?
+/// Generates a client secret and its hash.
+fn new_client_secret() -> Result<(SecretString, String), Error> {
+    let secret = credential::generate(CredentialKind::ClientSecret)?;
+    let phc = credential::hash_secret(&secret)?;
+    Ok((secret, phc))
 }

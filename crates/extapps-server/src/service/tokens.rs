@@ -19,7 +19,7 @@ use crate::domain::{
     oauth::OAuthError,
     token::TokenClaims,
 };
-use crate::store::ClientState;
+use crate::store::{ClientState, IntrospectionState, StoredSecret};
 
 /// Settings of the tokens this server issues.
 #[derive(Debug, Clone)]
@@ -73,19 +73,42 @@ fn seconds(micros: i64) -> i64 {
     micros.div_euclid(1_000_000)
 }
 
+/// Whether the end of the token's credential ended the token: by the
+/// application revision it was decided at, for a token that names its
+/// credential; by the time of the last secret rotation that revoked tokens,
+/// for one issued before tokens named it.
+pub(super) fn ended_with_credential(claims: &TokenClaims, state: &ClientState) -> bool {
+    match claims.credential {
+        Some(credential) => state.credential_cutoffs.ended(credential, claims.revision),
+        None => state
+            .tokens_not_before
+            .is_some_and(|t| from_micros(claims.issued_at) < t),
+    }
+}
+
+/// A client that proved who it is, and how.
+#[derive(Debug)]
+pub(super) struct AuthenticatedClient {
+    pub id: ClientId,
+    pub state: Arc<ClientState>,
+    /// The secret that authenticated it, recorded in the tokens it gets so
+    /// that ending the secret's tokens ends exactly those; `None` for a
+    /// non-confidential client, identified by its ID alone.
+    pub credential: Option<Uuid>,
+}
+
 impl Service {
     /// Authenticates a client by its secret, cheapest check first, counting
-    /// failures against the source: a malformed client ID or secret, an
-    /// unknown client and a client without secrets are refused without any
-    /// verification (client IDs are public
-    /// in OAuth: telling whether one exists reveals nothing secret). A secret
-    /// this replica verified before is accepted from its cache without
-    /// touching any budget. Only then is one verification reserved from the
-    /// client's and the source's budgets, and run on the bounded pool.
+    /// failures against the source address (never against the client: a
+    /// budget anyone who knows a client ID could spend would let strangers
+    /// lock it out). A malformed client ID or secret, an unknown client and
+    /// a client without secrets are refused without any verification
+    /// (client IDs are public in OAuth: telling whether one exists reveals
+    /// nothing secret).
     async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
+    ) -> Result<AuthenticatedClient, OAuthError> {
         let result = self.check_client(credentials).await;
         if matches!(result, Err(OAuthError::InvalidClient)) {
             self.budget.record_failure(credentials.source);
@@ -98,7 +121,7 @@ impl Service {
     pub(super) async fn authenticate_any_client(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
+    ) -> Result<AuthenticatedClient, OAuthError> {
         if credentials.secret.is_some() {
             return self.authenticate_client(credentials).await;
         }
@@ -112,7 +135,7 @@ impl Service {
     async fn check_client(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
+    ) -> Result<AuthenticatedClient, OAuthError> {
         let Some(client_id) = ClientId::parse(&credentials.client_id) else {
             return Err(OAuthError::InvalidClient);
         };
@@ -124,81 +147,133 @@ impl Service {
             return Err(OAuthError::InvalidClient);
         }
         // A source refused for its failures gets no database read, unless
-        // it presents a secret verified before (whose owner it may share
-        // an address with).
-        if let Some(retry_after) = self.budget.refused_for(credentials.source)
-            && !self.verified.known(client_id, secret, self.clock.now())
-        {
-            return Err(OAuthError::TooManyAttempts { retry_after });
-        }
-        let Some(state) = self.store.client_state(client_id).await? else {
-            return Err(OAuthError::InvalidClient);
+        // it presents a secret this replica verified before. A client this
+        // replica holds in memory is still checked, at the cost of one cheap
+        // verification. Either way its owner is served even from an address
+        // it shares with whoever failed there.
+        let refused = self.budget.refused_for(credentials.source);
+        let cached = match refused {
+            Some(_) => self.store.cached_client_state(client_id),
+            None => None,
+        };
+        let state = match (refused, cached) {
+            (_, Some(state)) => state,
+            (Some(retry_after), None)
+                if !self.verified.known(client_id, secret, self.clock.now()) =>
+            {
+                return Err(OAuthError::TooManyAttempts { retry_after });
+            }
+            _ => self
+                .store
+                .client_state(client_id)
+                .await?
+                .ok_or(OAuthError::InvalidClient)?,
+        };
+        let wrong = || match refused {
+            Some(retry_after) => OAuthError::TooManyAttempts { retry_after },
+            None => OAuthError::InvalidClient,
         };
         let now = self.clock.now();
         if let Some(secret_id) = self.verified.lookup(client_id, secret, &state, now) {
             self.metrics.secret_cache(true);
-            self.note_secret_use(&secret_id, now).await;
-            return Ok((client_id, state));
+            return self
+                .secret_accepted(client_id, state, &secret_id, now)
+                .await;
         }
         self.metrics.secret_cache(false);
-        let hashes: Vec<(String, String)> = state
+        let (current, slow): (Vec<&StoredSecret>, Vec<&StoredSecret>) = state
             .live_secrets(now)
-            .map(|x| (x.id.clone(), x.phc.clone()))
-            .collect();
-        if hashes.is_empty() {
-            return Err(OAuthError::InvalidClient);
+            .partition(|s| credential::is_current_hash(&s.phc));
+        if let Some(matched) = current
+            .iter()
+            .find(|s| credential::verify_secret(secret, &s.phc))
+        {
+            self.verified
+                .remember(client_id, secret, &matched.id, state.revision, now);
+            let secret_id = matched.id.clone();
+            return self
+                .secret_accepted(client_id, state, &secret_id, now)
+                .await;
         }
-        // Requests presenting the same secret meanwhile share this one
-        // verification and its outcome.
-        let (key, in_flight, started) = self
-            .verified
-            .verification(client_id, secret)
-            .ok_or(OAuthError::ServerError)?;
-        // Whoever runs the verification (the starter, or a joiner if the
-        // starter's request was cancelled) also clears it.
-        let ran = std::sync::atomic::AtomicBool::new(false);
-        let outcome = in_flight
-            .get_or_init(|| async {
-                ran.store(true, std::sync::atomic::Ordering::Relaxed);
-                // A place in the pool first: refused at once, it costs no
-                // budget.
-                let admitted = self.pool.admit().ok_or(OAuthError::Busy)?;
-                self.budget
-                    .reserve(client_id, credentials.source)
-                    .map_err(|retry_after| OAuthError::TooManyAttempts { retry_after })?;
-                let presented = secret.clone();
-                let matched = self
-                    .pool
-                    .run_admitted(admitted, move || {
-                        hashes
-                            .into_iter()
-                            .find(|(_, phc)| {
-                                credential::verify_secret_on_this_thread(&presented, phc)
-                            })
-                            .map(|(id, _)| id)
-                    })
-                    .await?;
-                if let Some(secret_id) = &matched {
-                    self.verified
-                        .remember(client_id, secret, secret_id, state.revision, now);
-                }
-                Ok(matched)
+        if slow.is_empty() {
+            return Err(wrong());
+        }
+        // A hash from before the parameters for generated secrets: ~15 ms
+        // each, so a refused source gets none, and the others pay for each
+        // in advance, on the bounded pool.
+        if let Some(retry_after) = refused {
+            return Err(OAuthError::TooManyAttempts { retry_after });
+        }
+        let admitted = self.pool.admit().ok_or(OAuthError::Busy)?;
+        self.budget
+            .reserve_slow(credentials.source)
+            .map_err(|retry_after| OAuthError::TooManyAttempts { retry_after })?;
+        let candidates: Vec<StoredSecret> = slow.into_iter().cloned().collect();
+        let presented = secret.clone();
+        let matched = self
+            .pool
+            .run_admitted(admitted, move || {
+                candidates
+                    .into_iter()
+                    .find(|s| credential::verify_secret_on_this_thread(&presented, &s.phc))
             })
-            .await
-            .clone();
-        if started || ran.load(std::sync::atomic::Ordering::Relaxed) {
-            self.verified.finished(key, &in_flight);
-        }
-        // A request that joined a verification started against older state
-        // accepts its outcome only for a secret still live in its own.
-        let Some(secret_id) = outcome? else {
+            .await?;
+        let Some(matched) = matched else {
             return Err(OAuthError::InvalidClient);
         };
-        if !state.live_secrets(now).any(|s| s.id == secret_id) {
-            return Err(OAuthError::InvalidClient);
+        self.upgrade_hash(client_id, secret, &matched).await;
+        self.verified
+            .remember(client_id, secret, &matched.id, state.revision, now);
+        self.secret_accepted(client_id, state, &matched.id, now)
+            .await
+    }
+
+    /// The client a secret just authenticated: its use noted, and its ID
+    /// made the token's credential.
+    async fn secret_accepted(
+        &self,
+        client_id: ClientId,
+        state: Arc<ClientState>,
+        secret_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<AuthenticatedClient, OAuthError> {
+        self.note_secret_use(secret_id, now).await;
+        let credential = Uuid::parse_str(secret_id).map_err(|_| {
+            tracing::error!(client_id = %client_id, "a stored secret ID is not a UUID");
+            OAuthError::ServerError
+        })?;
+        Ok(AuthenticatedClient {
+            id: client_id,
+            state,
+            credential: Some(credential),
+        })
+    }
+
+    /// Replaces a password-grade hash with one of today's parameters, now
+    /// that the secret is known to be right. A failure only means the next
+    /// use verifies the slow way again.
+    async fn upgrade_hash(
+        &self,
+        client_id: ClientId,
+        secret: &SecretString,
+        stored: &StoredSecret,
+    ) {
+        let upgraded = match credential::hash_secret(secret) {
+            Ok(phc) => phc,
+            Err(_) => return,
+        };
+        match self
+            .store
+            .replace_secret_hash(client_id, &stored.id, &stored.phc, &upgraded)
+            .await
+        {
+            Ok(true) => {
+                self.metrics.secret_hash_upgraded();
+                tracing::info!(client_id = %client_id, "a client secret's hash now has the parameters for generated secrets");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not replace a client secret's hash"),
         }
-        self.note_secret_use(&secret_id, now).await;
-        Ok((client_id, state))
     }
 
     /// Records a secret's last use: one small write at most every few
@@ -241,7 +316,8 @@ impl Service {
                 "a non-confidential application may not use client_credentials".into(),
             ));
         }
-        let (client_id, state) = self.authenticate_client(credentials).await?;
+        let client = self.authenticate_client(credentials).await?;
+        let (client_id, state) = (client.id, &client.state);
         if state.app_type != ApplicationType::Confidential || !state.grants.has_application_scopes()
         {
             return Err(OAuthError::UnauthorizedClient(
@@ -249,11 +325,7 @@ impl Service {
                     .into(),
             ));
         }
-        let granted: BTreeSet<&str> = state
-            .grants
-            .iter()
-            .flat_map(|(_, g)| g.application_scopes.iter().map(String::as_str))
-            .collect();
+        let granted: BTreeSet<&str> = state.grants.scopes(ScopeSet::Application).collect();
         let scopes: Vec<String> = match scope.map(str::split_whitespace) {
             None => granted.iter().map(|s| s.to_string()).collect(),
             Some(requested) => {
@@ -278,6 +350,8 @@ impl Service {
             client_id,
             subject: None,
             grant: None,
+            credential: client.credential,
+            revision: state.revision,
             scopes: scopes.clone(),
             issued_at: now,
             expires_at: now + ttl,
@@ -315,20 +389,22 @@ impl Service {
         let Some(claims) = self.open_live_token(token, now) else {
             return Ok(None);
         };
-        let Some(state) = self
+        let Some(found) = self
             .store
             .introspection_state(claims.client_id, claims.id, claims.grant)
             .await?
         else {
             return Ok(None);
         };
-        let revoked_on_rotation = state
-            .tokens_not_before
-            .is_some_and(|t| from_micros(claims.issued_at) < t);
-        if state.revoked || revoked_on_rotation || !caller.sees(&state.organization) {
+        let IntrospectionState {
+            client: state,
+            revoked,
+        } = found;
+        if revoked || !caller.sees(&state.organization) || ended_with_credential(&claims, &state) {
             return Ok(None);
         }
-        // Scopes removed since issuance no longer count.
+        // Scopes removed since the token was decided no longer count, even
+        // once granted again.
         let set = match claims.subject {
             None => ScopeSet::Application,
             Some(_) => ScopeSet::User,
@@ -337,10 +413,7 @@ impl Service {
             .scopes
             .iter()
             .filter(|s| {
-                state.grants.iter().any(|(_, g)| match set {
-                    ScopeSet::Application => g.application_scopes.contains(*s),
-                    ScopeSet::User => g.user_scopes.contains(*s),
-                })
+                state.grants.grants(set, s) && state.scope_removals.kept(set, s, claims.revision)
             })
             .cloned()
             .collect();
@@ -395,7 +468,8 @@ impl Service {
         credentials: &ClientCredentials,
         token: &str,
     ) -> Result<(), OAuthError> {
-        let (client_id, state) = self.authenticate_any_client(credentials).await?;
+        let client = self.authenticate_any_client(credentials).await?;
+        let (client_id, state) = (client.id, client.state);
         if token.starts_with(crate::domain::refresh_token::REFRESH_TOKEN_PREFIX) {
             return Ok(self.revoke_refresh_token(client_id, &state, token).await?);
         }

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ClientCredentials, IssuedToken, Service};
+use super::{ClientCredentials, IssuedToken, Service, tokens::AuthenticatedClient};
 use crate::domain::{
     Error, Reason, Violations,
     application::ApplicationType,
@@ -130,8 +130,18 @@ fn invalid_grant(why: &str) -> OAuthError {
 fn still_granted(state: &ClientState, scopes: &BTreeSet<String>) -> BTreeSet<String> {
     scopes
         .iter()
-        .filter(|s| state.grants.iter().any(|(_, g)| g.user_scopes.contains(*s)))
+        .filter(|s| state.grants.grants(ScopeSet::User, s))
         .cloned()
+        .collect()
+}
+
+/// The scopes of a user grant that still hold: granted to the application
+/// now, and not removed since the user consented (a scope removed and
+/// granted again does not come back to grants made before its removal).
+fn grant_scopes(state: &ClientState, grant: &UserGrant) -> BTreeSet<String> {
+    still_granted(state, &grant.scopes)
+        .into_iter()
+        .filter(|s| state.scope_removals.kept(ScopeSet::User, s, grant.revision))
         .collect()
 }
 
@@ -540,6 +550,7 @@ impl Service {
                     redirect_uri: pending.redirect_uri.clone(),
                     redirect_uri_given: pending.redirect_uri_given,
                     code_challenge: pending.code_challenge.clone(),
+                    revision: state.revision,
                 },
                 now,
             )
@@ -624,14 +635,14 @@ impl Service {
     async fn authenticate_user_client(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
-        let (client_id, state) = self.authenticate_any_client(credentials).await?;
-        if !state.grants.has_user_scopes() {
+    ) -> Result<AuthenticatedClient, OAuthError> {
+        let client = self.authenticate_any_client(credentials).await?;
+        if !client.state.grants.has_user_scopes() {
             return Err(OAuthError::UnauthorizedClient(
                 "this application has no user scopes, so it may not use this grant".into(),
             ));
         }
-        Ok((client_id, state))
+        Ok(client)
     }
 
     /// A non-confidential client by its ID: one that may authenticate
@@ -639,7 +650,7 @@ impl Service {
     pub(super) async fn identify_public_client(
         &self,
         credentials: &ClientCredentials,
-    ) -> Result<(ClientId, Arc<ClientState>), OAuthError> {
+    ) -> Result<AuthenticatedClient, OAuthError> {
         let client_id = ClientId::parse(&credentials.client_id).ok_or(OAuthError::InvalidClient)?;
         if let Some(retry_after) = self.budget.refused_for(credentials.source) {
             return Err(OAuthError::TooManyAttempts { retry_after });
@@ -652,7 +663,11 @@ impl Service {
         if state.app_type != ApplicationType::NonConfidential {
             return Err(OAuthError::InvalidClient);
         }
-        Ok((client_id, state))
+        Ok(AuthenticatedClient {
+            id: client_id,
+            state,
+            credential: None,
+        })
     }
 
     /// The authorization code grant (RFC 6749 section 4.1.3, RFC 7636
@@ -665,7 +680,8 @@ impl Service {
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
     ) -> Result<IssuedToken, OAuthError> {
-        let (client_id, state) = self.authenticate_user_client(credentials).await?;
+        let client = self.authenticate_user_client(credentials).await?;
+        let (client_id, state) = (client.id, &client.state);
         let refused = || invalid_grant("the authorization code is invalid, expired or used");
         // Unknown and foreign codes cost a read each: they count against
         // the source like failed authentications.
@@ -686,7 +702,7 @@ impl Service {
             // Only the first replay has anything to end: later ones cost a
             // read, not a write.
             if grant.revoke_time.is_none() && grant.expire_time > now {
-                self.grant_replayed(&state, &grant, "authorization_code")
+                self.grant_replayed(state, &grant, "authorization_code")
                     .await?;
             }
             return Err(refused());
@@ -697,7 +713,7 @@ impl Service {
                 .is_some();
         if grant.revoke_time.is_some()
             || grant.code_expire_time <= now
-            || self.ended_by_rotation(&state, &grant)
+            || self.ended_by_rotation(state, &grant)
             || !still_registered
         {
             return Err(refused());
@@ -735,7 +751,7 @@ impl Service {
             }
             (None, None) => {}
         }
-        let scopes = still_granted(&state, &grant.scopes);
+        let scopes = grant_scopes(state, &grant);
         if scopes.is_empty() {
             return Err(invalid_grant(
                 "no scope of this authorization is still granted",
@@ -754,7 +770,7 @@ impl Service {
             .await?
         {
             // Redeemed by a request just before this one: a replay too.
-            self.grant_replayed(&state, &grant, "authorization_code")
+            self.grant_replayed(state, &grant, "authorization_code")
                 .await?;
             return Err(refused());
         }
@@ -764,7 +780,7 @@ impl Service {
         };
         let mut grant = grant;
         grant.expire_time = expire_time;
-        self.issue_user_token(client_id, &grant, scopes, refresh, now)
+        self.issue_user_token(&client, &grant, scopes, refresh, now)
     }
 
     /// The refresh token grant (RFC 6749 section 6): rotates the token. The
@@ -777,7 +793,8 @@ impl Service {
         token: &str,
         scope: Option<&str>,
     ) -> Result<IssuedToken, OAuthError> {
-        let (client_id, state) = self.authenticate_user_client(credentials).await?;
+        let client = self.authenticate_user_client(credentials).await?;
+        let (client_id, state) = (client.id, &client.state);
         let refused = || invalid_grant("the refresh token is invalid, expired or revoked");
         let failed = || {
             self.budget.record_failure(credentials.source);
@@ -794,14 +811,14 @@ impl Service {
         }
         if grant.revoke_time.is_some()
             || grant.expire_time <= now
-            || self.ended_by_rotation(&state, &grant)
+            || self.ended_by_rotation(state, &grant)
         {
             return Err(refused());
         }
         let Some(current) = grant.refresh_generation else {
             return Err(refused());
         };
-        let mut scopes = still_granted(&state, &grant.scopes);
+        let mut scopes = grant_scopes(state, &grant);
         if let Some(requested) = scope {
             let asked: BTreeSet<&str> = grant.scopes.iter().map(String::as_str).collect();
             let (narrowed, _) =
@@ -832,16 +849,16 @@ impl Service {
                 .await?
             {
                 let next = self.refresh_tokens.make(&grant.id, next_generation)?;
-                return self.issue_user_token(client_id, &grant, scopes, Some(next), now);
+                return self.issue_user_token(&client, &grant, scopes, Some(next), now);
             }
             // Rotated by a request just before this one: answered below as
             // a retry of it.
             let grant = self.store.find_grant(grant_id).await?.ok_or_else(refused)?;
             return self
-                .earlier_refresh_token(&state, &grant, generation, scopes, now)
+                .earlier_refresh_token(&client, &grant, generation, scopes, now)
                 .await;
         }
-        self.earlier_refresh_token(&state, &grant, generation, scopes, now)
+        self.earlier_refresh_token(&client, &grant, generation, scopes, now)
             .await
     }
 
@@ -850,7 +867,7 @@ impl Service {
     /// again (its client lost the answer); an older one is reuse.
     async fn earlier_refresh_token(
         &self,
-        state: &ClientState,
+        client: &AuthenticatedClient,
         grant: &UserGrant,
         generation: u32,
         scopes: BTreeSet<String>,
@@ -875,9 +892,10 @@ impl Service {
             .is_some_and(|rotated| now - rotated <= self.user().refresh_grace);
         if generation.checked_add(1) == Some(current) && within_grace {
             let successor = self.refresh_tokens.make(&grant.id, current)?;
-            return self.issue_user_token(grant.client_id, grant, scopes, Some(successor), now);
+            return self.issue_user_token(client, grant, scopes, Some(successor), now);
         }
-        self.grant_replayed(state, grant, "refresh_token").await?;
+        self.grant_replayed(&client.state, grant, "refresh_token")
+            .await?;
         Err(refused())
     }
 
@@ -929,7 +947,7 @@ impl Service {
     /// An access token for the grant's user, never outliving the grant.
     fn issue_user_token(
         &self,
-        client_id: ClientId,
+        client: &AuthenticatedClient,
         grant: &UserGrant,
         scopes: BTreeSet<String>,
         refresh_token: Option<SecretString>,
@@ -940,9 +958,11 @@ impl Service {
         let scopes: Vec<String> = scopes.into_iter().collect();
         let claims = TokenClaims {
             id: Uuid::new_v4(),
-            client_id,
+            client_id: client.id,
             subject: Some(grant.subject.clone()),
             grant: Some(grant.id),
+            credential: client.credential,
+            revision: client.state.revision,
             scopes: scopes.clone(),
             issued_at,
             expires_at,

@@ -1,5 +1,11 @@
 //! A bounded memory of recently verified client secrets, so a client asking
-//! for tokens again does not pay argon2id (~15 ms) each time.
+//! for tokens again skips argon2id: even at the parameters for generated
+//! secrets (~11 µs) a verification costs more than the rest of a token
+//! request's own work, and a hit costs an HMAC (see BENCHMARKS.md). It
+//! decides nothing a verification would not: a miss only costs a
+//! verification. Behind an address refused for its failures, a secret
+//! verified before still gets its application read, so an owner who shares
+//! an address with a stranger is served.
 //!
 //! Entries are keyed by an HMAC of the client ID and secret under a key held
 //! by the server, never by the secret. An entry only counts while the
@@ -23,7 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-use crate::domain::{clock::to_micros, names::ClientId, oauth::OAuthError};
+use crate::domain::{clock::to_micros, names::ClientId};
 use crate::store::ClientState;
 
 const CAPACITY: u64 = 100_000;
@@ -47,19 +53,10 @@ impl Verified {
     }
 }
 
-/// One verification in progress, shared by every request that presents the
-/// same client ID and secret meanwhile: what it found (the secret's ID, or
-/// `None` for a wrong secret), or why it could not run.
-pub type InFlight = Arc<tokio::sync::OnceCell<Result<Option<String>, OAuthError>>>;
-
 pub struct VerifiedSecrets {
     key: [u8; 32],
     idle: Duration,
     entries: moka::sync::Cache<[u8; 32], Arc<Verified>>,
-    /// Verifications running now, so that a client's burst of first
-    /// requests costs one verification (and one unit of budget), not one
-    /// each; bounded, and short-lived by construction.
-    in_flight: moka::sync::Cache<[u8; 32], InFlight>,
 }
 
 impl std::fmt::Debug for VerifiedSecrets {
@@ -73,8 +70,7 @@ impl std::fmt::Debug for VerifiedSecrets {
 impl VerifiedSecrets {
     /// A cache whose entries last `idle` after their last use: longer than
     /// a token lives, so a client that comes back for a new token when its
-    /// old one expires still finds its secret here (and so is never subject
-    /// to budgets strangers may have spent).
+    /// old one expires still finds its secret here.
     pub fn new(key: [u8; 32], idle: Duration) -> Self {
         Self {
             key,
@@ -83,39 +79,7 @@ impl VerifiedSecrets {
                 .max_capacity(CAPACITY)
                 .time_to_idle(idle)
                 .build(),
-            in_flight: moka::sync::Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
         }
-    }
-
-    /// The verification of `secret` for `client_id` in progress, joined or
-    /// started (`true`: started here; whoever runs it calls
-    /// [`VerifiedSecrets::finished`] once it has an outcome).
-    pub fn verification(
-        &self,
-        client_id: ClientId,
-        secret: &SecretString,
-    ) -> Option<([u8; 32], InFlight, bool)> {
-        let key = self.fingerprint(client_id, secret)?;
-        let entry = self.in_flight.entry(key).or_default();
-        let started = entry.is_fresh();
-        Some((key, entry.into_value(), started))
-    }
-
-    /// Forgets a finished verification, if it is still the one registered
-    /// under `key`: later requests look in the cache (a right secret) or
-    /// verify again (a wrong one).
-    pub fn finished(&self, key: [u8; 32], verification: &InFlight) {
-        self.in_flight
-            .entry(key)
-            .and_compute_with(|current| match current {
-                Some(entry) if Arc::ptr_eq(entry.value(), verification) => {
-                    moka::ops::compute::Op::Remove
-                }
-                _ => moka::ops::compute::Op::Nop,
-            });
     }
 
     fn fingerprint(&self, client_id: ClientId, secret: &SecretString) -> Option<[u8; 32]> {
@@ -191,6 +155,8 @@ mod tests {
             grants: Default::default(),
             tokens_not_before: None,
             revision,
+            scope_removals: Default::default(),
+            credential_cutoffs: Default::default(),
             secrets: vec![StoredSecret {
                 id: "s1".into(),
                 phc: String::new(),

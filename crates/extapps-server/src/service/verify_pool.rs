@@ -1,6 +1,8 @@
-//! A bounded pool for argon2id work. tokio's blocking pool grows to 512
-//! threads and queues without limit; argon2id needs 19 MiB a run, so an
-//! unbounded flood of verifications exhausts memory. Here the work runs on
+//! A bounded pool for verifying secrets whose hashes still have the
+//! password-grade parameters of earlier versions (19 MiB, ~15 ms; each is
+//! replaced on its next successful use). tokio's blocking pool grows to 512
+//! threads and queues without limit, so an unbounded flood of such
+//! verifications would exhaust memory. Here the work runs on
 //! `workers` dedicated threads (a rayon pool: a fixed set of threads also
 //! bounds the memory the allocator keeps per thread after a run), at most
 //! `queue` more wait, and anyone beyond is refused at once ([`VerifyPool::
@@ -81,24 +83,6 @@ impl VerifyPool {
     pub async fn run_admitted<T: Send + 'static>(
         &self,
         admitted: Admitted,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Error> {
-        self.run_holding(admitted, work).await
-    }
-
-    /// Runs `work` when a worker is free, however long that takes: for
-    /// authenticated callers (hashing a new secret), whose number is bounded
-    /// by the keys an operator handed out.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Error> {
-        self.run_holding((), work).await
-    }
-
-    async fn run_holding<T: Send + 'static, P: Send + 'static>(
-        &self,
-        admitted: P,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
         let running = self

@@ -8,6 +8,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
 
 use super::audit::insert_audit;
 use super::convert::{application_from_row, application_row, grants_json, redirect_urls_json};
@@ -21,6 +22,7 @@ use crate::domain::{
     clock::to_micros,
     idempotency::RETENTION,
     names::{ClientId, OrganizationId},
+    token_rules::{CredentialCutoffs, ScopeRemovals},
 };
 
 /// A client secret to store: its ID and argon2id PHC string, never the secret.
@@ -36,8 +38,9 @@ pub struct RotateSecret {
     pub secret: NewSecret,
     /// How long older secrets keep working; zero ends them at once.
     pub grace_period: Duration,
-    /// Revoke every token issued so far.
-    pub revoke_tokens: bool,
+    /// End every token the older secrets authenticated: `Some` with an
+    /// instant after which none of them can be live any more.
+    pub revoke_tokens: Option<OffsetDateTime>,
 }
 
 /// Which application a change is for, who makes it and when.
@@ -227,6 +230,14 @@ impl Store {
                 application::Column::DisplayName,
                 Expr::value(after.display_name.as_str()),
             );
+            if after.grants != before.grants {
+                let (mut removals, _) = token_rules(txn, of.client_id).await?;
+                removals.record(&before.grants, &after.grants, after.revision);
+                update = update.col_expr(
+                    application::Column::ScopeRemovals,
+                    Expr::value(to_json(&removals)?),
+                );
+            }
             // Only a new name takes a new key: a name kept from before the
             // keys existed may hold a key of its own (see the migration).
             if after.display_name.key() != before.display_name.key() {
@@ -291,6 +302,18 @@ impl Store {
             precondition(before)?;
             let app_id = client_id.to_string();
             let of_app = application_secret::Column::ApplicationId.eq(app_id.clone());
+            // Every secret so far, whose tokens the rotation may end.
+            let earlier: Vec<String> = match rotation.revoke_tokens {
+                Some(_) => application_secret::Entity::find()
+                    .filter(of_app.clone())
+                    .all(txn)
+                    .await
+                    .map_err(db_error)?
+                    .into_iter()
+                    .map(|secret| secret.id)
+                    .collect(),
+                None => Vec::new(),
+            };
             if rotation.grace_period.is_positive() {
                 let grace_end = to_micros(now + rotation.grace_period);
                 application_secret::Entity::delete_many()
@@ -328,11 +351,27 @@ impl Store {
                     Expr::value(before.revision + 1),
                 )
                 .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)));
-            if rotation.revoke_tokens {
-                update = update.col_expr(
-                    application::Column::TokensNotBefore,
-                    Expr::value(to_micros(now)),
-                );
+            if let Some(kept_until) = rotation.revoke_tokens {
+                // By credential for tokens that name theirs; by time for
+                // those issued before tokens did, and for user grants.
+                let (_, mut cutoffs) = token_rules(txn, client_id).await?;
+                cutoffs.prune(to_micros(now));
+                for secret in &earlier {
+                    let Ok(credential) = Uuid::parse_str(secret) else {
+                        tracing::error!(secret, "a stored secret ID is not a UUID");
+                        return Err(Error::Internal);
+                    };
+                    cutoffs.end(credential, before.revision + 1, to_micros(kept_until));
+                }
+                update = update
+                    .col_expr(
+                        application::Column::CredentialCutoffs,
+                        Expr::value(to_json(&cutoffs)?),
+                    )
+                    .col_expr(
+                        application::Column::TokensNotBefore,
+                        Expr::value(to_micros(now)),
+                    );
                 super::user_grants::revoke_grants_of(txn, client_id, now).await?;
             }
             let updated = update
@@ -358,7 +397,7 @@ impl Store {
                 ),
                 (
                     "revoke_tokens".to_owned(),
-                    rotation.revoke_tokens.to_string(),
+                    rotation.revoke_tokens.is_some().to_string(),
                 ),
             ]
             .into();
@@ -401,6 +440,30 @@ impl Store {
             .await?
             .ok_or(Error::Internal)
     }
+}
+
+/// What ends an application's tokens besides their expiry, as stored.
+async fn token_rules(
+    txn: &DatabaseTransaction,
+    client_id: ClientId,
+) -> Result<(ScopeRemovals, CredentialCutoffs), Error> {
+    let row = application::Entity::find_by_id(client_id.to_string())
+        .one(txn)
+        .await
+        .map_err(db_error)?
+        .ok_or(Error::Internal)?;
+    let corrupt = || {
+        tracing::error!(application = %row.id, "stored token rules do not parse");
+        Error::Internal
+    };
+    Ok((
+        serde_json::from_str(&row.scope_removals).map_err(|_| corrupt())?,
+        serde_json::from_str(&row.credential_cutoffs).map_err(|_| corrupt())?,
+    ))
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|_| Error::Internal)
 }
 
 /// What a change wrote, for its audit event, and what it answers.

@@ -81,5 +81,7 @@ pub fn application_row(app: &Application) -> Result<application::Model, Error> {
         tokens_not_before: None,
         create_time: to_micros(app.create_time),
         update_time: to_micros(app.update_time),
+        scope_removals: "{}".into(),
+        credential_cutoffs: "{}".into(),
     })
 }

@@ -22,6 +22,7 @@ use crate::domain::{
     grants::Grants,
     names::{ClientId, OrganizationId},
     redirect_url::RedirectUrl,
+    token_rules::{CredentialCutoffs, ScopeRemovals},
 };
 
 /// The PostgreSQL advisory lock that lets one replica purge at a time.
@@ -43,10 +44,15 @@ pub struct ClientState {
     pub app_type: ApplicationType,
     pub redirect_urls: Vec<RedirectUrl>,
     pub grants: Arc<Grants>,
-    /// Tokens issued before this instant are revoked.
+    /// Tokens issued before this instant are revoked: read only for tokens
+    /// that do not name their credential (issued before tokens did).
     pub tokens_not_before: Option<OffsetDateTime>,
     /// Changes with every edit of the application.
     pub revision: i64,
+    /// The revision each removed scope was removed at.
+    pub scope_removals: ScopeRemovals,
+    /// Credentials whose earlier tokens were ended.
+    pub credential_cutoffs: CredentialCutoffs,
     /// Every stored secret, including one whose grace period has ended but
     /// that is not purged yet: use [`ClientState::live_secrets`].
     pub secrets: Vec<StoredSecret>,
@@ -61,15 +67,11 @@ impl ClientState {
     }
 }
 
-/// What introspection needs about a token's application, read together with
-/// the token's revocation in one statement.
+/// What introspection needs about a token: its application, and whether
+/// the token (or the grant it came from) was revoked by its ID.
 #[derive(Debug, Clone)]
 pub struct IntrospectionState {
-    /// The organization of the token's application.
-    pub organization: OrganizationId,
-    pub grants: Arc<Grants>,
-    pub tokens_not_before: Option<OffsetDateTime>,
-    /// The token itself was revoked (RFC 7009).
+    pub client: Arc<ClientState>,
     pub revoked: bool,
 }
 
@@ -93,9 +95,7 @@ impl Store {
                 None => false,
             };
         Ok(Some(IntrospectionState {
-            organization: state.organization.clone(),
-            grants: state.grants.clone(),
-            tokens_not_before: state.tokens_not_before,
+            client: state,
             revoked,
         }))
     }
@@ -117,6 +117,12 @@ impl Store {
             self.cache.keep_client(epoch, client_id, state.clone());
         }
         Ok(state)
+    }
+
+    /// The state of a client if this replica holds it in a trusted cache:
+    /// for callers that may not cause a database read.
+    pub fn cached_client_state(&self, client_id: ClientId) -> Option<Arc<ClientState>> {
+        self.cache.client(&client_id)
     }
 
     /// The state as stored, with every secret not yet purged.
@@ -146,6 +152,9 @@ impl Store {
             grants: Arc::new(serde_json::from_str(&app.grants).map_err(|_| corrupt())?),
             tokens_not_before: app.tokens_not_before.map(from_micros),
             revision: app.revision,
+            scope_removals: serde_json::from_str(&app.scope_removals).map_err(|_| corrupt())?,
+            credential_cutoffs: serde_json::from_str(&app.credential_cutoffs)
+                .map_err(|_| corrupt())?,
             secrets: secrets
                 .into_iter()
                 .map(|s| StoredSecret {
@@ -246,6 +255,33 @@ impl Store {
     /// How many revocations this replica holds in memory.
     pub fn revocations_held(&self) -> usize {
         self.cache.revocations_held()
+    }
+
+    /// Replaces a secret's hash with `upgraded`, if it is still `current`
+    /// (another request may have replaced it first), and tells every
+    /// replica to read the application again. `false` if nothing changed.
+    pub async fn replace_secret_hash(
+        &self,
+        client_id: ClientId,
+        secret_id: &str,
+        current: &str,
+        upgraded: &str,
+    ) -> Result<bool, Error> {
+        let txn = self.write().await?;
+        let replaced = application_secret::Entity::update_many()
+            .col_expr(application_secret::Column::Phc, Expr::value(upgraded))
+            .filter(application_secret::Column::Id.eq(secret_id))
+            .filter(application_secret::Column::Phc.eq(current))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?
+            .rows_affected;
+        if replaced == 0 {
+            return Ok(false);
+        }
+        self.commit_change(txn, Change::Application(client_id))
+            .await?;
+        Ok(true)
     }
 
     /// Notes that a secret authenticated a request at `when`.

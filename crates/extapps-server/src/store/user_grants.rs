@@ -44,6 +44,8 @@ pub struct UserGrant {
     pub refresh_generation: Option<u32>,
     pub refresh_expire_time: Option<OffsetDateTime>,
     pub rotate_time: Option<OffsetDateTime>,
+    /// The application's revision its scopes were decided at.
+    pub revision: i64,
 }
 
 impl std::fmt::Debug for UserGrant {
@@ -73,6 +75,8 @@ pub struct NewGrant {
     pub redirect_uri: String,
     pub redirect_uri_given: bool,
     pub code_challenge: Option<String>,
+    /// The application's revision the user consented at.
+    pub revision: i64,
 }
 
 /// The answer of a request, to record once.
@@ -144,6 +148,7 @@ fn grant_from_row(row: user_grant::Model) -> Result<UserGrant, Error> {
             .transpose()?,
         refresh_expire_time: row.refresh_expire_time.map(from_micros),
         rotate_time: row.rotate_time.map(from_micros),
+        revision: row.revision,
     })
 }
 
@@ -221,6 +226,7 @@ impl Store {
             refresh_generation: Set(None),
             refresh_expire_time: Set(None),
             rotate_time: Set(None),
+            revision: Set(grant.revision),
         })
         .exec(&txn)
         .await

@@ -19,10 +19,17 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub redirect_urls: String,
     pub revision: i64,
-    /// Tokens issued before this time (µs) are revoked.
+    /// Tokens issued before this time (µs) are revoked; read only for
+    /// tokens issued before tokens carried their credential.
     pub tokens_not_before: Option<i64>,
     pub create_time: i64,
     pub update_time: i64,
+    /// JSON of `domain::token_rules::ScopeRemovals`.
+    #[sea_orm(column_type = "Text")]
+    pub scope_removals: String,
+    /// JSON of `domain::token_rules::CredentialCutoffs`.
+    #[sea_orm(column_type = "Text")]
+    pub credential_cutoffs: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

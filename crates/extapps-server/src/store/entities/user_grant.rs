@@ -36,6 +36,9 @@ pub struct Model {
     pub refresh_expire_time: Option<i64>,
     /// When the refresh token last rotated (µs).
     pub rotate_time: Option<i64>,
+    /// The application's revision when the user consented: a scope removed
+    /// at a later revision never comes back to this grant.
+    pub revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
