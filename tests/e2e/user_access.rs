@@ -543,12 +543,25 @@ async fn authorize_refuses_untrusted_redirects_with_a_page_and_the_rest_by_redir
     redirected(&authorize(server, &no_pkce).await, SIGNIN_URL);
     let answer = refused(with(web_base, "code_challenge_method", "plain"), WEB_OTHER).await;
     assert_eq!(answer["error"], "invalid_request");
-    // An application without user scopes may not ask users.
+    // An application without user scopes may not ask users, and its
+    // registered URL is no reason to send a browser anywhere: a page.
     let mut service = service_app("Service");
     service.redirect_urls = vec![WEB_CALLBACK.into()];
     let service = registered(register(&mut setup.admin, "acme", service).await);
-    let answer = refused(good(&service, WEB_CALLBACK), WEB_CALLBACK).await;
-    assert_eq!(answer["error"], "unauthorized_client");
+    for params in [
+        good(&service, WEB_CALLBACK),
+        vec![
+            ("response_type", "code"),
+            ("client_id", service.id.as_str()),
+            ("state", "x"),
+        ],
+    ] {
+        let response = authorize(server, &params).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.headers().get("location").is_none());
+        let page = response.text().await.unwrap();
+        assert!(page.contains("unauthorized_client"), "{page}");
+    }
     // The one registered URL is used when none is named.
     let mut single = native_app_with_one_url();
     single.display_name = "Single".into();

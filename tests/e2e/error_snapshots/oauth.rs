@@ -152,14 +152,29 @@ async fn oauth_endpoints_answer_bad_requests_with_rfc_6749_errors(backend: Backe
         authorize(&[("response_type", "code")]),
     )
     .await;
+    let mut admin = server.admin("acme").await;
+    let native = crate::fixtures::register(
+        &mut admin,
+        "acme",
+        crate::fixtures::native_app("Snapshots, native"),
+    )
+    .await
+    .application
+    .unwrap();
     answer(
         r,
         "authorize: a redirect_uri that is not registered",
         authorize(&[
             ("response_type", "code"),
-            ("client_id", id),
+            ("client_id", &native.client_id),
             ("redirect_uri", "https://attacker.example/cb"),
         ]),
+    )
+    .await;
+    answer(
+        r,
+        "authorize: an application without user scopes",
+        authorize(&[("response_type", "code"), ("client_id", id), ("state", "x")]),
     )
     .await;
 

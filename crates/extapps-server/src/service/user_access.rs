@@ -122,6 +122,12 @@ fn request_not_found() -> Error {
     }
 }
 
+fn no_user_scopes() -> OAuthError {
+    OAuthError::UnauthorizedClient(
+        "this application has no user scopes, so it may not ask users for access".into(),
+    )
+}
+
 fn invalid_grant(why: &str) -> OAuthError {
     OAuthError::InvalidGrant(why.into())
 }
@@ -223,6 +229,12 @@ impl Service {
             self.budget.record_failure(source);
             return Err(unknown());
         };
+        // An application that may not ask users at all gets the page: its
+        // registered URL is no reason to send a browser anywhere (RFC 9700
+        // section 4.11.2, open redirectors).
+        if !state.grants.has_user_scopes() {
+            return Err(no_user_scopes());
+        }
         let native = state.app_type == ApplicationType::NonConfidential;
         let Some((redirect_uri, given)) = authorization::choose_redirect(
             &state.redirect_urls,
@@ -255,11 +267,6 @@ impl Service {
             }
             Some("code") => {}
             Some(_) => return Err(OAuthError::UnsupportedResponseType),
-        }
-        if !state.grants.has_user_scopes() {
-            return Err(OAuthError::UnauthorizedClient(
-                "this application has no user scopes, so it may not ask users for access".into(),
-            ));
         }
         let stated = params.state.as_deref();
         if stated.is_some_and(|s| s.len() > MAX_STATE_BYTES) {
