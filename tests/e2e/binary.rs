@@ -143,6 +143,11 @@ impl Serving {
         Self { child, addr, logs }
     }
 
+    /// Every line the server has logged so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.0.lock().unwrap().clone()
+    }
+
     /// How many lines containing `needle` the server has logged so far.
     pub fn count_logs(&self, needle: &str) -> usize {
         let lines = self.logs.0.lock().unwrap();

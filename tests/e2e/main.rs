@@ -17,6 +17,7 @@ mod harness;
 mod hostile_input;
 mod key_ring;
 mod listing;
+mod logs;
 mod persistence;
 mod readme;
 mod registration;

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use extapps_proto::v1::external_applications_server::ExternalApplicationsServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
+use tower_http::classify::GrpcFailureClass;
 
 use crate::grpc::GrpcApi;
 use crate::service::Service;
@@ -37,8 +38,6 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
     .add_service(health_service)
     .add_service(reflection_v1)
     .add_service(reflection_v1alpha);
-    // One span per call (method, status, latency); never headers or bodies,
-    // which carry keys and secrets.
     let metrics = service.metrics().clone();
     let source_service = service.clone();
     Ok(routes
@@ -64,7 +63,52 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
             source_service,
             crate::source::attach,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_grpc()))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_grpc()
+                .make_span_with(request_span)
+                .on_failure(call_failed),
+        ))
+}
+
+/// One span per call, named by its path only: never the query string (a
+/// client may wrongly put a secret there), headers or body.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
+
+/// A call that failed by the caller's doing (a bad key, bad input, not
+/// found, a limit) is logged at DEBUG (it is counted in the metrics); ERROR
+/// is kept for what needs an operator.
+fn call_failed(failure: GrpcFailureClass, latency: std::time::Duration, _: &tracing::Span) {
+    let latency_ms = latency.as_millis();
+    match failure {
+        GrpcFailureClass::Code(code) => {
+            let code = tonic::Code::from(code.get());
+            if needs_an_operator(code) {
+                tracing::error!(%code, latency_ms, "call failed");
+            } else {
+                tracing::debug!(%code, latency_ms, "call refused");
+            }
+        }
+        // The stream broke: almost always the peer going away.
+        GrpcFailureClass::Error(error) => tracing::debug!(%error, latency_ms, "call ended early"),
+    }
+}
+
+/// Whether a gRPC status means the server, not the caller, is at fault.
+fn needs_an_operator(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unknown
+            | tonic::Code::Internal
+            | tonic::Code::Unavailable
+            | tonic::Code::DataLoss
+            | tonic::Code::DeadlineExceeded
+    )
 }
 
 /// tonic answers a request message it cannot decode with `INTERNAL`, but
