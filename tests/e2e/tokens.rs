@@ -392,6 +392,15 @@ async fn malformed_token_requests_get_rfc_6749_errors(backend: Backend) {
             "invalid_request",
         ),
         (
+            "Basic credentials and another client's client_id in the body",
+            http().post(&url).basic_auth(id, Some(secret)).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &unknown),
+            ]),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
             "bearer instead of basic",
             http().post(&url).bearer_auth(secret).form(&cc),
             StatusCode::UNAUTHORIZED,
@@ -460,8 +469,18 @@ async fn malformed_token_requests_get_rfc_6749_errors(backend: Backend) {
     // A GET is not a token request.
     let get = http().get(&url).send().await.unwrap();
     assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
-    // After all that, the right request still works.
+    // After all that, the right request still works, also with the same
+    // `client_id` in the body beside Basic credentials (RFC 6749 section
+    // 3.2.1; some client libraries send both).
     token(&server.url, &client, secret, None).await.unwrap();
+    let response = http()
+        .post(&url)
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("client_id", id)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 async fn rotation_ends_the_old_secret_but_not_the_tokens(backend: Backend) {

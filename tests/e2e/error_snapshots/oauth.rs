@@ -95,6 +95,24 @@ async fn oauth_endpoints_answer_bad_requests_with_rfc_6749_errors(backend: Backe
     .await;
     answer(
         r,
+        "token: Basic credentials and another client's client_id in the body",
+        post("/oauth2/token")
+            .basic_auth(id, Some(secret))
+            .form(&[credentials[0], ("client_id", "someone-else")]),
+    )
+    .await;
+    answer(
+        r,
+        "token: Basic credentials and client_secret in the body",
+        post("/oauth2/token").basic_auth(id, Some(secret)).form(&[
+            credentials[0],
+            ("client_id", id),
+            ("client_secret", secret),
+        ]),
+    )
+    .await;
+    answer(
+        r,
         "token: unknown client",
         post("/oauth2/token")
             .basic_auth("00000000-0000-0000-0000-000000000000", Some(secret))
@@ -113,6 +131,27 @@ async fn oauth_endpoints_answer_bad_requests_with_rfc_6749_errors(backend: Backe
         "introspect: a client's secret instead of a caller key",
         post("/oauth2/introspect")
             .basic_auth(id, Some(secret))
+            .form(&[("token", "x")]),
+    )
+    .await;
+    let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
+    answer(
+        r,
+        "introspect: a caller key of another role",
+        post("/oauth2/introspect")
+            .bearer_auth(&admin_key)
+            .form(&[("token", "x")]),
+    )
+    .await;
+    let forged = {
+        let signed = format!("extapps_key_{}", "Q".repeat(43));
+        format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
+    };
+    answer(
+        r,
+        "introspect: a caller key nobody holds",
+        post("/oauth2/introspect")
+            .bearer_auth(&forged)
             .form(&[("token", "x")]),
     )
     .await;

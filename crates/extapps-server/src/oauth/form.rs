@@ -1,6 +1,8 @@
 //! Reading OAuth requests: `application/x-www-form-urlencoded` bodies with no
 //! repeated parameter (RFC 6749 section 3.1), and client authentication by
-//! HTTP Basic or by body parameters, never both (section 2.3.1).
+//! HTTP Basic or by body parameters, never both (section 2.3.1); a
+//! `client_id` in the body beside Basic credentials for the same client is
+//! allowed (section 3.2.1).
 
 use std::collections::HashMap;
 
@@ -132,9 +134,16 @@ pub fn client_credentials(
         }
     };
     let (client_id, secret) = match (basic, in_body) {
-        (Some(_), (Some(_), _)) | (Some(_), (_, Some(_))) => {
+        (Some(_), (_, Some(_))) => {
             return Err(OAuthError::InvalidRequest(
                 "use one client authentication method: HTTP Basic or client_secret in the body, not both".into(),
+            ));
+        }
+        // A `client_id` beside Basic credentials is not a second method
+        // (RFC 6749 section 3.2.1), if it names the same client.
+        (Some((id, _)), (Some(body_id), None)) if body_id != id => {
+            return Err(OAuthError::InvalidRequest(
+                "`client_id` in the body names another client than the Basic credentials".into(),
             ));
         }
         (Some((id, secret)), _) => (id, Some(secret)),
@@ -182,6 +191,24 @@ mod tests {
     }
 
     #[test]
+    fn a_body_client_id_beside_basic_must_name_the_same_client() {
+        let headers = form_headers(Some(&format!("Basic {}", STANDARD.encode("app:s3cret"))));
+        let mut same = Form::parse(&headers, b"client_id=app").unwrap();
+        let credentials = client_credentials(&headers, &mut same, None).unwrap();
+        assert_eq!(credentials.client_id, "app");
+        let mut other = Form::parse(&headers, b"client_id=another").unwrap();
+        let error = client_credentials(&headers, &mut other, None).unwrap_err();
+        assert!(matches!(error, OAuthError::InvalidRequest(_)), "{error:?}");
+        let mut both = Form::parse(&headers, b"client_id=app&client_secret=s3cret").unwrap();
+        let error = client_credentials(&headers, &mut both, None).unwrap_err();
+        assert!(
+            error
+                .description()
+                .contains("one client authentication method")
+        );
+    }
+
+    #[test]
     fn repeated_parameters_are_named_only_if_known() {
         let headers = form_headers(None);
         let known = Form::parse(&headers, b"scope=a&scope=b").unwrap_err();
@@ -210,10 +237,15 @@ mod tests {
             };
             let headers = form_headers(authorization.as_deref());
             if let Ok(mut form) = Form::parse(&headers, &body) {
-                let had_body_id = form.get("client_id").is_some();
+                let body_id = form.get("client_id").map(str::to_owned);
+                let body_secret = form.get("client_secret").is_some();
                 match client_credentials(&headers, &mut form, None) {
                     Ok(credentials) => {
-                        prop_assert!(!(had_body_id && headers.contains_key(header::AUTHORIZATION)));
+                        let basic = headers.contains_key(header::AUTHORIZATION);
+                        prop_assert!(!(basic && body_secret), "never both methods");
+                        if basic && let Some(body_id) = body_id {
+                            prop_assert_eq!(body_id, credentials.client_id.clone(), "the same client");
+                        }
                         prop_assert!(form.get("client_secret").is_none(), "secrets leave the form");
                         let _ = credentials;
                     }

@@ -17,7 +17,7 @@ use axum::{
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::domain::{Error, caller::Role, oauth::OAuthError};
+use crate::domain::{Error, Reason, caller::Role, oauth::OAuthError};
 use crate::service::{ClientCredentials, Service, SourceKey};
 use form::{Form, client_credentials};
 
@@ -237,22 +237,40 @@ async fn introspect(
         }
         Err(Error::Internal) => return oauth_error(OAuthError::ServerError),
         Err(e) => {
+            // RFC 6750 section 3.1: a request without credentials gets the
+            // challenge alone; one with a bad key, `invalid_token`.
+            let missing = matches!(
+                e,
+                Error::Unauthenticated {
+                    reason: Reason::MissingCredentials,
+                    ..
+                }
+            );
+            let challenge = match missing {
+                true => "Bearer realm=\"extapps\"",
+                false => "Bearer realm=\"extapps\", error=\"invalid_token\"",
+            };
             let mut response = no_store(
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "invalid_token", "error_description": e.to_string()}),
             );
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"extapps\""),
+                HeaderValue::from_static(challenge),
             );
             return response;
         }
     };
     if let Err(e) = caller.require_role(&[Role::Introspect, Role::Operator], "introspection") {
-        return no_store(
+        let mut response = no_store(
             StatusCode::FORBIDDEN,
-            json!({"error": "access_denied", "error_description": e.to_string()}),
+            json!({"error": "insufficient_scope", "error_description": e.to_string()}),
         );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"extapps\", error=\"insufficient_scope\""),
+        );
+        return response;
     }
     let form = match body(raw).and_then(|b| Form::parse(&headers, &b)) {
         Ok(form) => form,
