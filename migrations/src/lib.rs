@@ -13,6 +13,7 @@ mod m20261124_000004_user_access;
 mod m20261124_000005_display_name_keys;
 mod m20261124_000006_cache_changes;
 mod m20261206_000007_token_revisions;
+mod m20261206_000008_display_name_keys_without_ignorables;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_display_name_keys::Migration),
             Box::new(m20261124_000006_cache_changes::Migration),
             Box::new(m20261206_000007_token_revisions::Migration),
+            Box::new(m20261206_000008_display_name_keys_without_ignorables::Migration),
         ]
     }
 }

@@ -31,4 +31,5 @@ mod sockets;
 mod tls;
 mod tokens;
 mod typed_client;
+mod upgrade;
 mod user_access;

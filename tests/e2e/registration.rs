@@ -101,6 +101,14 @@ async fn display_names_are_trimmed_and_unique_per_organization(backend: Backend)
         ("Pay\u{202E}lagaP", Code::InvalidArgument),
         ("\u{200B}\u{2060}", Code::InvalidArgument),
         ("\u{3164}", Code::InvalidArgument),
+        // Invisible characters do not make a name another...
+        ("Reports\u{200B}", Code::AlreadyExists),
+        ("Re\u{200D}ports\u{FE0F}", Code::AlreadyExists),
+        // ...a name is one line, and shows at least one base character.
+        ("Re\u{2028}ports", Code::InvalidArgument),
+        ("Re\u{2029}ports", Code::InvalidArgument),
+        ("\u{301}", Code::InvalidArgument),
+        (" \u{20DD}\u{200B} ", Code::InvalidArgument),
     ] {
         let err = error_of(
             acme.register_application(register_request("acme", service_app(name)))
@@ -265,6 +273,27 @@ async fn bad_registrations_are_refused_field_by_field(backend: Backend) {
         (
             "http redirect on a public host",
             with(&|a| a.redirect_urls = vec!["http://example.com/cb".into()]),
+        ),
+        (
+            "redirects a URL parser would rewrite",
+            with(&|a| {
+                a.redirect_urls = vec![
+                    "https://app.example.com/c\nb".into(),
+                    "https://app.example.com/c\tb".into(),
+                    "https://app.example.com/c b".into(),
+                    "https://app.example.com\\@evil.example/cb".into(),
+                    "https://app.example.com/caf\u{e9}".into(),
+                    "https://App.Example.com/cb".into(),
+                ]
+            }),
+        ),
+        (
+            "line separator in name",
+            with(&|a| a.display_name = "a\u{2028}b".into()),
+        ),
+        (
+            "name of a combining mark only",
+            with(&|a| a.display_name = "\u{301}".into()),
         ),
         (
             "redirect with fragment",

@@ -53,6 +53,25 @@ pub fn load_catalog(path: Option<&Path>) -> Result<Catalog, String> {
     }
 }
 
+/// Names, at start-up, the applications whose stored redirect URLs today's
+/// rules refuse: they are never redirected to, and an administrator must
+/// register them again. A failure to look only loses the report.
+async fn report_invalid_redirect_urls(service: &Service) {
+    match service
+        .store()
+        .applications_with_invalid_redirect_urls()
+        .await
+    {
+        Ok(found) => {
+            for (organization, client_id, invalid) in found {
+                tracing::warn!(%organization, %client_id, invalid,
+                    "redirect URLs registered under earlier, looser rules are not what a URL parser reads: they are never redirected to until an administrator replaces them (UpdateApplication)");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check the stored redirect URLs"),
+    }
+}
+
 /// Connects, migrates (unless told not to) and builds the service.
 pub async fn open(
     global: &GlobalOptions,
@@ -137,6 +156,7 @@ async fn serve(
     };
     let ring = crate::key_file::load_for_serving(global, &SystemClock)?;
     let service = open(global, !options.no_migrate, &ring, tokens, client_auth).await?;
+    report_invalid_redirect_urls(&service).await;
     service.start_background();
     let router = crate::server::router(service)
         .await

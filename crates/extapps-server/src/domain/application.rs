@@ -39,9 +39,10 @@ impl ApplicationType {
 }
 
 /// A display name: trimmed, NFC-normalized, 1 to 128 characters; no
-/// control or bidirectional control characters, and not made only of
-/// invisible ones. It is shown to users on consent screens: what they read
-/// must be what it is.
+/// control, bidirectional control, line or paragraph separator characters,
+/// and at least one visible base character (not only invisible ones or
+/// combining marks). It is shown to users on consent screens: what they
+/// read must be what it is, so names that look the same share a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
@@ -52,20 +53,28 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Characters that show nothing: white space and Unicode's
-/// Default_Ignorable_Code_Point set (zero-width spaces and joiners,
-/// variation selectors, fillers, tags).
+/// Unicode's Default_Ignorable_Code_Point set (zero-width spaces and
+/// joiners, variation selectors, fillers, tags): characters that show
+/// nothing, yet make two strings differ.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Characters that show nothing: white space, the default-ignorable ones,
+/// and the Braille blank (which Unicode does not call ignorable).
 fn is_invisible(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(c,
-            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
-            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
-            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
-            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}'
-            // Braille blank: shows nothing, though Unicode does not call it
-            // ignorable.
-            | '\u{2800}')
+    c.is_whitespace() || is_default_ignorable(c) || c == '\u{2800}'
+}
+
+/// A character that shows on its own: not invisible, and not a combining
+/// mark (which only decorates the character before it).
+fn is_visible_base(c: char) -> bool {
+    !is_invisible(c) && !unicode_normalization::char::is_combining_mark(c)
 }
 
 impl DisplayName {
@@ -86,14 +95,23 @@ impl DisplayName {
         if normalized.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
+        if normalized.contains(['\u{2028}', '\u{2029}']) {
+            return Err(
+                "must not contain line or paragraph separators (U+2028, U+2029): a name is one line"
+                    .into(),
+            );
+        }
         if normalized.chars().any(is_bidi_control) {
             return Err(
                 "must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069)"
                     .into(),
             );
         }
-        if normalized.chars().all(is_invisible) {
-            return Err("must contain a visible character".into());
+        if !normalized.chars().any(is_visible_base) {
+            return Err(
+                "must contain a visible character (not only invisible characters or combining marks)"
+                    .into(),
+            );
         }
         Ok(Self(normalized))
     }
@@ -110,11 +128,22 @@ impl DisplayName {
     }
 
     /// What two names that may not coexist in one organization share:
-    /// compatibility-normalized (NFKC: fullwidth and styled letters become
-    /// plain ones) and lower-cased, final sigma included.
+    /// without default-ignorable characters (a zero-width space or joiner
+    /// does not make a name another), compatibility-normalized (NFKC:
+    /// fullwidth and styled letters become plain ones) and lower-cased,
+    /// final sigma included.
     pub fn key(&self) -> String {
-        let folded: String = self.0.nfkc().collect::<String>().to_lowercase();
-        folded.replace('ς', "σ").nfkc().collect()
+        let visible: String = self
+            .0
+            .chars()
+            .filter(|c| !is_default_ignorable(*c))
+            .collect();
+        let folded: String = visible.nfkc().collect::<String>().to_lowercase();
+        folded
+            .replace('ς', "σ")
+            .nfkc()
+            .filter(|c| !is_default_ignorable(*c))
+            .collect()
     }
 }
 
@@ -354,8 +383,23 @@ mod tests {
             "right-to-left text itself is fine"
         );
         assert!(DisplayName::parse("\u{2800}\u{2800}").is_err());
-        // Styled and fullwidth letters, and final sigma, share a key.
+        // One line, and something to see besides marks.
+        for bad in [
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "\u{301}",
+            "\u{301}\u{308}",
+            " \u{20DD} ",
+        ] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(DisplayName::parse("e\u{301}\u{308}x").is_ok());
+        // Invisible characters do not make a name another.
         let key = |name| DisplayName::parse(name).unwrap().key();
+        assert_eq!(key("pay\u{200B}"), key("pay"));
+        assert_eq!(key("p\u{200D}a\u{FE0F}y\u{00AD}"), key("PAY"));
+        assert_ne!(key("pay"), key("p ay"));
+        // Styled and fullwidth letters, and final sigma, share a key.
         assert_eq!(key("ＲＥＰＯＲＴＳ"), key("Reports"));
         assert_eq!(key("𝐑𝐞𝐩𝐨𝐫𝐭𝐬"), key("reports"));
         assert_eq!(key("ΟΔΟΣ"), key("οδοσ"));

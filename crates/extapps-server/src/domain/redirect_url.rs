@@ -1,6 +1,11 @@
 //! Redirect URL rules: absolute, no fragment (RFC 6749 section 3.1.2), and
 //! `https`, `http` on a loopback host, or a private-use scheme for native
-//! applications (RFC 8252 sections 7.1 and 7.3).
+//! applications (RFC 8252 sections 7.1 and 7.3); and written exactly as a
+//! URL parser reads it, since it is matched byte for byte and sent back as
+//! stored: a URL the parser would rewrite (white space, control characters,
+//! a backslash, raw non-ASCII, an upper-case host, a default port) is
+//! refused with the form to write instead, never normalized behind the
+//! caller's back.
 
 use std::net::IpAddr;
 
@@ -12,7 +17,9 @@ pub const MAX_REDIRECT_URLS: usize = 20;
 const MAX_LENGTH: usize = 2048;
 
 /// A redirect URL that passed every rule, kept exactly as registered so that
-/// authorization requests can match it exactly.
+/// authorization requests can match it exactly. One stored under the looser
+/// rules of earlier versions is read back as it is ([`RedirectUrl::stored`])
+/// and reports what is wrong with it ([`RedirectUrl::problem`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RedirectUrl(String);
@@ -26,6 +33,15 @@ impl RedirectUrl {
             return Err("must be an absolute URL without surrounding white space".into());
         }
         let url = Url::parse(value).map_err(|e| format!("is not an absolute URL ({e})"))?;
+        if url.as_str() != value {
+            const HOW: &str = "percent-encode white space, control and non-ASCII characters; no backslashes; punycode for a host";
+            let written = url.as_str();
+            return Err(if written.len() <= 120 {
+                format!("must be written as URL parsers read it: `{written}` ({HOW})")
+            } else {
+                format!("must be written as URL parsers read it ({HOW})")
+            });
+        }
         if url.fragment().is_some() {
             return Err("must not contain a fragment (`#...`)".into());
         }
@@ -55,6 +71,20 @@ impl RedirectUrl {
             }
         }
         Ok(Self(value.to_owned()))
+    }
+
+    /// A URL as stored: valid by the rules of the day it was written,
+    /// which may have been looser than today's. Never refused, so its
+    /// application can still be read and corrected.
+    pub fn stored(value: String) -> Self {
+        Self(value)
+    }
+
+    /// What today's rules find wrong with this URL, if anything: a URL
+    /// stored under earlier rules may fail them, and is then never
+    /// redirected to.
+    pub fn problem(&self) -> Option<String> {
+        Self::parse(&self.0).err()
     }
 
     pub fn as_str(&self) -> &str {
@@ -101,6 +131,41 @@ mod tests {
             ("https://user:pw@example.com/", "credentials"),
             (" https://example.com/", "white space"),
             ("", "white space"),
+            // What a parser would rewrite behind the caller's back.
+            (
+                "https://app.example.com/c\nb",
+                "`https://app.example.com/cb`",
+            ),
+            (
+                "https://app.example.com/c\tb",
+                "`https://app.example.com/cb`",
+            ),
+            (
+                "https://app.example.com/c b",
+                "`https://app.example.com/c%20b`",
+            ),
+            (
+                "https://app.example.com\\@evil.example/",
+                "`https://app.example.com/@evil.example/`",
+            ),
+            (
+                "https://app.example.com/caf\u{e9}",
+                "`https://app.example.com/caf%C3%A9`",
+            ),
+            (
+                "https://b\u{fc}cher.example/cb",
+                "`https://xn--bcher-kva.example/cb`",
+            ),
+            ("https://App.Example.com/cb", "`https://app.example.com/cb`"),
+            (
+                "https://app.example.com:443/cb",
+                "`https://app.example.com/cb`",
+            ),
+            ("https://app.example.com", "`https://app.example.com/`"),
+            (
+                "https://app.example.com/a/../cb",
+                "`https://app.example.com/cb`",
+            ),
         ] {
             let err = RedirectUrl::parse(bad).unwrap_err();
             assert!(err.contains(why), "{bad:?}: {err}");
@@ -108,10 +173,28 @@ mod tests {
         assert!(RedirectUrl::parse(&format!("https://e.com/{}", "a".repeat(2048))).is_err());
     }
 
+    #[test]
+    fn urls_stored_under_looser_rules_read_back_and_say_what_is_wrong() {
+        let old = RedirectUrl::stored("https://app.example.com/c\nb".into());
+        assert_eq!(old.as_str(), "https://app.example.com/c\nb");
+        assert!(old.problem().unwrap().contains("URL parsers"));
+        let fine = RedirectUrl::stored("https://app.example.com/cb".into());
+        assert_eq!(fine.problem(), None);
+    }
+
     proptest! {
+        /// Whatever the input, an accepted URL is exactly what the parser
+        /// reads, so what is stored, matched and sent back is one string.
         #[test]
-        fn never_panics(s in ".*") {
-            let _ = RedirectUrl::parse(&s);
+        fn accepted_urls_are_their_own_serialization(s in prop_oneof![
+            ".*",
+            "(https://app\\.example\\.com|http://127\\.0\\.0\\.1|com\\.example\\.app:)/[a-zA-Z0-9 \t\n\\\\\u{e9}%./?=@:~-]{0,20}",
+        ]) {
+            if let Ok(url) = RedirectUrl::parse(&s) {
+                let reread = Url::parse(url.as_str()).unwrap();
+                prop_assert_eq!(reread.as_str(), s.as_str());
+                prop_assert!(url.as_str().bytes().all(|b| b.is_ascii_graphic()));
+            }
         }
 
         #[test]
@@ -126,7 +209,7 @@ mod tests {
         #[test]
         fn accepted_urls_are_kept_as_given(
             scheme in proptest::sample::select(vec!["https://app.example.com", "http://127.0.0.1:8080", "http://[::1]", "com.example.app:"]),
-            path in "/[A-Za-z0-9._~/-]{0,30}",
+            path in "/([A-Za-z0-9_~-][A-Za-z0-9._~-]{0,8}/?){0,3}",
             query in proptest::option::of("[a-z]{1,5}=[a-z0-9]{0,5}"),
         ) {
             let url = match query {

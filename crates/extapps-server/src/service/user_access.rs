@@ -22,6 +22,7 @@ use crate::domain::{
     names::{ApplicationName, ClientId, OrganizationId},
     oauth::OAuthError,
     page_token::checked_page_size,
+    redirect_url::RedirectUrl,
     token::TokenClaims,
 };
 use crate::store::{Answer, ClientState, GrantsOf, NewGrant, UserAuthorizationRecord, UserGrant};
@@ -246,6 +247,13 @@ impl Service {
                 Some(_) => "`redirect_uri` is not one of the application's registered redirect URLs".into(),
             }));
         };
+        // Registered under the looser rules of earlier versions, and not
+        // what a URL parser reads: never sent a browser to.
+        if RedirectUrl::parse(&redirect_uri).is_err() {
+            return Err(OAuthError::InvalidRequest(
+                "the registered redirect URL does not meet today's rules (it holds characters a URL parser rewrites): an administrator must register it again".into(),
+            ));
+        }
         Ok((client_id, state, redirect_uri, given))
     }
 

@@ -11,7 +11,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::audit::insert_audit;
-use super::convert::{application_from_row, application_row, grants_json, redirect_urls_json};
+use super::convert::{
+    application_from_row, application_row, grants_json, redirect_urls_from_json, redirect_urls_json,
+};
 use super::entities::{application, application_secret, idempotency_record};
 use super::shared_cache::Change;
 use super::{Store, commit, db_error, is_unique_violation};
@@ -439,6 +441,41 @@ impl Store {
         self.change_application(of, write)
             .await?
             .ok_or(Error::Internal)
+    }
+}
+
+impl Store {
+    /// Applications holding redirect URLs that today's rules refuse
+    /// (registered under the looser rules of earlier versions), with how
+    /// many each holds: for the report at start-up.
+    pub async fn applications_with_invalid_redirect_urls(
+        &self,
+    ) -> Result<Vec<(OrganizationId, ClientId, usize)>, Error> {
+        let rows: Vec<(String, String, String)> = application::Entity::find()
+            .select_only()
+            .columns([
+                application::Column::Organization,
+                application::Column::Id,
+                application::Column::RedirectUrls,
+            ])
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut found = Vec::new();
+        for (organization, id, urls) in rows {
+            let invalid = redirect_urls_from_json(&urls, &id)?
+                .iter()
+                .filter(|url| url.problem().is_some())
+                .count();
+            if invalid > 0
+                && let (Ok(organization), Some(client_id)) =
+                    (OrganizationId::parse(&organization), ClientId::parse(&id))
+            {
+                found.push((organization, client_id, invalid));
+            }
+        }
+        Ok(found)
     }
 }
 

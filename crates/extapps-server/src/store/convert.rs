@@ -17,12 +17,12 @@ fn corrupt(what: &str, id: &str) -> Error {
     Error::Internal
 }
 
-/// The stored redirect URLs of application `id`.
+/// The stored redirect URLs of application `id`, as stored: one written
+/// under the looser rules of earlier versions reads back as it is (see
+/// [`RedirectUrl::problem`]), so its application stays readable.
 pub fn redirect_urls_from_json(json: &str, id: &str) -> Result<Vec<RedirectUrl>, Error> {
     let urls: Vec<String> = serde_json::from_str(json).map_err(|_| corrupt("redirect_urls", id))?;
-    urls.iter()
-        .map(|u| RedirectUrl::parse(u).map_err(|_| corrupt("redirect_urls", id)))
-        .collect()
+    Ok(urls.into_iter().map(RedirectUrl::stored).collect())
 }
 
 pub fn application_from_row(

@@ -1,0 +1,200 @@
+//! A database written under the looser rules of earlier versions, served
+//! by today's server process: redirect URLs that a URL parser would rewrite
+//! stay readable, are reported at start-up and are never redirected to;
+//! names that differ from others only by invisible characters take keys of
+//! their own.
+
+use extapps_migrations::{Migrator, MigratorTrait};
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::binary::{Serving, create_key, run_with};
+use crate::fixtures::*;
+use crate::harness::{Backend, error_of, fresh_database};
+use crate::tokens::http;
+
+crate::on_both_backends!(rows_of_looser_rules_stay_readable_and_fail_nothing_silently);
+
+const SIGNIN: &str = "https://signin.example/";
+
+async fn rows_of_looser_rules_stay_readable_and_fail_nothing_silently(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(backend, &dir).await;
+    let db = sea_orm::Database::connect(&database).await.unwrap();
+    // The schema before this version, holding what its rules let in: a
+    // redirect URL with a raw line feed, and a name that differs from
+    // another by a zero-width space (each with the key that version gave).
+    Migrator::up(&db, Some(7)).await.unwrap();
+    let (bent, invisible) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let rows = [
+        (bent, "Pay", "pay", r#"["https://app.example.com/c\nb"]"#),
+        (
+            invisible,
+            "Pay\u{200B}",
+            "pay\u{200B}",
+            r#"["https://other.example.com/cb"]"#,
+        ),
+    ];
+    for (i, (id, name, key, urls)) in rows.into_iter().enumerate() {
+        let sql = match backend {
+            Backend::Sqlite => {
+                "INSERT INTO applications (id, organization, display_name, display_name_key, \
+                 app_type, grants, redirect_urls, revision, tokens_not_before, create_time, \
+                 update_time) VALUES (?, 'acme', ?, ?, 'non_confidential', \
+                 '{\"OR\":{\"user_scopes\":[\"OR.Jobs\"],\"application_scopes\":[]}}', ?, 1, NULL, ?, ?)"
+            }
+            Backend::Postgres => {
+                "INSERT INTO applications (id, organization, display_name, display_name_key, \
+                 app_type, grants, redirect_urls, revision, tokens_not_before, create_time, \
+                 update_time) VALUES ($1, 'acme', $2, $3, 'non_confidential', \
+                 '{\"OR\":{\"user_scopes\":[\"OR.Jobs\"],\"application_scopes\":[]}}', $4, 1, NULL, $5, $6)"
+            }
+        };
+        let time = 1_700_000_000_000_000i64 + i as i64;
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            [
+                id.to_string().into(),
+                name.into(),
+                key.into(),
+                urls.into(),
+                time.into(),
+                time.into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    }
+
+    // Today's server process applies what is pending and starts.
+    let key_file = dir.path().join("keys.toml");
+    let key_file = key_file.to_str().unwrap();
+    let (created, _, err) = run_with(
+        dir.path(),
+        &[],
+        &["key-ring", "create", "--key-file", key_file],
+    );
+    assert!(created, "{err}");
+    let env = [
+        ("EXTAPPS_DATABASE_URL", database.as_str()),
+        ("EXTAPPS_KEY_FILE", key_file),
+        ("EXTAPPS_SIGNIN_URL", SIGNIN),
+    ];
+    let admin_key = create_key(dir.path(), &env, "admin");
+    let serving = Serving::start_with(dir.path(), &env);
+    let url = serving.url();
+
+    // Reported at start-up, by application, and only the one at fault.
+    let reported: Vec<String> = serving
+        .logs()
+        .into_iter()
+        .filter(|line| line.contains("never redirected to"))
+        .collect();
+    assert_eq!(reported.len(), 1, "{reported:#?}");
+    assert!(reported[0].contains(&bent.to_string()) && reported[0].contains("WARN"));
+
+    // Readable as stored.
+    let mut admin = extapps_client::connect(&url, &admin_key)
+        .await
+        .unwrap()
+        .generated();
+    let name = format!("organizations/acme/applications/{bent}");
+    let app = get(&mut admin, &name).await;
+    assert_eq!(app.redirect_urls, ["https://app.example.com/c\nb"]);
+
+    // Never redirected to: the page, named or not, never a 500.
+    let authorize = |redirect_uri: Option<&'static str>| {
+        let url = url.clone();
+        async move {
+            let mut query = vec![
+                ("response_type", "code".to_owned()),
+                ("client_id", bent.to_string()),
+                (
+                    "code_challenge",
+                    "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+                ),
+                ("code_challenge_method", "S256".into()),
+                ("state", "s".into()),
+            ];
+            if let Some(redirect_uri) = redirect_uri {
+                query.push(("redirect_uri", redirect_uri.into()));
+            }
+            http()
+                .get(format!("{url}/oauth2/authorize"))
+                .query(&query)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for given in [None, Some("https://app.example.com/c\nb")] {
+        let response = authorize(given).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{given:?}");
+        assert!(response.headers().get("location").is_none());
+        let page = response.text().await.unwrap();
+        assert!(page.contains("register it again"), "{page}");
+    }
+    // The invisible character no longer makes a name another: the later
+    // of the two keeps a key of its own, and no new name may take a form
+    // of either.
+    let key_of = |id: uuid::Uuid| {
+        let db = &db;
+        async move {
+            let sql = match backend {
+                Backend::Sqlite => "SELECT display_name_key FROM applications WHERE id = ?",
+                Backend::Postgres => "SELECT display_name_key FROM applications WHERE id = $1",
+            };
+            db.query_one_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                sql,
+                [id.to_string().into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<String>(0)
+            .unwrap()
+        }
+    };
+    assert_eq!(key_of(invisible).await, format!("pay\u{1}{invisible}"));
+    for taken in ["PAY", "pay\u{2060}", "Pay\u{200B}"] {
+        let err = error_of(
+            admin
+                .register_application(register_request("acme", service_app(taken)))
+                .await,
+        );
+        assert_eq!(
+            err.reason.as_deref(),
+            Some("DISPLAY_NAME_TAKEN"),
+            "{taken:?}"
+        );
+    }
+    // Other edits keep it; replacing it makes the application usable.
+    rename(&mut admin, &name, "Pay, renamed").await;
+    assert_eq!(
+        get(&mut admin, &name).await.redirect_urls,
+        ["https://app.example.com/c\nb"]
+    );
+    admin
+        .update_application(extapps_client::v1::UpdateApplicationRequest {
+            application: Some(extapps_client::v1::Application {
+                name: name.clone(),
+                redirect_urls: vec!["https://app.example.com/cb".into()],
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["redirect_urls".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let response = authorize(None).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(SIGNIN)
+    );
+}
