@@ -9,7 +9,9 @@
 //!   revision from which its tokens count again, until every token it can
 //!   have authenticated has expired;
 //!
-//! and a user grant records the revision its scopes were decided at.
+//! and a user grant records the revision its scopes were decided at, and
+//! the credential (and revision) that its current refresh token was issued
+//! under.
 //! Existing rows start empty and at revision 0: only changes from now on
 //! are recorded, and they apply to every token, whenever it was issued.
 
@@ -32,15 +34,24 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        for column in [UserGrants::Revision, UserGrants::RefreshRevision] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(UserGrants::Table)
+                        .add_column(ColumnDef::new(column).big_integer().not_null().default(0))
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .alter_table(
                 Table::alter()
                     .table(UserGrants::Table)
                     .add_column(
-                        ColumnDef::new(UserGrants::Revision)
-                            .big_integer()
-                            .not_null()
-                            .default(0),
+                        ColumnDef::new(UserGrants::RefreshCredential)
+                            .string()
+                            .null(),
                     )
                     .to_owned(),
             )
@@ -48,14 +59,20 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(UserGrants::Table)
-                    .drop_column(UserGrants::Revision)
-                    .to_owned(),
-            )
-            .await?;
+        for column in [
+            UserGrants::RefreshCredential,
+            UserGrants::RefreshRevision,
+            UserGrants::Revision,
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(UserGrants::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
         for column in [Applications::CredentialCutoffs, Applications::ScopeRemovals] {
             manager
                 .alter_table(
@@ -77,8 +94,10 @@ enum Applications {
     CredentialCutoffs,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum UserGrants {
     Table,
     Revision,
+    RefreshCredential,
+    RefreshRevision,
 }

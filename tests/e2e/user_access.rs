@@ -15,6 +15,7 @@ use oauth2::{
     Scope, TokenResponse, TokenUrl, basic::BasicClient,
 };
 use reqwest::StatusCode;
+use sea_orm::ConnectionTrait;
 use serde_json::Value;
 use tonic::Code;
 
@@ -30,6 +31,7 @@ crate::on_both_backends!(
     refresh_tokens_rotate_and_reuse_revokes_the_whole_grant,
     application_changes_end_or_narrow_user_tokens,
     removed_user_scopes_never_come_back,
+    refresh_tokens_end_with_the_secret_they_were_issued_under,
     users_list_and_revoke_what_they_authorized,
     simultaneous_redemptions_have_one_winner,
     every_replica_sees_user_revocations_at_once,
@@ -1208,7 +1210,13 @@ async fn removed_user_scopes_never_come_back(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let web_access = text(&body, "access_token").to_owned();
     let web_refresh = text(&body, "refresh_token").to_owned();
-    let code = consented_code(&setup, &native_app, LOOPBACK, "OR.Jobs offline_access").await;
+    let code = consented_code(
+        &setup,
+        &native_app,
+        LOOPBACK,
+        "OR.Jobs OR.Queues offline_access",
+    )
+    .await;
     let (_, body) = redeem(server, &native_app, &code, LOOPBACK).await;
     let native_access = text(&body, "access_token").to_owned();
     let native_refresh = text(&body, "refresh_token").to_owned();
@@ -1224,7 +1232,9 @@ async fn removed_user_scopes_never_come_back(backend: Backend) {
     )
     .await;
     let ended = async |access: &str| !is_active(&server.url, &key, access).await;
-    assert!(ended(&web_access).await && ended(&native_access).await);
+    let scope = async |access: &str| introspect_grpc(&server.url, &key, access).await.scope;
+    assert!(ended(&web_access).await);
+    assert_eq!(scope(&native_access).await, "OR.Queues");
     // Granted again: nothing issued before comes back.
     set_scopes(
         &mut setup.admin,
@@ -1238,15 +1248,23 @@ async fn removed_user_scopes_never_come_back(backend: Backend) {
         vec![grant("OR", &["OR.Jobs", "OR.Queues"], &[])],
     )
     .await;
-    assert!(ended(&web_access).await && ended(&native_access).await);
-    for (app, refresh_token) in [(&web_app, &web_refresh), (&native_app, &native_refresh)] {
-        let (status, body) = refresh(server, app, refresh_token).await;
-        assert_eq!(
-            (status, text(&body, "error")),
-            (StatusCode::BAD_REQUEST, "invalid_grant"),
-            "{body}"
-        );
-    }
+    assert!(ended(&web_access).await);
+    assert_eq!(scope(&native_access).await, "OR.Queues");
+    let (status, body) = refresh(server, &web_app, &web_refresh).await;
+    assert_eq!(
+        (status, text(&body, "error")),
+        (StatusCode::BAD_REQUEST, "invalid_grant"),
+        "{body}"
+    );
+    // The native authorization goes on with what it kept, never more.
+    let (status, body) = refresh(server, &native_app, &native_refresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(text(&body, "scope"), "OR.Queues offline_access");
+    assert_eq!(
+        scope(text(&body, "access_token")).await,
+        "OR.Queues",
+        "the new access token"
+    );
     // The user authorizes again: the new grant has the scopes.
     let code = consented_code(&setup, &native_app, LOOPBACK, "OR.Jobs").await;
     let (_, body) = redeem(server, &native_app, &code, LOOPBACK).await;
@@ -1256,6 +1274,58 @@ async fn removed_user_scopes_never_come_back(backend: Backend) {
             .scope,
         "OR.Jobs"
     );
+}
+
+/// A refresh token issued to a client whose secret a rotation with
+/// `revoke_tokens` then ended ends too, even on a grant the rotation's own
+/// revocation of grants did not see (one accepted while it committed): the
+/// grant records what its refresh token was issued under.
+async fn refresh_tokens_end_with_the_secret_they_were_issued_under(backend: Backend) {
+    let mut setup = setup(backend).await;
+    let web_app = web(&mut setup, "Web").await;
+    let server = &setup.server;
+    let redeem_web = async |code: &str| {
+        let (status, body) = token_request(
+            server,
+            &web_app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", WEB_CALLBACK),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        text(&body, "refresh_token").to_owned()
+    };
+    let code = web_code(&setup, &web_app, "OR.Jobs offline_access").await;
+    let before = redeem_web(&code).await;
+    // The old secret keeps working for an hour, but its tokens end.
+    rotate(&mut setup.admin, &web_app.name, 3600, true).await;
+    // As if the grant had been accepted while the rotation committed.
+    let db = server.store().connection();
+    let sql = match backend {
+        Backend::Sqlite => "UPDATE user_grants SET revoke_time = NULL WHERE application_id = ?",
+        Backend::Postgres => "UPDATE user_grants SET revoke_time = NULL WHERE application_id = $1",
+    };
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        [web_app.id.clone().into()],
+    ))
+    .await
+    .unwrap();
+    let (status, body) = refresh(server, &web_app, &before).await;
+    assert_eq!(
+        (status, text(&body, "error")),
+        (StatusCode::BAD_REQUEST, "invalid_grant"),
+        "{body}"
+    );
+    // What the old secret gets during its grace period works.
+    let code = web_code(&setup, &web_app, "OR.Jobs offline_access").await;
+    let during = redeem_web(&code).await;
+    let (status, body) = refresh(server, &web_app, &during).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn users_list_and_revoke_what_they_authorized(backend: Backend) {

@@ -72,6 +72,20 @@ async fn report_invalid_redirect_urls(service: &Service) {
     }
 }
 
+/// Says, at start-up, how many client secrets still have password-grade
+/// hashes from earlier versions: each costs a slow verification until its
+/// next successful use replaces it.
+async fn report_password_grade_hashes(service: &Service) {
+    match service.store().password_grade_hashes().await {
+        Ok(0) => {}
+        Ok(count) => tracing::warn!(
+            count,
+            "client secrets still have password-grade hashes from earlier versions: each is replaced on its next successful use, until then verified on the bounded pool (rotate secrets left unused to finish the upgrade)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not count password-grade secret hashes"),
+    }
+}
+
 /// Connects, migrates (unless told not to) and builds the service.
 pub async fn open(
     global: &GlobalOptions,
@@ -119,7 +133,7 @@ async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let ttl = time::Duration::try_from(options.token_ttl)
         .map_err(|_| "--token-ttl is too long".to_owned())?;
-    if ttl < time::Duration::SECOND || ttl > time::Duration::DAY {
+    if ttl < time::Duration::SECOND || ttl > crate::service::MAX_TOKEN_TTL {
         return Err("--token-ttl must be between 1s and 24h".into());
     }
     let tokens = TokenSettings {
@@ -155,8 +169,14 @@ async fn serve(
         drain: options.shutdown_timeout,
     };
     let ring = crate::key_file::load_for_serving(global, &SystemClock)?;
+    if options.verify_budget_per_client.is_some() {
+        tracing::warn!(
+            "--verify-budget-per-client (EXTAPPS_VERIFY_BUDGET_PER_CLIENT) is no longer used and is ignored: failures are limited per source address only"
+        );
+    }
     let service = open(global, !options.no_migrate, &ring, tokens, client_auth).await?;
     report_invalid_redirect_urls(&service).await;
+    report_password_grade_hashes(&service).await;
     service.start_background();
     let router = crate::server::router(service)
         .await

@@ -225,8 +225,8 @@ pub struct ServeOptions {
 
     /// Verifications of secrets still hashed with the password-grade
     /// parameters of earlier versions (~15 ms each; a hash is replaced on
-    /// its next successful use) running at once. Default: the number of
-    /// cores.
+    /// its next successful use) running at once. Default: one less than
+    /// the number of cores, at least one.
     #[arg(long, env = "EXTAPPS_VERIFY_WORKERS")]
     pub verify_workers: Option<NonZeroUsize>,
 
@@ -234,6 +234,12 @@ pub struct ServeOptions {
     /// revocation requests get `503` with `Retry-After` at once.
     #[arg(long, env = "EXTAPPS_VERIFY_QUEUE", default_value_t = 16)]
     pub verify_queue: usize,
+
+    /// No longer used: secrets are not budgeted per client any more (a
+    /// budget strangers could spend). Still accepted, with a warning, so
+    /// deployments that set it keep starting.
+    #[arg(long, env = "EXTAPPS_VERIFY_BUDGET_PER_CLIENT", hide = true)]
+    pub verify_budget_per_client: Option<u32>,
 
     /// Slow verifications (see `--verify-workers`) per minute and source
     /// address (also the burst; an IPv6 source is its /64).

@@ -153,7 +153,7 @@ const SECRET_T_COST: u32 = 1;
 const SECRET_P_COST: u32 = 1;
 
 /// How every PHC string made with today's parameters begins.
-const CURRENT_PHC_PREFIX: &str = "$argon2id$v=19$m=8,t=1,p=1$";
+pub const CURRENT_PHC_PREFIX: &str = "$argon2id$v=19$m=8,t=1,p=1$";
 
 fn argon2() -> Result<Argon2<'static>, Error> {
     let params = Params::new(SECRET_M_COST, SECRET_T_COST, SECRET_P_COST, None).map_err(|e| {

@@ -246,13 +246,16 @@ async fn introspect(
                     ..
                 }
             );
-            let challenge = match missing {
-                true => "Bearer realm=\"extapps\"",
-                false => "Bearer realm=\"extapps\", error=\"invalid_token\"",
+            let (challenge, code) = match missing {
+                true => ("Bearer realm=\"extapps\"", "invalid_request"),
+                false => (
+                    "Bearer realm=\"extapps\", error=\"invalid_token\"",
+                    "invalid_token",
+                ),
             };
             let mut response = no_store(
                 StatusCode::UNAUTHORIZED,
-                json!({"error": "invalid_token", "error_description": e.to_string()}),
+                json!({"error": code, "error_description": e.to_string()}),
             );
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 use uuid::Uuid;
 
-use super::{Service, new_client_secret};
+use super::{MAX_TOKEN_TTL, Service, new_client_secret};
 use crate::domain::{
     Error, Reason, Violations,
     application::{
@@ -440,9 +440,10 @@ impl Service {
             },
             grace_period,
             // The tokens the rotation ends were decided before it, so all
-            // expire within a token lifetime of now (plus the few seconds
-            // a request lasts): twice that is beyond every one of them.
-            revoke_tokens: revoke_tokens.then(|| self.clock.now() + self.tokens.ttl * 2),
+            // expire within a token lifetime of now, plus the seconds a
+            // request lasts and the clock skew between replicas: twice the
+            // longest lifetime any replica may give is beyond every one.
+            revoke_tokens: revoke_tokens.then(|| self.clock.now() + MAX_TOKEN_TTL * 2),
         };
         let outcome = self
             .store

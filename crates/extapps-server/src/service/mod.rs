@@ -23,7 +23,7 @@ use secrecy::SecretString;
 pub use applications::{ApplicationUpdate, WithSecret};
 pub use auth_budget::{BudgetSettings, SourceKey};
 pub use keys::CreatedKey;
-pub use tokens::{ActiveToken, ClientCredentials, IssuedToken, TokenSettings};
+pub use tokens::{ActiveToken, ClientCredentials, IssuedToken, MAX_TOKEN_TTL, TokenSettings};
 pub use user_access::{
     AuthorizationRequestView, AuthorizeOutcome, AuthorizeParams, ScopeView, UserAccessSettings,
 };

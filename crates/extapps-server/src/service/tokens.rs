@@ -19,7 +19,11 @@ use crate::domain::{
     oauth::OAuthError,
     token::TokenClaims,
 };
-use crate::store::{ClientState, IntrospectionState, StoredSecret};
+use crate::store::{ClientState, IntrospectionState, IssuedUnder, StoredSecret};
+
+/// The longest lifetime any replica may give an access token
+/// (`--token-ttl` is at most this).
+pub const MAX_TOKEN_TTL: time::Duration = time::Duration::DAY;
 
 /// Settings of the tokens this server issues.
 #[derive(Debug, Clone)]
@@ -97,6 +101,17 @@ pub(super) struct AuthenticatedClient {
     pub credential: Option<Uuid>,
 }
 
+impl AuthenticatedClient {
+    /// What is issued to this client now is issued under its credential,
+    /// decided at the revision of the state it authenticated against.
+    pub fn issued_under(&self) -> IssuedUnder {
+        IssuedUnder {
+            credential: self.credential,
+            revision: self.state.revision,
+        }
+    }
+}
+
 impl Service {
     /// Authenticates a client by its secret, cheapest check first, counting
     /// failures against the source address (never against the client: a
@@ -156,8 +171,8 @@ impl Service {
             Some(_) => self.store.cached_client_state(client_id),
             None => None,
         };
-        let state = match (refused, cached) {
-            (_, Some(state)) => state,
+        let (state, remembered) = match (refused, cached) {
+            (_, Some(state)) => (state, true),
             (Some(retry_after), None)
                 if !self.verified.known(client_id, secret, self.clock.now()) =>
             {
@@ -165,7 +180,7 @@ impl Service {
             }
             _ => self
                 .store
-                .client_state(client_id)
+                .client_state_and_origin(client_id)
                 .await?
                 .ok_or(OAuthError::InvalidClient)?,
         };
@@ -181,20 +196,36 @@ impl Service {
                 .await;
         }
         self.metrics.secret_cache(false);
-        let (current, slow): (Vec<&StoredSecret>, Vec<&StoredSecret>) = state
-            .live_secrets(now)
-            .partition(|s| credential::is_current_hash(&s.phc));
-        if let Some(matched) = current
-            .iter()
-            .find(|s| credential::verify_secret(secret, &s.phc))
-        {
-            self.verified
-                .remember(client_id, secret, &matched.id, state.revision, now);
-            let secret_id = matched.id.clone();
+        if let Some(secret_id) = self.verify_current(client_id, secret, &state, now) {
             return self
                 .secret_accepted(client_id, state, &secret_id, now)
                 .await;
         }
+        // What this replica remembers may predate a secret generated a
+        // moment ago through another replica (whose change is still on its
+        // way): read the application once more before refusing.
+        let state = match (remembered, refused) {
+            (true, None) => {
+                let fresh = self
+                    .store
+                    .reread_client_state(client_id)
+                    .await?
+                    .ok_or(OAuthError::InvalidClient)?;
+                if fresh.revision != state.revision
+                    && let Some(secret_id) = self.verify_current(client_id, secret, &fresh, now)
+                {
+                    return self
+                        .secret_accepted(client_id, fresh, &secret_id, now)
+                        .await;
+                }
+                fresh
+            }
+            _ => state,
+        };
+        let slow: Vec<&StoredSecret> = state
+            .live_secrets(now)
+            .filter(|s| !credential::is_current_hash(&s.phc))
+            .collect();
         if slow.is_empty() {
             return Err(wrong());
         }
@@ -226,6 +257,24 @@ impl Service {
             .remember(client_id, secret, &matched.id, state.revision, now);
         self.secret_accepted(client_id, state, &matched.id, now)
             .await
+    }
+
+    /// The ID of the live secret of today's hash parameters that `secret`
+    /// is, remembered for the next request.
+    fn verify_current(
+        &self,
+        client_id: ClientId,
+        secret: &SecretString,
+        state: &ClientState,
+        now: OffsetDateTime,
+    ) -> Option<String> {
+        let matched = state
+            .live_secrets(now)
+            .filter(|s| credential::is_current_hash(&s.phc))
+            .find(|s| credential::verify_secret(secret, &s.phc))?;
+        self.verified
+            .remember(client_id, secret, &matched.id, state.revision, now);
+        Some(matched.id.clone())
     }
 
     /// The client a secret just authenticated: its use noted, and its ID

@@ -726,11 +726,7 @@ impl Service {
         let still_registered =
             authorization::choose_redirect(&state.redirect_urls, Some(&grant.redirect_uri), native)
                 .is_some();
-        if grant.revoke_time.is_some()
-            || grant.code_expire_time <= now
-            || self.ended_by_rotation(state, &grant)
-            || !still_registered
-        {
+        if grant.revoke_time.is_some() || grant.code_expire_time <= now || !still_registered {
             return Err(refused());
         }
         match (grant.redirect_uri_given, redirect_uri) {
@@ -781,7 +777,13 @@ impl Service {
         };
         if !self
             .store
-            .redeem_code(grant.id, refresh_expire_time, expire_time, now)
+            .redeem_code(
+                grant.id,
+                refresh_expire_time,
+                expire_time,
+                client.issued_under(),
+                now,
+            )
             .await?
         {
             // Redeemed by a request just before this one: a replay too.
@@ -824,10 +826,14 @@ impl Service {
         if grant.client_id != client_id {
             return Err(failed());
         }
-        if grant.revoke_time.is_some()
-            || grant.expire_time <= now
-            || self.ended_by_rotation(state, &grant)
-        {
+        // A refresh token issued to a client whose credential has since
+        // ended its tokens (a rotation with `revoke_tokens`) ended with it.
+        let ended = grant.refresh_issued.credential.is_some_and(|credential| {
+            state
+                .credential_cutoffs
+                .ended(credential, grant.refresh_issued.revision)
+        });
+        if grant.revoke_time.is_some() || grant.expire_time <= now || ended {
             return Err(refused());
         }
         let Some(current) = grant.refresh_generation else {
@@ -860,7 +866,7 @@ impl Service {
             let idle_end = (now + self.user().refresh_idle).min(grant.expire_time);
             if self
                 .store
-                .rotate_refresh(grant.id, current, idle_end, now)
+                .rotate_refresh(grant.id, current, idle_end, client.issued_under(), now)
                 .await?
             {
                 let next = self.refresh_tokens.make(&grant.id, next_generation)?;
@@ -950,13 +956,6 @@ impl Service {
                 "a used credential was presented again: the grant is revoked");
         }
         Ok(())
-    }
-
-    /// Whether a secret rotation with `revoke_tokens` ended the grant.
-    fn ended_by_rotation(&self, state: &ClientState, grant: &UserGrant) -> bool {
-        state
-            .tokens_not_before
-            .is_some_and(|not_before| grant.create_time < not_before)
     }
 
     /// An access token for the grant's user, never outliving the grant.

@@ -17,7 +17,8 @@ use crate::domain::Error;
 /// Sizes of the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
-    /// Verifications running at once (default: the number of cores).
+    /// Verifications running at once (default: one less than the number
+    /// of cores, at least one, so they never take every core).
     pub workers: usize,
     /// Verifications waiting for a worker; more are refused (default 16).
     pub queue: usize,
@@ -26,7 +27,9 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
-            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            workers: std::thread::available_parallelism()
+                .map_or(1, |cores| usize::from(cores).saturating_sub(1))
+                .max(1),
             queue: 16,
         }
     }

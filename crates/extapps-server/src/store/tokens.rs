@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
     sea_query::{Expr, Func, Query},
 };
 use time::OffsetDateTime;
@@ -19,6 +19,7 @@ use crate::domain::{
     Error,
     application::ApplicationType,
     clock::{from_micros, to_micros},
+    credential,
     grants::Grants,
     names::{ClientId, OrganizationId},
     redirect_url::RedirectUrl,
@@ -29,11 +30,22 @@ use crate::domain::{
 const PURGE_LOCK: i64 = 0x6578_7461_7070_7331; // "extapps1"
 
 /// A live secret's hash.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoredSecret {
     pub id: String,
     pub phc: String,
     pub expire_time: Option<OffsetDateTime>,
+}
+
+/// Without the hash: a hash of a secret is not for logs either.
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("id", &self.id)
+            .field("phc", &"[REDACTED]")
+            .field("expire_time", &self.expire_time)
+            .finish()
+    }
 }
 
 /// Everything token issuance and introspection need about an application.
@@ -106,9 +118,33 @@ impl Store {
         &self,
         client_id: ClientId,
     ) -> Result<Option<Arc<ClientState>>, Error> {
+        Ok(self
+            .client_state_and_origin(client_id)
+            .await?
+            .map(|(state, _)| state))
+    }
+
+    /// [`Store::client_state`], and whether it came from this replica's
+    /// memory (`true`) rather than the database.
+    pub async fn client_state_and_origin(
+        &self,
+        client_id: ClientId,
+    ) -> Result<Option<(Arc<ClientState>, bool)>, Error> {
         if let Some(state) = self.cache.client(&client_id) {
-            return Ok(Some(state));
+            return Ok(Some((state, true)));
         }
+        Ok(self
+            .reread_client_state(client_id)
+            .await?
+            .map(|state| (state, false)))
+    }
+
+    /// The state of a client as the database holds it now, kept in this
+    /// replica's cache for the next request.
+    pub async fn reread_client_state(
+        &self,
+        client_id: ClientId,
+    ) -> Result<Option<Arc<ClientState>>, Error> {
         let epoch = self.cache.epoch();
         let state = retrying(|| self.read_client_state(client_id))
             .await?
@@ -125,7 +161,11 @@ impl Store {
         self.cache.client(&client_id)
     }
 
-    /// The state as stored, with every secret not yet purged.
+    /// The state as stored, with every secret not yet purged. Two reads, in
+    /// this order on purpose: a change between them can only make the
+    /// secrets newer than the application row (a secret rotated away then
+    /// looks ended a moment early), never bring back a secret the row's
+    /// revision has already replaced.
     async fn read_client_state(&self, client_id: ClientId) -> Result<Option<ClientState>, Error> {
         let id = client_id.to_string();
         let Some(app) = application::Entity::find_by_id(id.clone())
@@ -284,6 +324,19 @@ impl Store {
         Ok(true)
     }
 
+    /// How many stored secrets have hashes of other parameters than
+    /// today's (see [`credential::is_current_hash`]).
+    pub async fn password_grade_hashes(&self) -> Result<u64, Error> {
+        application_secret::Entity::find()
+            .filter(
+                application_secret::Column::Phc
+                    .not_like(format!("{}%", credential::CURRENT_PHC_PREFIX)),
+            )
+            .count(&self.db)
+            .await
+            .map_err(db_error)
+    }
+
     /// Notes that a secret authenticated a request at `when`.
     pub async fn touch_secret(&self, secret_id: &str, when: OffsetDateTime) -> Result<(), Error> {
         application_secret::Entity::update_many()
@@ -296,5 +349,22 @@ impl Store {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_hash() {
+        let secret = StoredSecret {
+            id: "s1".into(),
+            phc: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into(),
+            expire_time: None,
+        };
+        let shown = format!("{secret:?}");
+        assert!(shown.contains("s1") && shown.contains("REDACTED"));
+        assert!(!shown.contains("argon2id"), "{shown}");
     }
 }

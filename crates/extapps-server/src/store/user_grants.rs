@@ -46,6 +46,34 @@ pub struct UserGrant {
     pub rotate_time: Option<OffsetDateTime>,
     /// The application's revision its scopes were decided at.
     pub revision: i64,
+    /// What its current refresh token was issued under.
+    pub refresh_issued: IssuedUnder,
+}
+
+/// The credential that authenticated a client when something was issued to
+/// it, and the application revision it was decided at: a rotation that
+/// ends the credential's tokens ends it too, whenever it is used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IssuedUnder {
+    pub credential: Option<Uuid>,
+    pub revision: i64,
+}
+
+impl IssuedUnder {
+    fn set_on(
+        self,
+        update: sea_orm::UpdateMany<user_grant::Entity>,
+    ) -> sea_orm::UpdateMany<user_grant::Entity> {
+        update
+            .col_expr(
+                user_grant::Column::RefreshCredential,
+                Expr::value(self.credential.map(|c| c.to_string())),
+            )
+            .col_expr(
+                user_grant::Column::RefreshRevision,
+                Expr::value(self.revision),
+            )
+    }
 }
 
 impl std::fmt::Debug for UserGrant {
@@ -149,6 +177,14 @@ fn grant_from_row(row: user_grant::Model) -> Result<UserGrant, Error> {
         refresh_expire_time: row.refresh_expire_time.map(from_micros),
         rotate_time: row.rotate_time.map(from_micros),
         revision: row.revision,
+        refresh_issued: IssuedUnder {
+            credential: row
+                .refresh_credential
+                .as_deref()
+                .map(|c| Uuid::parse_str(c).map_err(|_| corrupt()))
+                .transpose()?,
+            revision: row.refresh_revision,
+        },
     })
 }
 
@@ -227,6 +263,8 @@ impl Store {
             refresh_expire_time: Set(None),
             rotate_time: Set(None),
             revision: Set(grant.revision),
+            refresh_credential: Set(None),
+            refresh_revision: Set(0),
         })
         .exec(&txn)
         .await
@@ -268,6 +306,7 @@ impl Store {
         grant: Uuid,
         refresh_expire_time: Option<OffsetDateTime>,
         expire_time: OffsetDateTime,
+        issued: IssuedUnder,
         now: OffsetDateTime,
     ) -> Result<bool, Error> {
         let mut update = user_grant::Entity::update_many()
@@ -287,6 +326,7 @@ impl Store {
                     user_grant::Column::RefreshExpireTime,
                     Expr::value(to_micros(refresh_expire_time)),
                 );
+            update = issued.set_on(update);
         }
         let updated = update
             .filter(user_grant::Column::Id.eq(grant.to_string()))
@@ -306,9 +346,11 @@ impl Store {
         grant: Uuid,
         current: u32,
         refresh_expire_time: OffsetDateTime,
+        issued: IssuedUnder,
         now: OffsetDateTime,
     ) -> Result<bool, Error> {
-        let updated = user_grant::Entity::update_many()
+        let updated = issued
+            .set_on(user_grant::Entity::update_many())
             .col_expr(
                 user_grant::Column::RefreshGeneration,
                 Expr::value(i64::from(current) + 1),

@@ -39,6 +39,11 @@ pub struct Model {
     /// The application's revision when the user consented: a scope removed
     /// at a later revision never comes back to this grant.
     pub revision: i64,
+    /// The credential (a secret's ID) that authenticated the client when
+    /// the current refresh token was issued, if any.
+    pub refresh_credential: Option<String>,
+    /// The application's revision that refresh token was issued at.
+    pub refresh_revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
