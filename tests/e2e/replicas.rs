@@ -199,3 +199,41 @@ async fn a_replica_without_its_channel_reads_the_database() {
         "invalid_client"
     );
 }
+
+/// `serve --no-caches`: every request is read from the database, and the
+/// replica says so in its metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_caches_reads_every_request_from_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("EXTAPPS_NO_CACHES", "true")];
+    let admin_key = create_key(dir.path(), &env, "admin");
+    let serving = Serving::start_with(dir.path(), &env);
+    let url = serving.url();
+    let mut admin = extapps_client::connect(&url, &admin_key)
+        .await
+        .unwrap()
+        .generated();
+    let registered = register(&mut admin, "acme", service_app("Uncached")).await;
+    let client = App {
+        app: registered.application.unwrap(),
+        secret: registered.client_secret,
+    };
+    for _ in 0..3 {
+        token(&url, &client, &client.secret, None).await.unwrap();
+    }
+    let metrics = crate::tokens::metrics(&url).await;
+    for cache in ["applications", "callers"] {
+        assert!(
+            metrics.contains(&format!(
+                "extapps_replica_cache_lookups_total{{cache=\"{cache}\",outcome=\"distrusted\"}}"
+            )),
+            "{metrics}"
+        );
+        assert!(
+            !metrics.contains(&format!(
+                "extapps_replica_cache_lookups_total{{cache=\"{cache}\",outcome=\"hit\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+}

@@ -177,7 +177,7 @@ async fn serve(
     let service = open(global, !options.no_migrate, &ring, tokens, client_auth).await?;
     report_invalid_redirect_urls(&service).await;
     report_password_grade_hashes(&service).await;
-    service.start_background();
+    service.start_background(!options.no_caches);
     let router = crate::server::router(service)
         .await
         .map_err(|e| format!("cannot build reflection service: {e}"))?;

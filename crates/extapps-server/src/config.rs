@@ -147,6 +147,12 @@ pub struct ServeOptions {
     #[arg(long, env = "EXTAPPS_NO_MIGRATE")]
     pub no_migrate: bool,
 
+    /// Answer every request from the database, never from this replica's
+    /// caches (it then does not follow other replicas' changes either):
+    /// for troubleshooting, and to measure what the caches are worth.
+    #[arg(long, env = "EXTAPPS_NO_CACHES")]
+    pub no_caches: bool,
+
     /// Lifetime of access tokens, e.g. `1h` or `15m`.
     #[arg(long, env = "EXTAPPS_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,

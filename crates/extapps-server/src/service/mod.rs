@@ -162,10 +162,13 @@ impl Service {
     }
 
     /// Starts what runs beside the requests: following other replicas'
-    /// changes, and housekeeping once a minute.
-    pub fn start_background(&self) {
+    /// changes (unless `caches` is off: a replica that does not follow them
+    /// never trusts its caches), and housekeeping once a minute.
+    pub fn start_background(&self, caches: bool) {
         const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-        self.store.listen_for_changes(self.clock.clone());
+        if caches {
+            self.store.listen_for_changes(self.clock.clone());
+        }
         let service = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(EVERY);
