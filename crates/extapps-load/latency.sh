@@ -28,7 +28,9 @@ EXTAPPS_ADMIN_KEY=$(key admin)
 EXTAPPS_INTROSPECT_KEY=$(key introspect)
 EXTAPPS_SIGNIN_KEY=$(key signin)
 # Every client runs from this one address and verifies a new secret each
-# round: the per-source verification budget is raised to let them.
+# round: builds before 2026-12-06 charged each verification to the source,
+# so the budget is raised to let them (today's budgets only the slow
+# verifications of password-grade hashes).
 "$server" --log warn serve --listen "127.0.0.1:$port" --signin-url http://127.0.0.1:9/signin \
   --verify-budget-per-source 1000 &
 pid=$!

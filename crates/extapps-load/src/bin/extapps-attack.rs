@@ -6,6 +6,13 @@
 //!   do not share a scheduler) send `--rate` unauthenticated token requests a
 //!   second: random client IDs with well-formed secrets, and the legitimate
 //!   client's ID with wrong ones.
+//! - `lockout`: a stranger at one loopback address sends well-formed wrong
+//!   secrets for a client's ID, after the application was renamed (which
+//!   empties what the server remembers of it); its owner, at another
+//!   address, asks for a token at a steady pace: how often it is served.
+//! - `cold`: token requests that each find nothing remembered (every one
+//!   for another client, registered for the run): what a request costs
+//!   when its secret must be verified and its application read.
 //! - `connections`: `--connections` idle connections opened at once; how long
 //!   the server takes to close them, and its memory before, during, after.
 //! - `authorizations`: `GET /oauth2/authorize` as fast as the server answers,
@@ -60,6 +67,40 @@ enum Attack {
         /// flood from many addresses, which per-source budgets cannot stop.
         #[arg(long)]
         many_sources: bool,
+    },
+    Lockout {
+        /// An admin key of `acme`, to register and rename the victim.
+        #[arg(long, env = "EXTAPPS_LOAD_ADMIN_KEY")]
+        admin_key: String,
+        /// The stranger's wrong secrets a second.
+        #[arg(long, default_value_t = 5)]
+        rate: u64,
+        /// The owner's pace: one token request per this.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        every: Duration,
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// How long the stranger runs before the owner's first request
+        /// after the rename (an attacker is there first).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        head_start: Duration,
+        /// The owner's source address (a loopback address of this host).
+        #[arg(long, default_value = "127.0.0.1")]
+        owner_address: std::net::IpAddr,
+        /// The stranger's.
+        #[arg(long, default_value = "127.0.0.2")]
+        stranger_address: std::net::IpAddr,
+    },
+    Cold {
+        /// An admin key of `acme`, to register the clients.
+        #[arg(long, env = "EXTAPPS_LOAD_ADMIN_KEY")]
+        admin_key: String,
+        /// Clients registered, each asking for one token.
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        /// Token requests in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
     /// The strangers of `flood`, on their own: prints how they were answered.
     Strangers {
@@ -121,6 +162,76 @@ fn watch_memory(pid: u32) -> (Arc<AtomicBool>, tokio::task::JoinHandle<u64>) {
         peak
     });
     (stop, peak)
+}
+
+/// CPU time so far, in clock ticks (1/100 s here): the whole machine's
+/// busy time, the server's, and this process's own with its waited-for
+/// children (the stranger process of `flood`).
+struct CpuTicks {
+    at: Instant,
+    machine: u64,
+    server: u64,
+    own: u64,
+}
+
+/// utime + stime (+ cutime + cstime with `children`) of a process.
+fn process_ticks(path: &str, children: bool) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    // Fields after the command name, which may hold spaces: state is the
+    // first, utime the 12th.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let sum = |range: std::ops::Range<usize>| fields.get(range).map_or(0, |f| f.iter().sum());
+    sum(10..12) + if children { sum(12..14) } else { 0 }
+}
+
+fn cpu_now(server_pid: u32) -> CpuTicks {
+    let machine = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<u64> = stat
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .map(|f| f.parse().unwrap_or(0))
+                .collect();
+            // user nice system idle iowait irq softirq steal: all but idle
+            // and iowait are busy.
+            Some(fields.iter().take(8).sum::<u64>() - fields.get(3)? - fields.get(4)?)
+        })
+        .unwrap_or(0);
+    CpuTicks {
+        at: Instant::now(),
+        machine,
+        server: process_ticks(&format!("/proc/{server_pid}/stat"), false),
+        own: process_ticks("/proc/self/stat", true),
+    }
+}
+
+/// The cores each part used between two readings: server, this generator,
+/// and everything else on the machine (which must be near zero for a fair
+/// figure).
+fn cpu_used(from: &CpuTicks, to: &CpuTicks) -> String {
+    let seconds = to.at.duration_since(from.at).as_secs_f64().max(0.001);
+    let cores = |ticks: u64| ticks as f64 / 100.0 / seconds;
+    let server = to.server.saturating_sub(from.server);
+    let own = to.own.saturating_sub(from.own);
+    let machine = to.machine.saturating_sub(from.machine);
+    format!(
+        "CPU (cores): server {:.2}, load generator {:.2}, everything else {:.2}",
+        cores(server),
+        cores(own),
+        cores(machine.saturating_sub(server + own))
+    )
 }
 
 fn mib(kib: u64) -> String {
@@ -238,7 +349,9 @@ async fn flood(
         .build()?;
     let idle = rss_kib(options.server_pid).ok_or("no such server process")?;
 
+    let before_alone = cpu_now(options.server_pid);
     let (alone, alone_failed) = legitimate(&http, url, &id, &secret, concurrency, duration).await;
+    let cpu_alone = cpu_used(&before_alone, &cpu_now(options.server_pid));
 
     // The strangers, as another process, for the attacked phase and one
     // second of ramp-up before it.
@@ -260,9 +373,11 @@ async fn flood(
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_attacked = cpu_now(options.server_pid);
     let (attacked, attacked_failed) =
         legitimate(&http, url, &id, &secret, concurrency, duration).await;
     let answers = String::from_utf8_lossy(&strangers.wait_with_output().await?.stdout).into_owned();
+    let cpu_attacked = cpu_used(&before_attacked, &cpu_now(options.server_pid));
     stop_watch.store(true, Ordering::Relaxed);
     let peak = peak.await?;
     let alive = rss_kib(options.server_pid).is_some();
@@ -270,6 +385,10 @@ async fn flood(
     println!("| --- | ---: | ---: |");
     println!("| alone | {alone:.0} | {alone_failed} |");
     println!("| under a flood of {rate}/s | {attacked:.0} | {attacked_failed} |");
+    println!();
+    println!(
+        "Alone: {cpu_alone}. Under the flood (the strangers' process counted with the generator, its second of ramp-up included): {cpu_attacked}."
+    );
     println!();
     println!(
         "Kept {:.0} % of its throughput. Server memory: {} idle, {} peak under the flood; \
@@ -337,6 +456,212 @@ async fn strangers(
             .map(|(status, n)| format!("{status} x {n}"))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    Ok(())
+}
+
+/// Registers a confidential application with one application scope: its
+/// client ID and secret.
+async fn register(url: &str, admin_key: &str, name: &str) -> Result<(String, String), Failure> {
+    let mut admin = extapps_client::connect(url, admin_key).await?.generated();
+    let registered = admin
+        .register_application(pb::RegisterApplicationRequest {
+            parent: "organizations/acme".into(),
+            application: Some(pb::Application {
+                display_name: format!("{name} {}", uuid::Uuid::new_v4()),
+                r#type: pb::ApplicationType::Confidential.into(),
+                grants: vec![pb::ResourceGrant {
+                    resource: "OR".into(),
+                    user_scopes: vec![],
+                    application_scopes: vec!["OR.Jobs.Read".into()],
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await?
+        .into_inner();
+    let app = registered.application.ok_or("no application")?;
+    Ok((app.client_id, registered.client_secret))
+}
+
+fn tally(answers: &BTreeMap<String, u64>) -> String {
+    answers
+        .iter()
+        .map(|(status, n)| format!("{status} x {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The lockout attempt's pace and addresses.
+struct LockoutPlan {
+    rate: u64,
+    every: Duration,
+    duration: Duration,
+    head_start: Duration,
+    owner_address: std::net::IpAddr,
+    stranger_address: std::net::IpAddr,
+}
+
+async fn lockout(options: &Options, admin_key: &str, plan: LockoutPlan) -> Result<(), Failure> {
+    let LockoutPlan {
+        rate,
+        every,
+        duration,
+        head_start,
+        owner_address,
+        stranger_address,
+    } = plan;
+    let url = options.url.as_str();
+    let (id, secret) = register(url, admin_key, "victim").await?;
+    let from = |address| {
+        reqwest::Client::builder()
+            .local_address(address)
+            .timeout(Duration::from_secs(10))
+            .build()
+    };
+    let (owner, stranger) = (from(owner_address)?, from(stranger_address)?);
+    let first = token(&owner, url, &id, &secret).await;
+    // A rename empties what the server remembers of the application.
+    let mut admin = extapps_client::connect(url, admin_key).await?.generated();
+    admin
+        .update_application(pb::UpdateApplicationRequest {
+            application: Some(pb::Application {
+                name: format!("organizations/acme/applications/{id}"),
+                display_name: format!("victim, renamed {}", uuid::Uuid::new_v4()),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["display_name".into()],
+            }),
+        })
+        .await?;
+    let until = Instant::now() + head_start + duration;
+    let cpu_before = cpu_now(options.server_pid);
+    let attack = {
+        let (url, id) = (url.to_owned(), id.clone());
+        tokio::spawn(async move {
+            let mut answers: BTreeMap<String, u64> = BTreeMap::new();
+            let mut ticks = tokio::time::interval(
+                Duration::from_secs(1) / u32::try_from(rate.max(1)).unwrap_or(1),
+            );
+            let wrong = forged_secret();
+            while Instant::now() < until {
+                ticks.tick().await;
+                let answer = token(&stranger, &url, &id, &wrong)
+                    .await
+                    .map_or("no answer".to_owned(), |s| s.to_string());
+                *answers.entry(answer).or_default() += 1;
+            }
+            answers
+        })
+    };
+    tokio::time::sleep(head_start).await;
+    let mut served: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ticks = tokio::time::interval(every);
+    while Instant::now() < until {
+        ticks.tick().await;
+        let answer = token(&owner, url, &id, &secret)
+            .await
+            .map_or("no answer".to_owned(), |s| s.to_string());
+        *served.entry(answer).or_default() += 1;
+    }
+    let attacked = attack.await?;
+    let cpu = cpu_used(&cpu_before, &cpu_now(options.server_pid));
+    let tries: u64 = served.values().sum();
+    let ok = served.get("200").copied().unwrap_or(0);
+    println!(
+        "Owner at {owner_address}, one token request every {every:?} for {duration:?} after a \
+         rename (first token before it: {}): served {ok} of {tries} ({:.0} %), answered {}. \
+         Stranger at {stranger_address}, {rate} wrong secrets a second for the owner's client \
+         ID from {head_start:?} before the owner's first request: answered {}. {cpu}.",
+        first.map_or("no answer".to_owned(), |s| s.to_string()),
+        100.0 * ok as f64 / tries.max(1) as f64,
+        tally(&served),
+        tally(&attacked),
+    );
+    Ok(())
+}
+
+async fn cold(
+    options: &Options,
+    admin_key: &str,
+    clients: usize,
+    concurrency: usize,
+) -> Result<(), Failure> {
+    let url = options.url.as_str();
+    // Registered four at a time (each hashes a new secret).
+    let registered: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let next = Arc::new(AtomicU64::new(0));
+    let registering: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, admin_key, registered, next) = (
+                url.to_owned(),
+                admin_key.to_owned(),
+                registered.clone(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < clients as u64 {
+                    let client = register(&url, &admin_key, "cold").await?;
+                    if let Ok(mut registered) = registered.lock() {
+                        registered.push(client);
+                    }
+                }
+                Ok::<(), Failure>(())
+            })
+        })
+        .collect();
+    for task in registering {
+        task.await??;
+    }
+    let all = Arc::new(registered.lock().map(|r| r.clone()).unwrap_or_default());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let answers: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let next = Arc::new(AtomicU64::new(0));
+    let cpu_before = cpu_now(options.server_pid);
+    let started = Instant::now();
+    let askers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (http, url, all, next, answers) = (
+                http.clone(),
+                url.to_owned(),
+                all.clone(),
+                next.clone(),
+                answers.clone(),
+            );
+            tokio::spawn(async move {
+                let mut mine: BTreeMap<String, u64> = BTreeMap::new();
+                while let Some((id, secret)) =
+                    all.get(next.fetch_add(1, Ordering::Relaxed) as usize)
+                {
+                    let answer = token(&http, &url, id, secret)
+                        .await
+                        .map_or("no answer".to_owned(), |s| s.to_string());
+                    *mine.entry(answer).or_default() += 1;
+                }
+                if let Ok(mut answers) = answers.lock() {
+                    for (answer, n) in mine {
+                        *answers.entry(answer).or_default() += n;
+                    }
+                }
+            })
+        })
+        .collect();
+    for asker in askers {
+        asker.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_used(&cpu_before, &cpu_now(options.server_pid));
+    let answers = answers.lock().map(|a| a.clone()).unwrap_or_default();
+    println!(
+        "{} cold token requests (each for another client) from {concurrency} clients in \
+         {elapsed:.2} s: {:.0}/s, answered {}. {cpu}.",
+        all.len(),
+        all.len() as f64 / elapsed,
+        tally(&answers)
     );
     Ok(())
 }
@@ -518,6 +843,30 @@ async fn main() -> Result<(), Failure> {
             )
             .await
         }
+        Attack::Lockout {
+            admin_key,
+            rate,
+            every,
+            duration,
+            head_start,
+            owner_address,
+            stranger_address,
+        } => {
+            let plan = LockoutPlan {
+                rate: *rate,
+                every: *every,
+                duration: *duration,
+                head_start: *head_start,
+                owner_address: *owner_address,
+                stranger_address: *stranger_address,
+            };
+            lockout(&options, admin_key, plan).await
+        }
+        Attack::Cold {
+            admin_key,
+            clients,
+            concurrency,
+        } => cold(&options, admin_key, *clients, *concurrency).await,
         Attack::Strangers {
             client_id,
             rate,
