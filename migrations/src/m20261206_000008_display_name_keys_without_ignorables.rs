@@ -4,9 +4,11 @@
 //! so `pay` and `pay` + U+200B can no longer both be registered. This
 //! recomputes the key of every stored name that holds such a character.
 //! Names are not changed. Where the new key is already taken in the
-//! organization, the name keeps a key of its own (its client ID appended,
-//! as the migration that introduced keys did), so nothing is renamed or
-//! lost, and no new name may collide with either.
+//! organization (by a name without such characters, or one handled before
+//! it), the name holding them keeps a key of its own (its client ID
+//! appended, as the migration that introduced keys did), so nothing is
+//! renamed or lost, and no new name may collide with either while both
+//! stand. Renaming it gives it the plain key of its new name.
 
 use std::collections::HashSet;
 

@@ -69,6 +69,16 @@ pub fn run_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, Strin
     )
 }
 
+/// `key-ring create --key-file DIR/keys.toml`: the file's path, for a
+/// server on PostgreSQL (only the embedded default makes one itself).
+pub fn key_file(dir: &Path) -> String {
+    let path = dir.join("keys.toml");
+    let path = path.to_str().unwrap().to_owned();
+    let (created, _, err) = run_with(dir, &[], &["key-ring", "create", "--key-file", &path]);
+    assert!(created, "{err}");
+    path
+}
+
 /// `keys create --organization acme --role ROLE`: the key it printed.
 pub fn create_key(dir: &Path, env: &[(&str, &str)], role: &str) -> String {
     let (ok, key, err) = run_with(

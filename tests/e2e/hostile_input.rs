@@ -104,7 +104,7 @@ async fn forged_caller_keys_close_the_source_but_not_for_known_keys(backend: Bac
     admin.list_applications(list()).await.unwrap();
     // Well-formed keys nobody holds (prefix and checksum are public).
     let forged = forged_key;
-    for i in 0..4 {
+    for i in 0..3 {
         let status = server
             .client(&forged(i))
             .list_applications(list())
@@ -177,7 +177,7 @@ async fn grpc_sources_behind_a_proxy_are_told_apart(backend: Backend) {
             client.list_applications(request).await.unwrap_err().code()
         }
     };
-    for i in 0..3 {
+    for i in 0..2 {
         assert_eq!(
             call("192.0.2.1", forged_key(i)).await,
             tonic::Code::Unauthenticated

@@ -5,7 +5,7 @@
 use extapps_client::v1 as pb;
 use reqwest::StatusCode;
 
-use crate::binary::{Serving, create_key, run_with};
+use crate::binary::{Serving, create_key, key_file};
 use crate::fixtures::*;
 use crate::harness::{Backend, fresh_database};
 use crate::tokens::{http, metrics};
@@ -21,18 +21,10 @@ fn forged_key() -> String {
 async fn hostile_traffic_leaves_no_error_line_and_no_secret(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let database = fresh_database(backend, &dir).await;
-    // A key file of its own: only the embedded default makes one itself.
-    let key_file = dir.path().join("keys.toml");
-    let key_file = key_file.to_str().unwrap();
-    let (created, _, err) = run_with(
-        dir.path(),
-        &[],
-        &["key-ring", "create", "--key-file", key_file],
-    );
-    assert!(created, "{err}");
+    let key_file = key_file(dir.path());
     let env = [
         ("EXTAPPS_DATABASE_URL", database.as_str()),
-        ("EXTAPPS_KEY_FILE", key_file),
+        ("EXTAPPS_KEY_FILE", key_file.as_str()),
         ("EXTAPPS_SIGNIN_URL", "https://signin.example/"),
     ];
     let admin_key = create_key(dir.path(), &env, "admin");

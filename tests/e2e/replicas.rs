@@ -4,7 +4,7 @@
 
 use extapps_client::v1 as pb;
 
-use crate::binary::{Serving, create_key, run_with};
+use crate::binary::{Serving, create_key, key_file, run_with};
 use crate::fixtures::*;
 use crate::harness::{Backend, fresh_database};
 use crate::tokens::{App, is_active, token};
@@ -14,17 +14,10 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let database = fresh_database(Backend::Postgres, &dir).await;
     // The replicas share one key file, as a deployment must.
-    let key_file = dir.path().join("keys.toml");
-    let key_file = key_file.to_str().unwrap();
-    let (created, _, err) = run_with(
-        dir.path(),
-        &[],
-        &["key-ring", "create", "--key-file", key_file],
-    );
-    assert!(created, "{err}");
+    let key_file = key_file(dir.path());
     let env = [
         ("EXTAPPS_DATABASE_URL", database.as_str()),
-        ("EXTAPPS_KEY_FILE", key_file),
+        ("EXTAPPS_KEY_FILE", key_file.as_str()),
     ];
     let admin_key = create_key(dir.path(), &env, "admin");
     let introspect_key = create_key(dir.path(), &env, "introspect");

@@ -8,7 +8,7 @@ use extapps_migrations::{Migrator, MigratorTrait};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::binary::{Serving, create_key, run_with};
+use crate::binary::{Serving, create_key, key_file};
 use crate::fixtures::*;
 use crate::harness::{Backend, error_of, fresh_database};
 use crate::tokens::http;
@@ -68,17 +68,10 @@ async fn rows_of_looser_rules_stay_readable_and_fail_nothing_silently(backend: B
     }
 
     // Today's server process applies what is pending and starts.
-    let key_file = dir.path().join("keys.toml");
-    let key_file = key_file.to_str().unwrap();
-    let (created, _, err) = run_with(
-        dir.path(),
-        &[],
-        &["key-ring", "create", "--key-file", key_file],
-    );
-    assert!(created, "{err}");
+    let key_file = key_file(dir.path());
     let env = [
         ("EXTAPPS_DATABASE_URL", database.as_str()),
-        ("EXTAPPS_KEY_FILE", key_file),
+        ("EXTAPPS_KEY_FILE", key_file.as_str()),
         ("EXTAPPS_SIGNIN_URL", SIGNIN),
     ];
     let admin_key = create_key(dir.path(), &env, "admin");
@@ -133,7 +126,7 @@ async fn rows_of_looser_rules_stay_readable_and_fail_nothing_silently(backend: B
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{given:?}");
         assert!(response.headers().get("location").is_none());
         let page = response.text().await.unwrap();
-        assert!(page.contains("register it again"), "{page}");
+        assert!(page.contains("registered again"), "{page}");
     }
     // The invisible character no longer makes a name another: the later
     // of the two keeps a key of its own, and no new name may take a form
@@ -169,6 +162,26 @@ async fn rows_of_looser_rules_stay_readable_and_fail_nothing_silently(backend: B
             Some("DISPLAY_NAME_TAKEN"),
             "{taken:?}"
         );
+    }
+    // The one with a key of its own may not be renamed into a form of the
+    // other either, though its own name's key is that plain key.
+    let invisible_name = format!("organizations/acme/applications/{invisible}");
+    for taken in ["PAY", "Pay"] {
+        let err = error_of(
+            admin
+                .update_application(extapps_client::v1::UpdateApplicationRequest {
+                    application: Some(extapps_client::v1::Application {
+                        name: invisible_name.clone(),
+                        display_name: taken.into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["display_name".into()],
+                    }),
+                })
+                .await,
+        );
+        assert_eq!(err.reason.as_deref(), Some("DISPLAY_NAME_TAKEN"), "{taken}");
     }
     // Other edits keep it; replacing it makes the application usable.
     rename(&mut admin, &name, "Pay, renamed").await;

@@ -1308,13 +1308,15 @@ async fn refresh_tokens_end_with_the_secret_they_were_issued_under(backend: Back
         Backend::Sqlite => "UPDATE user_grants SET revoke_time = NULL WHERE application_id = ?",
         Backend::Postgres => "UPDATE user_grants SET revoke_time = NULL WHERE application_id = $1",
     };
-    db.execute_raw(sea_orm::Statement::from_sql_and_values(
-        db.get_database_backend(),
-        sql,
-        [web_app.id.clone().into()],
-    ))
-    .await
-    .unwrap();
+    let revived = db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            [web_app.id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(revived.rows_affected(), 1, "the grant the rotation revoked");
     let (status, body) = refresh(server, &web_app, &before).await;
     assert_eq!(
         (status, text(&body, "error")),

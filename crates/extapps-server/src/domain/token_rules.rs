@@ -97,7 +97,10 @@ impl CredentialCutoffs {
         self.0.insert(credential, Cutoff { revision, until });
     }
 
-    /// Forgets cut-offs whose tokens have all expired at `now` (µs).
+    /// Forgets cut-offs whose tokens have all expired at `now` (µs). A
+    /// refresh token outlives that, but a cut-off is only ever pruned by a
+    /// later rotation that ends tokens, and that rotation also revokes every
+    /// grant of the application, so no refresh token it covered survives it.
     pub fn prune(&mut self, now: i64) {
         self.0.retain(|_, cutoff| cutoff.until > now);
     }

@@ -16,7 +16,10 @@
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use governor::{
-    Quota, RateLimiter, clock::Clock as GovernorClock, middleware::NoOpMiddleware, nanos::Nanos,
+    Quota, RateLimiter,
+    clock::Clock as GovernorClock,
+    middleware::{NoOpMiddleware, StateInformationMiddleware},
+    nanos::Nanos,
     state::keyed::DefaultKeyedStateStore,
 };
 
@@ -94,7 +97,13 @@ const MAX_REFUSED: u64 = 100_000;
 
 pub struct AuthBudget {
     sources: Limiter<SourceKey>,
-    failures: Limiter<SourceKey>,
+    /// Tells, with each failure counted, how many the budget still holds.
+    failures: RateLimiter<
+        SourceKey,
+        DefaultKeyedStateStore<SourceKey>,
+        InjectedClock,
+        StateInformationMiddleware,
+    >,
     /// Sources refused until the given instant (nanoseconds since the
     /// epoch, on the injected clock).
     refused: moka::sync::Cache<SourceKey, u64>,
@@ -115,7 +124,8 @@ impl AuthBudget {
         let clock = InjectedClock(clock);
         Self {
             sources: limiter(settings.slow_verifications_per_source, &clock),
-            failures: limiter(settings.failures_per_source, &clock),
+            failures: limiter(settings.failures_per_source, &clock)
+                .with_middleware::<StateInformationMiddleware>(),
             refused: moka::sync::Cache::builder()
                 .max_capacity(MAX_REFUSED)
                 .time_to_live(Duration::from_secs(600))
@@ -131,17 +141,22 @@ impl AuthBudget {
         (until > now).then(|| Duration::from_nanos(until - now))
     }
 
-    /// Counts a failed authentication from `source`; past its budget the
-    /// source is refused until a failure is allowed again.
+    /// Counts a failed authentication from `source`. The failure that
+    /// spends the budget's last unit refuses the source until a unit comes
+    /// back, so past its budget a source gets exactly one full check per
+    /// unit that comes back (a failure recorded only after the work would
+    /// otherwise let a second one through each time).
     pub fn record_failure(&self, source: Option<SourceKey>) {
         let Some(source) = source else {
             return;
         };
-        if let Err(not_until) = self.failures.check_key(&source) {
-            // The instant from which a failure is allowed again.
-            self.refused
-                .insert(source, not_until.earliest_possible().as_u64());
-        }
+        let until = match self.failures.check_key(&source) {
+            Ok(left) if left.remaining_burst_capacity() > 0 => return,
+            Ok(left) => self.clock.now() + Nanos::from(left.quota().replenish_interval()),
+            // Checks already under way when the refusal ended.
+            Err(not_until) => not_until.earliest_possible(),
+        };
+        self.refused.insert(source, until.as_u64());
     }
 
     /// Forgets every key whose budget is full again, so random sources
@@ -211,13 +226,15 @@ mod tests {
             assert_eq!(budget.refused_for(attacker), None);
             budget.record_failure(attacker);
         }
-        assert_eq!(budget.refused_for(attacker), None, "the burst is allowed");
-        budget.record_failure(attacker);
+        // The 4th failure spent the budget: refused until a unit is back.
         assert_eq!(budget.refused_for(attacker), Some(Duration::from_secs(15)));
         assert_eq!(budget.refused_for(source("10.0.0.67")), None);
         assert_eq!(budget.refused_for(None), None);
         *clock.0.lock().unwrap() += time::Duration::seconds(15);
         assert_eq!(budget.refused_for(attacker), None);
+        // One failure, and refused again: one check per unit that comes back.
+        budget.record_failure(attacker);
+        assert_eq!(budget.refused_for(attacker), Some(Duration::from_secs(15)));
     }
 
     fn source(ip: &str) -> Option<SourceKey> {

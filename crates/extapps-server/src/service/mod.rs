@@ -80,7 +80,15 @@ pub struct Service {
     metrics: crate::metrics::Metrics,
     /// When each secret's last use was last written, per replica.
     secret_use: Arc<Mutex<HashMap<String, OffsetDateTime>>>,
+    /// When each client's application was last read again to check a
+    /// secret the remembered copy did not know (on the service clock).
+    rereads: moka::sync::Cache<crate::domain::names::ClientId, OffsetDateTime>,
 }
+
+/// How often, at most, a client's application is read again to check a
+/// secret the remembered copy does not know: a few reads a second per
+/// client, whatever strangers send.
+const REREAD_EVERY: time::Duration = time::Duration::milliseconds(200);
 
 /// A caller key that authenticated within this long is not held to its
 /// source's failure budget.
@@ -136,6 +144,12 @@ impl Service {
             client_auth,
             metrics,
             secret_use: Arc::default(),
+            // Real-time expiry only bounds memory; the pace is decided on
+            // the service clock.
+            rereads: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(10))
+                .build(),
         })
     }
 

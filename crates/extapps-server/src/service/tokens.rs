@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Service, auth_budget::SourceKey};
+use super::{REREAD_EVERY, Service, auth_budget::SourceKey};
 use crate::domain::{
     Error,
     application::ApplicationType,
@@ -72,11 +72,6 @@ pub struct ClientCredentials {
     /// address (in-process callers).
     pub source: Option<SourceKey>,
 }
-
-/// A remembered application is read again, to check a secret it does not
-/// know, only once it is older than this: a few reads a second per client
-/// at most, whatever strangers send.
-const REREAD_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn seconds(micros: i64) -> i64 {
     micros.div_euclid(1_000_000)
@@ -208,20 +203,17 @@ impl Service {
         }
         // What this replica remembers may predate a secret generated a
         // moment ago through another replica (whose change is still on its
-        // way): read the application once more before refusing, unless
-        // what it remembers was read that recently itself. Strangers who
-        // send wrong secrets for a client then cost at most a few reads a
-        // second, not one each.
+        // way): read the application once more before refusing, at most
+        // once per client in a while, so strangers who send wrong secrets
+        // for a client cost a few reads a second, not one each.
         let state = match (remembered, refused) {
-            (true, None) if state.read_at.elapsed() >= REREAD_AFTER => {
+            (true, None) if self.claim_reread(client_id, now) => {
                 let fresh = self
                     .store
                     .reread_client_state(client_id)
                     .await?
                     .ok_or(OAuthError::InvalidClient)?;
-                if fresh.revision != state.revision
-                    && let Some(secret_id) = self.verify_current(client_id, secret, &fresh, now)
-                {
+                if let Some(secret_id) = self.verify_current(client_id, secret, &fresh, now) {
                     return self
                         .secret_accepted(client_id, fresh, &secret_id, now)
                         .await;
@@ -265,6 +257,25 @@ impl Service {
             .remember(client_id, secret, &matched.id, state.revision, now);
         self.secret_accepted(client_id, state, &matched.id, now)
             .await
+    }
+
+    /// Whether this request may read `client_id`'s application again to
+    /// check a secret the remembered copy does not know: one request per
+    /// client in each [`REREAD_EVERY`], decided in one atomic step, so a
+    /// burst of wrong secrets costs one read.
+    fn claim_reread(&self, client_id: ClientId, now: OffsetDateTime) -> bool {
+        use moka::ops::compute::{CompResult, Op};
+        let claimed = self
+            .rereads
+            .entry(client_id)
+            .and_compute_with(|last| match last {
+                Some(last) if now - *last.value() < REREAD_EVERY => Op::Nop,
+                _ => Op::Put(now),
+            });
+        matches!(
+            claimed,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        )
     }
 
     /// The ID of the live secret of today's hash parameters that `secret`

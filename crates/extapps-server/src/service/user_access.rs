@@ -247,11 +247,12 @@ impl Service {
                 Some(_) => "`redirect_uri` is not one of the application's registered redirect URLs".into(),
             }));
         };
-        // Registered under the looser rules of earlier versions, and not
-        // what a URL parser reads: never sent a browser to.
+        // Not what a URL parser reads (registered under the looser rules of
+        // earlier versions, or a loopback port written oddly): never sent
+        // a browser to.
         if RedirectUrl::parse(&redirect_uri).is_err() {
             return Err(OAuthError::InvalidRequest(
-                "the registered redirect URL does not meet today's rules (it holds characters a URL parser rewrites): an administrator must register it again".into(),
+                "the redirect URL is not written as URL parsers read it: a loopback port must be plain digits, not the default one; a URL registered under earlier, looser rules must be registered again by an administrator".into(),
             ));
         }
         Ok((client_id, state, redirect_uri, given))
@@ -413,10 +414,13 @@ impl Service {
             return Err(request_not_found());
         }
         // The redirect URL was checked when the request was made; an
-        // administrator may have removed it since.
+        // administrator may have removed it since, and a request made by an
+        // earlier version may carry one that today's rules refuse (never
+        // sent anywhere).
         let native = state.app_type == ApplicationType::NonConfidential;
         if authorization::choose_redirect(&state.redirect_urls, Some(&pending.redirect_uri), native)
             .is_none()
+            || RedirectUrl::parse(&pending.redirect_uri).is_err()
         {
             return Err(request_not_found());
         }

@@ -157,7 +157,6 @@ mod tests {
             revision,
             scope_removals: Default::default(),
             credential_cutoffs: Default::default(),
-            read_at: std::time::Instant::now(),
             secrets: vec![StoredSecret {
                 id: "s1".into(),
                 phc: String::new(),

@@ -241,8 +241,11 @@ impl Store {
                 );
             }
             // Only a new name takes a new key: a name kept from before the
-            // keys existed may hold a key of its own (see the migration).
-            if after.display_name.key() != before.display_name.key() {
+            // keys existed may hold a key of its own (see the migrations).
+            // Any new name does, even one whose key equals the old name's:
+            // the stored key may be such a key of its own, and the name
+            // must now meet the others on the plain one.
+            if after.display_name != before.display_name {
                 update = update.col_expr(
                     application::Column::DisplayNameKey,
                     Expr::value(after.display_name.key()),

@@ -65,9 +65,6 @@ pub struct ClientState {
     pub scope_removals: ScopeRemovals,
     /// Credentials whose earlier tokens were ended.
     pub credential_cutoffs: CredentialCutoffs,
-    /// When this replica read it from the database (real time: how fresh a
-    /// remembered copy is, not a rule about tokens).
-    pub read_at: std::time::Instant,
     /// Every stored secret, including one whose grace period has ended but
     /// that is not purged yet: use [`ClientState::live_secrets`].
     pub secrets: Vec<StoredSecret>,
@@ -198,7 +195,6 @@ impl Store {
             scope_removals: serde_json::from_str(&app.scope_removals).map_err(|_| corrupt())?,
             credential_cutoffs: serde_json::from_str(&app.credential_cutoffs)
                 .map_err(|_| corrupt())?,
-            read_at: std::time::Instant::now(),
             secrets: secrets
                 .into_iter()
                 .map(|s| StoredSecret {
