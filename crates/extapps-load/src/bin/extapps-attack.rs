@@ -324,26 +324,7 @@ async fn flood(
     many_sources: bool,
 ) -> Result<(), Failure> {
     let url = options.url.as_str();
-    let mut admin = extapps_client::connect(url, admin_key).await?.generated();
-    let registered = admin
-        .register_application(pb::RegisterApplicationRequest {
-            parent: "organizations/acme".into(),
-            application: Some(pb::Application {
-                display_name: format!("flooded {}", uuid::Uuid::new_v4()),
-                r#type: pb::ApplicationType::Confidential.into(),
-                grants: vec![pb::ResourceGrant {
-                    resource: "OR".into(),
-                    user_scopes: vec![],
-                    application_scopes: vec!["OR.Jobs.Read".into()],
-                }],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?
-        .into_inner();
-    let id = registered.application.ok_or("no application")?.client_id;
-    let secret = registered.client_secret;
+    let (id, secret) = register(url, admin_key, "flooded").await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
