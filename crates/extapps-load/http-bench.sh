@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The OAuth endpoints over HTTP, side by side in one run: extapps on its
-# embedded default (SQLite), extapps on PostgreSQL, and node-oidc-provider
+# The OAuth endpoints over HTTP, side by side in one run: a bare axum
+# endpoint answering the same JSON (extapps-bare: the ceiling), extapps on
+# its embedded default (SQLite), extapps on PostgreSQL, and node-oidc-provider
 # (in memory, plaintext secrets: peer/), each loaded by oha over HTTP/1.1
 # keep-alive. Client-credentials issuance, then introspection of one live
 # token, at 16 and 64 connections; RUNS runs of DURATION each, the median.
-# Prints a Markdown table for BENCHMARKS.md.
+# Prints a Markdown table for BENCHMARKS.md, with the CPU each row's server,
+# its load generator (oha) and everything else (PostgreSQL, the rest of the
+# machine) used over the row's runs, in cores.
 #
 #   crates/extapps-load/http-bench.sh [DURATION] [RUNS]      (10s, 3)
 #
@@ -21,9 +24,10 @@ if [ ! -x "$oha" ]; then
   echo "error: oha not found; cargo install oha --locked" >&2
   exit 1
 fi
-cargo build --release -q -p extapps-server -p extapps-client
+cargo build --release -q -p extapps-server -p extapps-client -p extapps-load
 server=target/release/extapps-server
 cli=target/release/extapps
+bare=target/release/extapps-bare
 (cd crates/extapps-load/peer && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 work=$(mktemp -d)
 pid=
@@ -58,6 +62,13 @@ print(report["summary"]["requestsPerSec"])' || exit 1
 
 json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
 
+# CPU clock ticks so far: a process's own, this shell's waited-for children
+# (oha), and the whole machine's busy time.
+own_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+children_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+hz=$(getconf CLK_TCK)
+
 # measure LABEL BASE_URL TOKEN_PATH INTROSPECT_PATH CLIENT:SECRET SCOPE
 #   INTROSPECT_AUTH...: one row. The token to introspect is taken after the
 # issuance runs (node-oidc-provider's memory keeps only recent tokens).
@@ -65,6 +76,11 @@ measure() {
   local label=$1 base=$2 token_path=$3 introspect_path=$4 client=$5 scope=$6
   shift 6
   local body="grant_type=client_credentials$scope" cells=() token
+  local started server0 children0 machine0
+  started=$(date +%s.%N)
+  server0=$(own_ticks "$pid")
+  children0=$(children_ticks)
+  machine0=$(machine_ticks)
   for c in 16 64; do
     cells+=("$(rate "$c" "$base$token_path" -m POST -a "$client" -T "$form" -d "$body")")
   done
@@ -72,7 +88,15 @@ measure() {
   for c in 16 64; do
     cells+=("$(rate "$c" "$base$introspect_path" -m POST "$@" -T "$form" -d "token=$token")")
   done
-  echo "| $label | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} |"
+  local cpu
+  cpu=$(python3 -c '
+import sys
+hz, t0, t1, s, g, m = map(float, sys.argv[1:])
+seconds = (t1 - t0) * hz
+print(f"{s / seconds:.2f} / {g / seconds:.2f} / {max(m - s - g, 0) / seconds:.2f}")' \
+    "$hz" "$started" "$(date +%s.%N)" "$(($(own_ticks "$pid") - server0))" \
+    "$(($(children_ticks) - children0))" "$(($(machine_ticks) - machine0))")
+  echo "| $label | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | $cpu |"
 }
 
 # extapps on DATABASE_URL: keys, a confidential application, then the row.
@@ -95,8 +119,17 @@ extapps() {
   pid=
 }
 
-echo "| server | token c=16 | token c=64 | introspect c=16 | introspect c=64 |"
-echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| server | token c=16 | token c=64 | introspect c=16 | introspect c=64 | CPU: server / oha / else |"
+echo "| --- | ---: | ---: | ---: | ---: | --- |"
+
+"$bare" 127.0.0.1:50190 &
+pid=$!
+wait_for_port 50190
+measure "bare axum 0.8 endpoint, the same JSON" http://127.0.0.1:50190 /oauth2/token \
+  /oauth2/introspect "any:thing" ""
+kill -TERM "$pid"
+wait "$pid" || true
+pid=
 
 if [ -z "${EXTAPPS_BENCH_POSTGRES_URL:-}" ]; then
   runuser -u postgres -- psql -q -c "DROP DATABASE IF EXISTS extapps_bench" \
