@@ -94,7 +94,7 @@ pub struct Shared {
     client_auth: ClientAuthSettings,
     metrics: crate::metrics::Metrics,
     /// When each secret's last use was last written, per replica.
-    secret_use: Mutex<HashMap<String, OffsetDateTime>>,
+    secret_use: Mutex<HashMap<uuid::Uuid, OffsetDateTime>>,
     /// When each client's application was last read again to check a
     /// secret the remembered copy did not know (on the service clock).
     rereads: moka::sync::Cache<crate::domain::names::ClientId, OffsetDateTime>,

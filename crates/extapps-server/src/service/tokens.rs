@@ -191,15 +191,11 @@ impl Service {
         let now = self.clock.now();
         if let Some(secret_id) = self.verified.lookup(client_id, secret, &state, now) {
             self.metrics.secret_cache(true);
-            return self
-                .secret_accepted(client_id, state, &secret_id, now)
-                .await;
+            return self.secret_accepted(client_id, state, secret_id, now).await;
         }
         self.metrics.secret_cache(false);
         if let Some(secret_id) = self.verify_current(client_id, secret, &state, now) {
-            return self
-                .secret_accepted(client_id, state, &secret_id, now)
-                .await;
+            return self.secret_accepted(client_id, state, secret_id, now).await;
         }
         // What this replica remembers may predate a secret generated a
         // moment ago through another replica (whose change is still on its
@@ -214,9 +210,7 @@ impl Service {
                     .await?
                     .ok_or(OAuthError::InvalidClient)?;
                 if let Some(secret_id) = self.verify_current(client_id, secret, &fresh, now) {
-                    return self
-                        .secret_accepted(client_id, fresh, &secret_id, now)
-                        .await;
+                    return self.secret_accepted(client_id, fresh, secret_id, now).await;
                 }
                 fresh
             }
@@ -254,8 +248,8 @@ impl Service {
         };
         self.upgrade_hash(client_id, secret, &matched).await;
         self.verified
-            .remember(client_id, secret, &matched.id, state.revision, now);
-        self.secret_accepted(client_id, state, &matched.id, now)
+            .remember(client_id, secret, matched.id, state.revision, now);
+        self.secret_accepted(client_id, state, matched.id, now)
             .await
     }
 
@@ -286,14 +280,14 @@ impl Service {
         secret: &SecretString,
         state: &ClientState,
         now: OffsetDateTime,
-    ) -> Option<String> {
+    ) -> Option<Uuid> {
         let matched = state
             .live_secrets(now)
             .filter(|s| credential::is_current_hash(&s.phc))
             .find(|s| credential::verify_secret(secret, &s.phc))?;
         self.verified
-            .remember(client_id, secret, &matched.id, state.revision, now);
-        Some(matched.id.clone())
+            .remember(client_id, secret, matched.id, state.revision, now);
+        Some(matched.id)
     }
 
     /// The client a secret just authenticated: its use noted, and its ID
@@ -302,18 +296,14 @@ impl Service {
         &self,
         client_id: ClientId,
         state: Arc<ClientState>,
-        secret_id: &str,
+        secret_id: Uuid,
         now: OffsetDateTime,
     ) -> Result<AuthenticatedClient, OAuthError> {
         self.note_secret_use(secret_id, now).await;
-        let credential = Uuid::parse_str(secret_id).map_err(|_| {
-            tracing::error!(client_id = %client_id, "a stored secret ID is not a UUID");
-            OAuthError::ServerError
-        })?;
         Ok(AuthenticatedClient {
             id: client_id,
             state,
-            credential: Some(credential),
+            credential: Some(secret_id),
         })
     }
 
@@ -332,7 +322,7 @@ impl Service {
         };
         match self
             .store
-            .replace_secret_hash(client_id, &stored.id, &stored.phc, &upgraded)
+            .replace_secret_hash(client_id, stored.id, &stored.phc, &upgraded)
             .await
         {
             Ok(true) => {
@@ -346,19 +336,19 @@ impl Service {
 
     /// Records a secret's last use: one small write at most every few
     /// minutes per secret and replica, not one per request.
-    async fn note_secret_use(&self, secret_id: &str, now: OffsetDateTime) {
+    async fn note_secret_use(&self, secret_id: Uuid, now: OffsetDateTime) {
         const EVERY: time::Duration = time::Duration::minutes(5);
         {
             let Ok(mut written) = self.secret_use.lock() else {
                 return;
             };
             if written
-                .get(secret_id)
+                .get(&secret_id)
                 .is_some_and(|last| now - *last < EVERY)
             {
                 return;
             }
-            written.insert(secret_id.to_owned(), now);
+            written.insert(secret_id, now);
         }
         // Failing to record a use must not fail the request.
         if let Err(e) = self.store.touch_secret(secret_id, now).await {

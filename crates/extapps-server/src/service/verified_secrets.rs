@@ -29,13 +29,15 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
+use uuid::Uuid;
+
 use crate::domain::{clock::to_micros, names::ClientId};
 use crate::store::ClientState;
 
 const CAPACITY: u64 = 100_000;
 
 struct Verified {
-    secret_id: String,
+    secret_id: Uuid,
     revision: i64,
     /// When the entry was last used, in microseconds on the service clock.
     last_use: AtomicI64,
@@ -106,7 +108,7 @@ impl VerifiedSecrets {
         secret: &SecretString,
         state: &ClientState,
         now: OffsetDateTime,
-    ) -> Option<String> {
+    ) -> Option<Uuid> {
         let hit = self.entries.get(&self.fingerprint(client_id, secret)?)?;
         let live = state
             .secrets
@@ -116,14 +118,14 @@ impl VerifiedSecrets {
             return None;
         }
         hit.used_at(now);
-        Some(hit.secret_id.clone())
+        Some(hit.secret_id)
     }
 
     pub fn remember(
         &self,
         client_id: ClientId,
         secret: &SecretString,
-        secret_id: &str,
+        secret_id: Uuid,
         revision: i64,
         now: OffsetDateTime,
     ) {
@@ -131,7 +133,7 @@ impl VerifiedSecrets {
             self.entries.insert(
                 fingerprint,
                 Arc::new(Verified {
-                    secret_id: secret_id.to_owned(),
+                    secret_id,
                     revision,
                     last_use: AtomicI64::new(to_micros(now)),
                 }),
@@ -146,6 +148,8 @@ mod tests {
     use crate::domain::{application::ApplicationType, names::OrganizationId};
     use crate::store::StoredSecret;
 
+    const S1: Uuid = Uuid::from_u128(1);
+
     fn state(revision: i64, expire_time: Option<OffsetDateTime>) -> ClientState {
         ClientState {
             organization: OrganizationId::parse("acme").unwrap(),
@@ -158,7 +162,7 @@ mod tests {
             scope_removals: Default::default(),
             credential_cutoffs: Default::default(),
             secrets: vec![StoredSecret {
-                id: "s1".into(),
+                id: S1,
                 phc: String::new(),
                 expire_time,
             }],
@@ -172,12 +176,10 @@ mod tests {
         let secret = SecretString::from("extapps_cs_example".to_owned());
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
         assert_eq!(cache.lookup(client, &secret, &state(1, None), now), None);
-        cache.remember(client, &secret, "s1", 1, now);
+        cache.remember(client, &secret, S1, 1, now);
         assert_eq!(
-            cache
-                .lookup(client, &secret, &state(1, None), now)
-                .as_deref(),
-            Some("s1")
+            cache.lookup(client, &secret, &state(1, None), now),
+            Some(S1)
         );
         // Another secret, another client, a newer revision: misses.
         let other = SecretString::from("extapps_cs_other".to_owned());
@@ -199,11 +201,11 @@ mod tests {
         let secret = SecretString::from("extapps_cs_example".to_owned());
         let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
         let at = |seconds: i64| start + time::Duration::seconds(seconds);
-        cache.remember(client, &secret, "s1", 1, start);
+        cache.remember(client, &secret, S1, 1, start);
         // Each hit starts the idle time over; being known or a miss does not.
         assert!(cache.known(client, &secret, at(60)));
         let hit = cache.lookup(client, &secret, &state(1, None), at(60));
-        assert_eq!(hit.as_deref(), Some("s1"));
+        assert_eq!(hit, Some(S1));
         assert_eq!(
             cache.lookup(client, &secret, &state(2, None), at(110)),
             None

@@ -32,7 +32,8 @@ const PURGE_LOCK: i64 = 0x6578_7461_7070_7331; // "extapps1"
 /// A live secret's hash.
 #[derive(Clone)]
 pub struct StoredSecret {
-    pub id: String,
+    /// Also the credential its tokens record.
+    pub id: Uuid,
     pub phc: String,
     pub expire_time: Option<OffsetDateTime>,
 }
@@ -197,12 +198,14 @@ impl Store {
                 .map_err(|_| corrupt())?,
             secrets: secrets
                 .into_iter()
-                .map(|s| StoredSecret {
-                    id: s.id,
-                    phc: s.phc,
-                    expire_time: s.expire_time.map(from_micros),
+                .map(|s| {
+                    Ok(StoredSecret {
+                        id: Uuid::parse_str(&s.id).map_err(|_| corrupt())?,
+                        phc: s.phc,
+                        expire_time: s.expire_time.map(from_micros),
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, Error>>()?,
         }))
     }
 
@@ -303,14 +306,14 @@ impl Store {
     pub async fn replace_secret_hash(
         &self,
         client_id: ClientId,
-        secret_id: &str,
+        secret_id: Uuid,
         current: &str,
         upgraded: &str,
     ) -> Result<bool, Error> {
         let txn = self.write().await?;
         let replaced = application_secret::Entity::update_many()
             .col_expr(application_secret::Column::Phc, Expr::value(upgraded))
-            .filter(application_secret::Column::Id.eq(secret_id))
+            .filter(application_secret::Column::Id.eq(secret_id.to_string()))
             .filter(application_secret::Column::Phc.eq(current))
             .exec(&txn)
             .await
@@ -338,13 +341,13 @@ impl Store {
     }
 
     /// Notes that a secret authenticated a request at `when`.
-    pub async fn touch_secret(&self, secret_id: &str, when: OffsetDateTime) -> Result<(), Error> {
+    pub async fn touch_secret(&self, secret_id: Uuid, when: OffsetDateTime) -> Result<(), Error> {
         application_secret::Entity::update_many()
             .col_expr(
                 application_secret::Column::LastUseTime,
                 Expr::value(to_micros(when)),
             )
-            .filter(application_secret::Column::Id.eq(secret_id))
+            .filter(application_secret::Column::Id.eq(secret_id.to_string()))
             .exec(&self.db)
             .await
             .map_err(db_error)?;
@@ -359,12 +362,12 @@ mod tests {
     #[test]
     fn debug_never_shows_a_hash() {
         let secret = StoredSecret {
-            id: "s1".into(),
+            id: Uuid::nil(),
             phc: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into(),
             expire_time: None,
         };
         let shown = format!("{secret:?}");
-        assert!(shown.contains("s1") && shown.contains("REDACTED"));
+        assert!(shown.contains(&Uuid::nil().to_string()) && shown.contains("REDACTED"));
         assert!(!shown.contains("argon2id"), "{shown}");
     }
 }
