@@ -79,6 +79,7 @@ async fn rows_of_looser_rules_stay_readable_and_fail_nothing_silently(backend: B
     let url = serving.url();
 
     // Reported at start-up, by application, and only the one at fault.
+    serving.wait_for_logs("never redirected to", 1);
     let reported: Vec<String> = serving
         .logs()
         .into_iter()

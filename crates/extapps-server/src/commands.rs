@@ -175,8 +175,13 @@ async fn serve(
         );
     }
     let service = open(global, !options.no_migrate, &ring, tokens, client_auth).await?;
-    report_invalid_redirect_urls(&service).await;
-    report_password_grade_hashes(&service).await;
+    // Each report reads a whole table: beside the requests, not before the
+    // server listens.
+    let reporting = service.clone();
+    tokio::spawn(async move {
+        report_invalid_redirect_urls(&reporting).await;
+        report_password_grade_hashes(&reporting).await;
+    });
     service.start_background(!options.no_caches);
     let router = crate::server::router(service)
         .await
