@@ -68,7 +68,7 @@ fn generate_after(kind: CredentialKind, leading: &[u8]) -> Result<SecretString, 
         return Err(Error::Internal);
     }
     let mut random = [0u8; RANDOM_BYTES];
-    getrandom::fill(&mut random).map_err(|e| {
+    rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut random).map_err(|e| {
         tracing::error!(error = %e, "the OS random number generator failed");
         Error::Internal
     })?;

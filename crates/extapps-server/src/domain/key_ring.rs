@@ -104,7 +104,7 @@ const HEADER: &str = "\
 
 fn random<const N: usize>() -> Result<[u8; N], Error> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| {
+    rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes).map_err(|e| {
         tracing::error!(error = %e, "the OS random number generator failed");
         Error::Internal
     })?;
