@@ -96,7 +96,8 @@ impl SignIn {
     /// `signin` key) for `users`.
     pub fn new(extapps: Client, users: Vec<DevUser>) -> Result<Self, String> {
         let mut proof_key = [0u8; 32];
-        getrandom::fill(&mut proof_key).map_err(|e| e.to_string())?;
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut proof_key)
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             extapps,
             users: Arc::new(users),

@@ -89,7 +89,7 @@ impl IdempotencyKey {
     /// key.
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let mut nonce = [0u8; 12];
-        getrandom::fill(&mut nonce).map_err(|_| Error::Internal)?;
+        rand::fill(&mut nonce);
         let (id, ring_key) = self.keys.sealing();
         let sealed = self
             .seal_key(ring_key)?
