@@ -15,7 +15,7 @@ use axum::{
     routing::{get, post},
 };
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::domain::{Error, Reason, caller::Role, oauth::OAuthError};
 use crate::service::{ClientCredentials, Service, SourceKey};
@@ -64,14 +64,26 @@ async fn count_calls(
     service.metrics().call(
         "http",
         endpoint,
-        response.status().as_str().to_owned().into(),
+        status_label(response.status()),
         started.elapsed(),
     );
     response
 }
 
+/// The metrics label of an HTTP status: the usual ones without an
+/// allocation per call.
+fn status_label(status: StatusCode) -> std::borrow::Cow<'static, str> {
+    match status {
+        StatusCode::OK => "200".into(),
+        StatusCode::SEE_OTHER => "303".into(),
+        StatusCode::BAD_REQUEST => "400".into(),
+        StatusCode::UNAUTHORIZED => "401".into(),
+        other => other.as_str().to_owned().into(),
+    }
+}
+
 /// A JSON answer that no cache may keep (RFC 6749 section 5.1).
-fn no_store(status: StatusCode, body: Value) -> Response {
+fn no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
     let mut response = (status, Json(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -158,6 +170,36 @@ impl<S: Sync> axum::extract::FromRequestParts<S> for Source {
     }
 }
 
+/// A successful token response (RFC 6749 section 5.1), its members in the
+/// order they always had.
+#[derive(serde::Serialize)]
+struct TokenAnswer<'a> {
+    access_token: &'a str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    scope: String,
+    token_type: &'static str,
+}
+
+/// An active token's introspection answer (RFC 7662 section 2.2), its
+/// members in the order they always had.
+#[derive(serde::Serialize)]
+struct ActiveAnswer<'a> {
+    active: bool,
+    aud: &'a [String],
+    client_id: &'a str,
+    exp: i64,
+    iat: i64,
+    iss: &'a str,
+    jti: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organization: Option<&'a str>,
+    scope: String,
+    sub: &'a str,
+    token_type: &'static str,
+}
+
 async fn token(
     State(service): State<Service>,
     source: Source,
@@ -200,18 +242,16 @@ async fn token(
         Err(error) => error.code(),
     });
     match result {
-        Ok(issued) => {
-            let mut body = json!({
-                "access_token": issued.access_token.expose_secret(),
-                "token_type": "Bearer",
-                "expires_in": issued.expires_in,
-                "scope": issued.scopes.join(" "),
-            });
-            if let Some(refresh_token) = &issued.refresh_token {
-                body["refresh_token"] = Value::String(refresh_token.expose_secret().to_owned());
-            }
-            no_store(StatusCode::OK, body)
-        }
+        Ok(issued) => no_store(
+            StatusCode::OK,
+            TokenAnswer {
+                access_token: issued.access_token.expose_secret(),
+                expires_in: issued.expires_in,
+                refresh_token: issued.refresh_token.as_ref().map(|t| t.expose_secret()),
+                scope: issued.scopes.join(" "),
+                token_type: "Bearer",
+            },
+        ),
         Err(error) => oauth_error(error),
     }
 }
@@ -285,24 +325,22 @@ async fn introspect(
     };
     match service.introspect(token, &caller).await {
         Ok(None) => no_store(StatusCode::OK, json!({"active": false})),
-        Ok(Some(active)) => {
-            let mut body = json!({
-                "active": true,
-                "scope": active.scopes.join(" "),
-                "client_id": active.client_id,
-                "token_type": "Bearer",
-                "exp": active.exp,
-                "iat": active.iat,
-                "sub": active.sub,
-                "aud": active.aud,
-                "iss": active.iss,
-                "jti": active.jti,
-            });
-            if let Some(organization) = active.organization {
-                body["organization"] = Value::String(organization);
-            }
-            no_store(StatusCode::OK, body)
-        }
+        Ok(Some(active)) => no_store(
+            StatusCode::OK,
+            ActiveAnswer {
+                active: true,
+                aud: &active.aud,
+                client_id: &active.client_id,
+                exp: active.exp,
+                iat: active.iat,
+                iss: &active.iss,
+                jti: &active.jti,
+                organization: active.organization.as_deref(),
+                scope: active.scopes.join(" "),
+                sub: &active.sub,
+                token_type: "Bearer",
+            },
+        ),
         Err(e) => oauth_error(e.into()),
     }
 }
