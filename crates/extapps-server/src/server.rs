@@ -39,13 +39,12 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
     .add_service(reflection_v1)
     .add_service(reflection_v1alpha);
     let metrics = service.metrics().clone();
-    let source_service = service.clone();
+    let trusted_proxies = service.client_auth().trusted_proxies;
     Ok(routes
         .into_axum_router()
         .layer(axum::middleware::map_response(
             undecodable_is_invalid_argument,
         ))
-        .merge(crate::oauth::router(service))
         .route(
             "/metrics",
             axum::routing::get(move || async move {
@@ -59,20 +58,19 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
             }),
         )
         .fallback(unknown_path)
-        .layer(axum::middleware::from_fn_with_state(
-            source_service,
-            crate::source::attach,
-        ))
+        // The OAuth routes, merged after, are observed by their own layer.
         .layer(
             tower_http::trace::TraceLayer::new_for_grpc()
                 .make_span_with(request_span)
                 .on_failure(call_failed),
-        ))
+        )
+        .merge(crate::oauth::router(service))
+        .layer(crate::source::attach(trusted_proxies)))
 }
 
 /// One span per call, named by its path only: never the query string (a
 /// client may wrongly put a secret there), headers or body.
-fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+pub(crate) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     tracing::debug_span!(
         "request",
         method = %request.method(),

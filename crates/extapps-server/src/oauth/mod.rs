@@ -5,6 +5,7 @@
 
 mod authorize;
 mod form;
+mod observe;
 
 use axum::{
     Json, Router,
@@ -31,55 +32,21 @@ pub const REVOKE_PATH: &str = "/oauth2/revoke";
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 pub fn router(service: Service) -> Router {
+    let counted = |endpoint| observe::ObserveCalls::new(service.clone(), endpoint);
     Router::new()
-        .route(AUTHORIZE_PATH, get(authorize::authorize))
-        .route(TOKEN_PATH, post(token))
-        .route(INTROSPECT_PATH, post(introspect))
-        .route(REVOKE_PATH, post(revoke))
-        .route(METADATA_PATH, get(metadata))
+        .route(
+            AUTHORIZE_PATH,
+            get(authorize::authorize).layer(counted(AUTHORIZE_PATH)),
+        )
+        .route(TOKEN_PATH, post(token).layer(counted(TOKEN_PATH)))
+        .route(
+            INTROSPECT_PATH,
+            post(introspect).layer(counted(INTROSPECT_PATH)),
+        )
+        .route(REVOKE_PATH, post(revoke).layer(counted(REVOKE_PATH)))
+        .route(METADATA_PATH, get(metadata).layer(counted(METADATA_PATH)))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            service.clone(),
-            count_calls,
-        ))
         .with_state(service)
-}
-
-/// Counts each call and its latency, per endpoint and HTTP status.
-async fn count_calls(
-    State(service): State<Service>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let endpoint = match request.uri().path() {
-        AUTHORIZE_PATH => AUTHORIZE_PATH,
-        TOKEN_PATH => TOKEN_PATH,
-        INTROSPECT_PATH => INTROSPECT_PATH,
-        REVOKE_PATH => REVOKE_PATH,
-        METADATA_PATH => METADATA_PATH,
-        _ => "other",
-    };
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    service.metrics().call(
-        "http",
-        endpoint,
-        status_label(response.status()),
-        started.elapsed(),
-    );
-    response
-}
-
-/// The metrics label of an HTTP status: the usual ones without an
-/// allocation per call.
-fn status_label(status: StatusCode) -> std::borrow::Cow<'static, str> {
-    match status {
-        StatusCode::OK => "200".into(),
-        StatusCode::SEE_OTHER => "303".into(),
-        StatusCode::BAD_REQUEST => "400".into(),
-        StatusCode::UNAUTHORIZED => "401".into(),
-        other => other.as_str().to_owned().into(),
-    }
 }
 
 /// A JSON answer that no cache may keep (RFC 6749 section 5.1).
