@@ -15,6 +15,7 @@ mod error_snapshots;
 mod fixtures;
 mod harness;
 mod hostile_input;
+mod hot_path;
 mod key_ring;
 mod listing;
 mod logs;
