@@ -9,6 +9,9 @@
 # the machine's cluster is used (as tests/run.sh sets it up) with a fresh
 # database `extapps_bench`. Server and generator get one Tokio worker each
 # (TOKIO_WORKER_THREADS=1), which keeps them from fighting over two cores.
+# After each database's table, the CPU its server, the load generator and
+# everything else (PostgreSQL, the rest of the machine) used over the run, in
+# cores, goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p extapps-server -p extapps-load
@@ -17,6 +20,13 @@ load=target/release/extapps-load
 work=$(mktemp -d)
 port=50151
 export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1}
+
+# CPU clock ticks so far: a process's own, its waited-for children (the load
+# generator, for the shell that runs it), and the whole machine's busy time.
+own_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+children_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat"; }
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+hz=$(getconf CLK_TCK)
 
 run_on() {
   local label=$1
@@ -31,8 +41,22 @@ run_on() {
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
+  # This shell, which waits for the load generator (a subshell when piped).
+  local shell=$BASHPID started server0 children0 machine0
+  started=$(date +%s.%N)
+  server0=$(own_ticks "$pid")
+  children0=$(children_ticks "$shell")
+  machine0=$(machine_ticks)
   "$load" --url "http://127.0.0.1:$port" --admin-key "$admin" --introspect-key "$introspect" \
     --label "$label" "$@"
+  python3 -c '
+import sys
+label, hz, t0, t1, s, g, m = sys.argv[1], *map(float, sys.argv[2:])
+seconds = (t1 - t0) * hz
+print(f"CPU over the {label} run, in cores: server {s / seconds:.2f}, load generator "
+      f"{g / seconds:.2f}, everything else {max(m - s - g, 0) / seconds:.2f}", file=sys.stderr)' \
+    "$label" "$hz" "$started" "$(date +%s.%N)" "$(($(own_ticks "$pid") - server0))" \
+    "$(($(children_ticks "$shell") - children0))" "$(($(machine_ticks) - machine0))"
   kill -TERM "$pid"
   wait "$pid" || true
 }
