@@ -100,9 +100,13 @@ pub enum Error {
     PermissionDenied { reason: Reason, message: String },
     #[error("{message}")]
     Unauthenticated { reason: Reason, message: String },
-    /// The caller's address failed too often: retry later.
+    /// The caller's address failed too often: retry after `retry_after`.
     #[error("{message}")]
-    ResourceExhausted { reason: Reason, message: String },
+    ResourceExhausted {
+        reason: Reason,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("the storage is unavailable; retry later")]
     Unavailable,
     #[error("internal error")]
@@ -149,6 +153,14 @@ impl Error {
         Error::Aborted {
             reason: Reason::EtagMismatch,
             message: "the application was changed since it was read (stale etag): read it again and retry".into(),
+        }
+    }
+
+    /// The pending authorization request was accepted or rejected already.
+    pub fn authorization_request_answered() -> Self {
+        Error::FailedPrecondition {
+            reason: Reason::AuthorizationRequestAnswered,
+            message: "the authorization request was already answered".into(),
         }
     }
 

@@ -103,11 +103,27 @@ impl OAuthError {
     }
 }
 
+/// The one conversion from a domain error to the OAuth error a client is
+/// told, so `?` in an OAuth flow keeps a client's mistake the client's: every
+/// variant is decided here (no catch-all), and only an internal error
+/// becomes `server_error`.
 impl From<super::Error> for OAuthError {
     fn from(error: super::Error) -> Self {
+        use super::Error;
         match error {
-            super::Error::Unavailable => OAuthError::Unavailable,
-            _ => OAuthError::ServerError,
+            Error::InvalidArgument { message, .. }
+            | Error::NotFound { message, .. }
+            | Error::AlreadyExists { message, .. }
+            | Error::FailedPrecondition { message, .. } => OAuthError::InvalidRequest(message),
+            Error::PermissionDenied { message, .. } => OAuthError::UnauthorizedClient(message),
+            Error::Unauthenticated { .. } => OAuthError::InvalidClient,
+            Error::ResourceExhausted { retry_after, .. } => {
+                OAuthError::TooManyAttempts { retry_after }
+            }
+            // A write that lost a race: the same request may succeed again.
+            Error::Aborted { message, .. } => OAuthError::TemporarilyUnavailable(message),
+            Error::Unavailable => OAuthError::Unavailable,
+            Error::Internal => OAuthError::ServerError,
         }
     }
 }
@@ -127,6 +143,61 @@ mod tests {
                     .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)));
             }
         }
+    }
+
+    #[test]
+    fn only_an_internal_error_becomes_server_error() {
+        use crate::domain::{Error, Reason};
+        let message = || "what went wrong".to_owned();
+        let reason = Reason::ValidationFailed;
+        let callers_doing = [
+            Error::invalid_field("scope", "is not granted"),
+            Error::application_not_found(),
+            Error::AlreadyExists {
+                reason,
+                message: message(),
+            },
+            Error::Aborted {
+                reason,
+                message: message(),
+            },
+            Error::FailedPrecondition {
+                reason,
+                message: message(),
+            },
+            Error::PermissionDenied {
+                reason,
+                message: message(),
+            },
+            Error::Unauthenticated {
+                reason,
+                message: message(),
+            },
+            Error::ResourceExhausted {
+                reason,
+                message: message(),
+                retry_after: Duration::from_secs(7),
+            },
+            Error::Unavailable,
+        ];
+        for error in callers_doing {
+            let oauth = OAuthError::from(error.clone());
+            assert_ne!(oauth, OAuthError::ServerError, "{error:?}");
+        }
+        assert_eq!(OAuthError::from(Error::Internal), OAuthError::ServerError);
+        assert_eq!(
+            OAuthError::from(Error::ResourceExhausted {
+                reason,
+                message: message(),
+                retry_after: Duration::from_secs(7),
+            })
+            .retry_after_seconds(),
+            7
+        );
+        assert_eq!(
+            OAuthError::from(Error::invalid_field("scope", "is not granted")),
+            OAuthError::InvalidRequest("invalid scope: is not granted".into())
+        );
     }
 
     #[test]

@@ -236,16 +236,10 @@ async fn introspect(
         .and_then(|v| v.to_str().ok());
     let caller = match service.authenticate(authorization, source.0).await {
         Ok(caller) => caller,
-        Err(Error::Unavailable) => return oauth_error(OAuthError::Unavailable),
-        Err(Error::ResourceExhausted { .. }) => {
-            return oauth_error(OAuthError::TooManyAttempts {
-                retry_after: std::time::Duration::from_secs(1),
-            });
-        }
-        Err(Error::Internal) => return oauth_error(OAuthError::ServerError),
-        Err(e) => {
-            // RFC 6750 section 3.1: a request without credentials gets the
-            // challenge alone; one with a bad key, `invalid_token`.
+        Err(e @ Error::Unauthenticated { .. }) => {
+            // The caller key is a bearer token (RFC 6750 section 3.1): a
+            // request without credentials gets the challenge alone; one with
+            // a bad key, `invalid_token`.
             let missing = matches!(
                 e,
                 Error::Unauthenticated {
@@ -270,6 +264,7 @@ async fn introspect(
             );
             return response;
         }
+        Err(e) => return oauth_error(e.into()),
     };
     if let Err(e) = caller.require_role(&[Role::Introspect, Role::Operator], "introspection") {
         let mut response = no_store(

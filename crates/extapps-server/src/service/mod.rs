@@ -297,6 +297,7 @@ impl Service {
                     "too many failed authentications from this address; retry in {} s",
                     retry_after.as_secs().max(1)
                 ),
+                retry_after,
             });
         }
         let caller = self.store.find_caller(&digest).await?.ok_or_else(invalid)?;
