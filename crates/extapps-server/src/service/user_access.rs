@@ -453,7 +453,7 @@ impl Service {
             .authorization_request_answered(pending.id)
             .await?
         {
-            return Err(crate::store::request_answered());
+            return Err(Error::authorization_request_answered());
         }
         let scopes = still_granted(&state, &pending.scopes)
             .into_iter()

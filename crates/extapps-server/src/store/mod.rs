@@ -24,7 +24,7 @@ pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSe
 pub use keys::{CallerKeyRecord, NewCallerKey};
 pub use tokens::{ClientState, IntrospectionState, StoredSecret};
 pub use user_grants::{
-    Answer, GrantsOf, IssuedUnder, NewGrant, UserAuthorizationRecord, UserGrant, request_answered,
+    Answer, GrantsOf, IssuedUnder, NewGrant, UserAuthorizationRecord, UserGrant,
 };
 
 use crate::domain::Error;

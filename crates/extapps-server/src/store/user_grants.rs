@@ -18,7 +18,7 @@ use super::entities::{answered_authorization_request, application, revoked_token
 use super::shared_cache::Change;
 use super::{Store, commit, db_error, is_unique_violation, retrying};
 use crate::domain::{
-    Error, Reason,
+    Error,
     audit::NewAuditEvent,
     clock::{from_micros, to_micros},
     names::{ClientId, OrganizationId},
@@ -138,13 +138,6 @@ pub enum GrantsOf<'a> {
     },
 }
 
-pub fn request_answered() -> Error {
-    Error::FailedPrecondition {
-        reason: Reason::AuthorizationRequestAnswered,
-        message: "the authorization request was already answered".into(),
-    }
-}
-
 fn grant_from_row(row: user_grant::Model) -> Result<UserGrant, Error> {
     let corrupt = || {
         tracing::error!(grant = %row.id, "stored grant does not parse");
@@ -228,7 +221,7 @@ impl Store {
         .await;
         match inserted {
             Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(request_answered()),
+            Err(e) if is_unique_violation(&e) => Err(Error::authorization_request_answered()),
             Err(e) => Err(db_error(e)),
         }
     }
