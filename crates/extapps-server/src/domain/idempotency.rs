@@ -89,7 +89,8 @@ impl IdempotencyKey {
     /// key.
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let mut nonce = [0u8; 12];
-        rand::fill(&mut nonce);
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut nonce)
+            .map_err(|_| Error::Internal)?;
         let (id, ring_key) = self.keys.sealing();
         let sealed = self
             .seal_key(ring_key)?

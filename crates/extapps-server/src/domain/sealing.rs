@@ -37,13 +37,15 @@ fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(&(*key).into())
 }
 
-/// A nonce needs to be unique, not secret: rand's thread-local CSPRNG
-/// (seeded from the OS, reseeded as it goes) gives 192 bits without a
-/// system call per sealed value.
-fn nonce() -> [u8; NONCE_BYTES] {
+/// A fresh nonce from the OS generator. Every replica seals with the same
+/// key, so a repeated nonce would let its holder forge tokens: a user-space
+/// generator is not enough, since a forked process or a VM restored from a
+/// snapshot replays its state, while the kernel's is reseeded.
+fn nonce() -> Result<[u8; NONCE_BYTES], Error> {
     let mut nonce = [0u8; NONCE_BYTES];
-    rand::fill(&mut nonce);
-    nonce
+    rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut nonce)
+        .map_err(|_| Error::Internal)?;
+    Ok(nonce)
 }
 
 impl Sealer {
@@ -63,7 +65,7 @@ impl Sealer {
 
     /// The sealed text of `plain`.
     pub fn seal(&self, plain: &[u8]) -> Result<String, Error> {
-        let nonce = nonce();
+        let nonce = nonce()?;
         let (id, cipher) = &self.sealing;
         let sealed = cipher
             .encrypt(

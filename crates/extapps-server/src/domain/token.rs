@@ -30,12 +30,6 @@ const HAS_CREDENTIAL: u8 = 4;
 /// Tokens longer than this are rejected before any decoding.
 const MAX_TOKEN_CHARS: usize = 4096;
 
-/// A new token ID (`jti`): unique, not secret, so from rand's thread-local
-/// CSPRNG rather than a system call per token.
-pub fn new_token_id() -> Uuid {
-    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
-}
-
 /// What a token says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenClaims {

@@ -17,7 +17,7 @@ use crate::domain::{
     credential::{self, CredentialKind},
     names::ClientId,
     oauth::OAuthError,
-    token::{self, TokenClaims},
+    token::TokenClaims,
 };
 use crate::store::{ClientState, IntrospectionState, IssuedUnder, StoredSecret};
 
@@ -404,7 +404,7 @@ impl Service {
         let now = to_micros(self.clock.now());
         let ttl = self.tokens.ttl.whole_microseconds() as i64;
         let claims = TokenClaims {
-            id: token::new_token_id(),
+            id: Uuid::new_v4(),
             client_id,
             subject: None,
             grant: None,

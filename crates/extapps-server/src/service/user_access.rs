@@ -975,7 +975,7 @@ impl Service {
         let expires_at = (issued_at + micros(self.tokens.ttl)).min(to_micros(grant.expire_time));
         let scopes: Vec<String> = scopes.into_iter().collect();
         let claims = TokenClaims {
-            id: crate::domain::token::new_token_id(),
+            id: Uuid::new_v4(),
             client_id: client.id,
             subject: Some(grant.subject.clone()),
             grant: Some(grant.id),
