@@ -1,10 +1,9 @@
-//! What operators see of each OAuth call: its request span (as gRPC calls
-//! get theirs from the trace layer) and its count and latency, by endpoint
-//! and HTTP status. A layer per route that wraps the call's future in
-//! place: a middleware function would box every call's future and copy the
-//! routes behind it per call, and the trace layer reads the clock four
-//! times a call; this costs two clock reads, the counting and, at DEBUG,
-//! one line per call.
+//! What operators see of each OAuth call: its request span and DEBUG lines
+//! (the same as the trace layer gives gRPC calls) and its count and
+//! latency, by endpoint and HTTP status. A layer per route that wraps the
+//! call's future in place: a middleware function would box every call's
+//! future and copy the routes behind it per call, and the trace layer reads
+//! the clock four times a call; this costs two clock reads and the counting.
 
 use std::{
     borrow::Cow,
@@ -68,6 +67,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let span = crate::server::request_span(&request);
+        tracing::debug!(parent: &span, "started processing request");
         Counting {
             call: span.in_scope(|| self.inner.call(request)).instrument(span),
             started: Instant::now(),
@@ -108,8 +108,8 @@ where
         );
         tracing::debug!(
             parent: this.call.span(),
+            latency = %format_args!("{} ms", latency.as_millis()),
             status = response.status().as_u16(),
-            latency_ms = latency.as_millis(),
             "finished processing request"
         );
         Poll::Ready(Ok(response))
