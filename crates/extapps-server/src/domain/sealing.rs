@@ -48,6 +48,10 @@ fn nonce() -> Result<[u8; NONCE_BYTES], Error> {
     Ok(nonce)
 }
 
+/// A nonce drawn from the OS generator together with other randomness (see
+/// [`super::token::FreshToken`]); not `Clone`, and consumed by sealing.
+pub(super) struct Nonce(pub(super) [u8; NONCE_BYTES]);
+
 impl Sealer {
     pub fn new(prefix: &'static str, max_chars: usize, keys: &PurposeKeys) -> Self {
         let (id, key) = keys.sealing();
@@ -65,7 +69,12 @@ impl Sealer {
 
     /// The sealed text of `plain`.
     pub fn seal(&self, plain: &[u8]) -> Result<String, Error> {
-        let nonce = nonce()?;
+        self.seal_with(plain, Nonce(nonce()?))
+    }
+
+    /// The sealed text of `plain`, under a nonce drawn for it.
+    pub(super) fn seal_with(&self, plain: &[u8], nonce: Nonce) -> Result<String, Error> {
+        let Nonce(nonce) = nonce;
         let (id, cipher) = &self.sealing;
         let sealed = cipher
             .encrypt(

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::error::Error;
 use super::key_ring::PurposeKeys;
 use super::names::ClientId;
-use super::sealing::Sealer;
+use super::sealing::{Nonce, Sealer};
 
 /// Prefix of every access token, for scanners and for telling tokens apart
 /// from other credentials.
@@ -141,6 +141,40 @@ impl TokenClaims {
     }
 }
 
+/// The randomness a new token needs, its ID and its sealing nonce, drawn in
+/// one call to the OS generator: each system call is a point where a loaded
+/// server loses its core, and a token used to make two. Not `Clone`:
+/// [`TokenSealer::seal_fresh`] consumes it, so its nonce seals once.
+pub struct FreshToken {
+    id: Uuid,
+    nonce: Nonce,
+}
+
+impl std::fmt::Debug for FreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FreshToken").field("id", &self.id).finish()
+    }
+}
+
+impl FreshToken {
+    pub fn draw() -> Result<Self, Error> {
+        let mut random = [0u8; 40];
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut random)
+            .map_err(|_| Error::Internal)?;
+        let (id, nonce) = random.split_at(16);
+        Ok(Self {
+            id: uuid::Builder::from_random_bytes(id.try_into().map_err(|_| Error::Internal)?)
+                .into_uuid(),
+            nonce: Nonce(nonce.try_into().map_err(|_| Error::Internal)?),
+        })
+    }
+
+    /// The token's ID (`jti`), a version 4 UUID.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
 /// Seals and opens access tokens.
 #[derive(Debug, Clone)]
 pub struct TokenSealer(Sealer);
@@ -153,6 +187,18 @@ impl TokenSealer {
     /// The token string for `claims`.
     pub fn seal(&self, claims: &TokenClaims) -> Result<SecretString, Error> {
         self.0.seal(&claims.encode()).map(SecretString::from)
+    }
+
+    /// The token string for `claims`, sealed under `fresh`'s nonce (its ID
+    /// is the one the claims carry).
+    pub fn seal_fresh(
+        &self,
+        claims: &TokenClaims,
+        fresh: FreshToken,
+    ) -> Result<SecretString, Error> {
+        self.0
+            .seal_with(&claims.encode(), fresh.nonce)
+            .map(SecretString::from)
     }
 
     /// The claims of a token this server sealed with a key still in its
@@ -181,6 +227,21 @@ mod tests {
             issued_at: 1_700_000_000_000_000,
             expires_at: 1_700_003_600_000_000,
         }
+    }
+
+    #[test]
+    fn a_fresh_token_is_sealed_under_its_own_nonce_and_opens() {
+        let sealer = sealer(3);
+        let (first, second) = (FreshToken::draw().unwrap(), FreshToken::draw().unwrap());
+        assert_ne!(first.id(), second.id());
+        assert_eq!(first.id().get_version_num(), 4);
+        let mut c = claims();
+        c.id = first.id();
+        let token = sealer.seal_fresh(&c, first).unwrap();
+        assert_eq!(sealer.open(token.expose_secret()), Some(c.clone()));
+        // The same claims under another draw: another nonce, another text.
+        let again = sealer.seal_fresh(&c, second).unwrap();
+        assert_ne!(again.expose_secret(), token.expose_secret());
     }
 
     fn sealer(material: u8) -> TokenSealer {

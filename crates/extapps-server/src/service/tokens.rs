@@ -17,7 +17,7 @@ use crate::domain::{
     credential::{self, CredentialKind},
     names::ClientId,
     oauth::OAuthError,
-    token::TokenClaims,
+    token::{FreshToken, TokenClaims},
 };
 use crate::store::{ClientState, IntrospectionState, IssuedUnder, StoredSecret};
 
@@ -403,8 +403,9 @@ impl Service {
         };
         let now = to_micros(self.clock.now());
         let ttl = self.tokens.ttl.whole_microseconds() as i64;
+        let fresh = FreshToken::draw()?;
         let claims = TokenClaims {
-            id: Uuid::new_v4(),
+            id: fresh.id(),
             client_id,
             subject: None,
             grant: None,
@@ -415,7 +416,7 @@ impl Service {
             expires_at: now + ttl,
         };
         Ok(IssuedToken {
-            access_token: self.sealer.seal(&claims)?,
+            access_token: self.sealer.seal_fresh(&claims, fresh)?,
             expires_in: self.tokens.ttl.whole_seconds(),
             scopes,
             refresh_token: None,

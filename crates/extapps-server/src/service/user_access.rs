@@ -974,8 +974,9 @@ impl Service {
         let issued_at = to_micros(now);
         let expires_at = (issued_at + micros(self.tokens.ttl)).min(to_micros(grant.expire_time));
         let scopes: Vec<String> = scopes.into_iter().collect();
+        let fresh = crate::domain::token::FreshToken::draw()?;
         let claims = TokenClaims {
-            id: Uuid::new_v4(),
+            id: fresh.id(),
             client_id: client.id,
             subject: Some(grant.subject.clone()),
             grant: Some(grant.id),
@@ -990,7 +991,7 @@ impl Service {
             shown.push(OFFLINE_ACCESS.to_owned());
         }
         Ok(IssuedToken {
-            access_token: self.sealer.seal(&claims)?,
+            access_token: self.sealer.seal_fresh(&claims, fresh)?,
             expires_in: (expires_at - issued_at).div_euclid(1_000_000),
             scopes: shown,
             refresh_token,
