@@ -13,14 +13,17 @@ use std::{
     future::Future,
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
 
 use axum::{Router, extract::ConnectInfo};
 use bytes::Bytes;
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 use hyper::{Request, body::Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -42,7 +45,8 @@ pub struct ConnectionLimits {
     /// A new connection must send a complete request head within this (and
     /// an HTTP/1 connection each later head, once it starts waiting for one).
     pub header_read_timeout: Duration,
-    /// A request body must arrive whole within this of its head.
+    /// A request body must arrive whole within this of the moment the
+    /// server first waits for it (right after its head).
     pub body_timeout: Duration,
     /// A connection with no request in progress for this long is closed.
     pub idle_timeout: Duration,
@@ -276,17 +280,15 @@ impl Drop for SourceSlot {
 }
 
 /// Requests in progress on one connection, and when the last one ended.
+/// Atomics rather than a lock, and one clock read per request: this is on
+/// every request's path.
 #[derive(Debug)]
 struct Activity {
     accepted: Instant,
-    state: Mutex<ActivityState>,
-}
-
-#[derive(Debug, Default)]
-struct ActivityState {
-    in_flight: usize,
-    /// When a request last began or ended; `None` before the first.
-    last: Option<Instant>,
+    in_flight: AtomicUsize,
+    /// When the last request ended, in nanoseconds after `accepted` plus
+    /// one; zero before any has.
+    last_ended: AtomicU64,
 }
 
 /// Marks a request in progress until dropped.
@@ -295,10 +297,11 @@ struct InProgress(Arc<Activity>);
 
 impl Drop for InProgress {
     fn drop(&mut self) {
-        if let Ok(mut state) = self.0.state.lock() {
-            state.in_flight = state.in_flight.saturating_sub(1);
-            state.last = Some(Instant::now());
-        }
+        let activity = &self.0;
+        let since = Instant::now().saturating_duration_since(activity.accepted);
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1);
+        activity.last_ended.store(nanos + 1, Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -306,32 +309,29 @@ impl Activity {
     fn new() -> Self {
         Self {
             accepted: Instant::now(),
-            state: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            last_ended: AtomicU64::new(0),
         }
     }
 
     fn begin(self: &Arc<Self>) -> InProgress {
-        if let Ok(mut state) = self.state.lock() {
-            state.in_flight += 1;
-            state.last = Some(Instant::now());
-        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         InProgress(self.clone())
     }
 
     fn in_flight(&self) -> usize {
-        self.state.lock().map_or(0, |s| s.in_flight)
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// When the connection is next due for closing, if nothing happens: the
     /// header deadline before its first request, the idle timeout after.
     fn deadline(&self, limits: &ConnectionLimits) -> Instant {
-        let Ok(state) = self.state.lock() else {
-            return Instant::now();
-        };
-        match (state.in_flight, state.last) {
-            (0, None) => self.accepted + limits.header_read_timeout,
-            (0, Some(last)) => last + limits.idle_timeout,
-            _ => Instant::now() + limits.idle_timeout,
+        if self.in_flight() > 0 {
+            return Instant::now() + limits.idle_timeout;
+        }
+        match self.last_ended.load(Ordering::Acquire) {
+            0 => self.accepted + limits.header_read_timeout,
+            ended => self.accepted + Duration::from_nanos(ended - 1) + limits.idle_timeout,
         }
     }
 
@@ -342,16 +342,21 @@ impl Activity {
 
 /// A request body that must arrive whole before a deadline: a client that
 /// dribbles or never ends its body cannot hold a request open.
+/// The timer starts the first time the body is not at hand: a small body
+/// that arrives with its head (nearly every request) never needs one.
 struct DeadlineBody {
     inner: Incoming,
+    timeout: Duration,
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl DeadlineBody {
     fn new(inner: Incoming, timeout: Duration) -> Self {
-        // A body already complete (no body at all) needs no timer.
-        let deadline = (!inner.is_end_stream()).then(|| Box::pin(tokio::time::sleep(timeout)));
-        Self { inner, deadline }
+        Self {
+            inner,
+            timeout,
+            deadline: None,
+        }
     }
 }
 
@@ -372,9 +377,11 @@ impl http_body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if let Some(deadline) = &mut this.deadline
-            && deadline.as_mut().poll(cx).is_ready()
-        {
+        let timeout = this.timeout;
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if deadline.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
         }
         Poll::Pending
