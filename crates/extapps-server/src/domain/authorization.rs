@@ -1,8 +1,8 @@
-//! The rules of user authorization (RFC 6749 section 4.1, RFC 7636 PKCE,
-//! RFC 8252 for native applications, RFC 9207 `iss`, RFC 9700): which
-//! redirect URL a request names, what a PKCE challenge and verifier look
-//! like, how the answer is put on the redirect URL, and the pending request
-//! itself.
+//! The rules of user authorization (RFC 6749 section 4.1, RFC 8252 for
+//! native applications, RFC 9207 `iss`, RFC 9700): which redirect URL a
+//! request names and whether it may still be used, how the answer is put on
+//! the redirect URL, and the pending request itself. PKCE is in
+//! [`super::pkce`], the choice of scopes in [`super::scope_rules`].
 //!
 //! A pending request is never stored: it is sealed into its own ID under the
 //! key ring, so that `GET /oauth2/authorize`, which anyone can call, writes
@@ -10,16 +10,14 @@
 
 use std::collections::BTreeSet;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use url::Url;
 use uuid::Uuid;
 
-use super::catalog::OFFLINE_ACCESS;
 use super::error::Error;
 use super::key_ring::PurposeKeys;
 use super::names::ClientId;
+use super::oauth::OAuthError;
 use super::redirect_url::RedirectUrl;
 use super::sealing::Sealer;
 
@@ -115,6 +113,79 @@ pub fn choose_redirect(
         .then(|| (given.to_owned(), true))
 }
 
+/// The redirect URL of an authorization request, and whether it named one,
+/// or why none can be trusted (shown on the error page, never redirected
+/// to): see [`choose_redirect`]. A registered URL that a URL parser would
+/// read differently (registered under the looser rules of earlier versions,
+/// or a loopback port written oddly) is never sent a browser to.
+pub fn resolve_redirect(
+    registered: &[RedirectUrl],
+    given: Option<&str>,
+    native: bool,
+) -> Result<(String, bool), OAuthError> {
+    let Some((redirect_uri, named)) = choose_redirect(registered, given, native) else {
+        return Err(OAuthError::InvalidRequest(match given {
+            None => "parameter `redirect_uri` is missing: the application has several redirect URLs (or none)".into(),
+            Some(_) => "`redirect_uri` is not one of the application's registered redirect URLs".into(),
+        }));
+    };
+    if RedirectUrl::parse(&redirect_uri).is_err() {
+        return Err(OAuthError::InvalidRequest(
+            "the redirect URL is not written as URL parsers read it: a loopback port must be plain digits, not the default one; a URL registered under earlier, looser rules must be registered again by an administrator".into(),
+        ));
+    }
+    Ok((redirect_uri, named))
+}
+
+/// Whether a pending request's redirect URL may still be answered: an
+/// administrator may have removed it since the request was made, and a
+/// request made by an earlier version may carry one that today's rules
+/// refuse.
+pub fn pending_redirect_usable(
+    registered: &[RedirectUrl],
+    redirect_uri: &str,
+    native: bool,
+) -> bool {
+    choose_redirect(registered, Some(redirect_uri), native).is_some()
+        && RedirectUrl::parse(redirect_uri).is_ok()
+}
+
+/// Whether the token request's `redirect_uri` is the authorization
+/// request's (RFC 6749 section 4.1.3): required if that request named one,
+/// and then identical.
+pub fn check_token_redirect(
+    named_in_request: bool,
+    bound: &str,
+    presented: Option<&str>,
+) -> Result<(), OAuthError> {
+    match (named_in_request, presented) {
+        (_, Some(presented)) if presented == bound => Ok(()),
+        (false, None) => Ok(()),
+        (true, None) => Err(OAuthError::InvalidRequest(
+            "parameter `redirect_uri` is missing: the authorization request named one".into(),
+        )),
+        (_, Some(_)) => Err(OAuthError::InvalidGrant(
+            "`redirect_uri` differs from the authorization request's".into(),
+        )),
+    }
+}
+
+/// The redirect URL an answer goes back on: `params`, then the request's
+/// `state` if it had one, then `iss` (RFC 9207).
+pub fn answer(
+    redirect_uri: &str,
+    params: &[(&str, &str)],
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
+    let mut pairs = params.to_vec();
+    if let Some(state) = state {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", issuer));
+    redirect_with(redirect_uri, &pairs)
+}
+
 /// An `http` URL on a loopback IP literal, as text without its port; `None`
 /// for any other URL. Text, not a parsed URL, so that nothing but the port
 /// may differ (parsing would also fold `/a/../cb` into `/cb`).
@@ -178,30 +249,6 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     out
 }
 
-/// Whether `challenge` can be an S256 challenge: the unpadded base64url of
-/// a SHA-256 digest.
-pub fn is_s256_challenge(challenge: &str) -> bool {
-    challenge.len() == 43
-        && URL_SAFE_NO_PAD
-            .decode(challenge)
-            .is_ok_and(|bytes| bytes.len() == 32)
-}
-
-/// Whether `verifier` has the shape RFC 7636 section 4.1 requires.
-pub fn is_verifier(verifier: &str) -> bool {
-    (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
-/// Whether `verifier` is the one `challenge` was made from (S256), compared
-/// in constant time.
-pub fn verifier_matches(verifier: &str, challenge: &str) -> bool {
-    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    is_verifier(verifier) && super::credential::digests_match(&computed, challenge)
-}
-
 /// The user's stable ID as the sign-in front end gives it: 1 to 255
 /// characters, printable, without surrounding white space.
 pub fn check_subject(subject: &str) -> Result<(), String> {
@@ -215,27 +262,6 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
         return Err("must be printable, without surrounding white space".into());
     }
     Ok(())
-}
-
-/// The scopes of a request, split: user scopes, and whether
-/// `offline_access` is among them. `None` if a scope is not one of
-/// `allowed`.
-pub fn split_scopes<'a>(
-    requested: impl IntoIterator<Item = &'a str>,
-    allowed: &BTreeSet<&str>,
-) -> Result<(BTreeSet<String>, bool), &'a str> {
-    let mut scopes = BTreeSet::new();
-    let mut offline = false;
-    for scope in requested {
-        if scope == OFFLINE_ACCESS {
-            offline = true;
-        } else if allowed.contains(scope) {
-            scopes.insert(scope.to_owned());
-        } else {
-            return Err(scope);
-        }
-    }
-    Ok((scopes, offline))
 }
 
 #[cfg(test)]
@@ -320,16 +346,93 @@ mod tests {
     }
 
     #[test]
-    fn pkce_s256_matches_the_rfc_7636_example() {
-        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-        assert!(is_s256_challenge(challenge));
-        assert!(verifier_matches(verifier, challenge));
-        assert!(!verifier_matches(&verifier.replace('d', "e"), challenge));
-        assert!(!is_s256_challenge("plain-challenge"));
-        assert!(!is_verifier("short"));
-        assert!(!is_verifier(&"a".repeat(129)));
-        assert!(!is_verifier(&format!("{}!", "a".repeat(43))));
+    fn an_untrusted_redirect_is_refused_before_anything_is_sent_to_it() {
+        let two = urls(&["https://app.example/cb", "https://app.example/other"]);
+        let one = urls(&["https://app.example/cb"]);
+        let resolve = |registered, given| resolve_redirect(registered, given, false);
+        assert_eq!(
+            resolve(&one, None),
+            Ok(("https://app.example/cb".into(), false))
+        );
+        assert_eq!(
+            resolve(&two, Some("https://app.example/other")),
+            Ok(("https://app.example/other".into(), true))
+        );
+        for (registered, given) in [
+            (&two, None),
+            (&two, Some("https://evil.example/cb")),
+            (&urls(&[]), None),
+        ] {
+            let refused = resolve(registered, given).unwrap_err();
+            assert_eq!(refused.code(), "invalid_request", "{given:?}");
+        }
+    }
+
+    #[test]
+    fn a_pending_redirect_is_usable_while_registered_and_parseable() {
+        let registered = urls(&["https://app.example/cb", "http://127.0.0.1/cb"]);
+        assert!(pending_redirect_usable(
+            &registered,
+            "https://app.example/cb",
+            false
+        ));
+        assert!(!pending_redirect_usable(
+            &registered,
+            "https://app.example/gone",
+            false
+        ));
+        assert!(pending_redirect_usable(
+            &registered,
+            "http://127.0.0.1:4000/cb",
+            true
+        ));
+        assert!(!pending_redirect_usable(
+            &registered,
+            "http://127.0.0.1:4000/cb",
+            false
+        ));
+    }
+
+    #[test]
+    fn a_token_request_repeats_the_redirect_its_authorization_named() {
+        let bound = "https://app.example/cb";
+        let table = [
+            (true, Some(bound), "ok"),
+            (false, Some(bound), "ok"),
+            (false, None, "ok"),
+            (true, None, "invalid_request"),
+            (true, Some("https://app.example/cb/"), "invalid_grant"),
+            (false, Some("https://app.example/other"), "invalid_grant"),
+        ];
+        for (named, presented, expected) in table {
+            let got = match check_token_redirect(named, bound, presented) {
+                Ok(()) => "ok",
+                Err(e) => e.code(),
+            };
+            assert_eq!(got, expected, "named={named} {presented:?}");
+        }
+    }
+
+    #[test]
+    fn an_answer_carries_state_then_iss() {
+        assert_eq!(
+            answer(
+                "https://a.example/cb",
+                &[("code", "c")],
+                Some("s"),
+                "https://as.example"
+            ),
+            "https://a.example/cb?code=c&state=s&iss=https%3A%2F%2Fas.example"
+        );
+        assert_eq!(
+            answer(
+                "https://a.example/cb",
+                &[("error", "access_denied")],
+                None,
+                "i"
+            ),
+            "https://a.example/cb?error=access_denied&iss=i"
+        );
     }
 
     #[test]
@@ -340,16 +443,6 @@ mod tests {
         assert!(check_subject("a\nb").is_err());
         assert!(check_subject(&"é".repeat(255)).is_ok());
         assert!(check_subject(&"é".repeat(256)).is_err());
-    }
-
-    #[test]
-    fn scopes_split_off_offline_access() {
-        let allowed: BTreeSet<&str> = ["OR.Jobs", "OR.Queues"].into();
-        let (scopes, offline) =
-            split_scopes(["OR.Jobs", "offline_access", "OR.Jobs"], &allowed).unwrap();
-        assert_eq!(scopes, BTreeSet::from(["OR.Jobs".to_owned()]));
-        assert!(offline);
-        assert_eq!(split_scopes(["OR.Assets"], &allowed), Err("OR.Assets"));
     }
 
     fn requests() -> AuthorizationRequests {
@@ -407,38 +500,5 @@ mod tests {
             prop_assert!(redirect.starts_with(&registered));
         }
 
-        #[test]
-        fn requested_scopes_split_into_the_allowed_ones_and_offline_access(
-            requested in proptest::collection::vec(
-                proptest::sample::select(vec!["OR.Jobs", "OR.Queues", "offline_access", "OR.Nope"]),
-                0..6,
-            ),
-        ) {
-            let allowed: BTreeSet<&str> = ["OR.Jobs", "OR.Queues"].into();
-            match split_scopes(requested.iter().copied(), &allowed) {
-                Ok((scopes, offline)) => {
-                    prop_assert!(!requested.contains(&"OR.Nope"));
-                    prop_assert_eq!(offline, requested.contains(&OFFLINE_ACCESS));
-                    let expected: BTreeSet<String> = requested
-                        .iter()
-                        .filter(|s| **s != OFFLINE_ACCESS)
-                        .map(|s| s.to_string())
-                        .collect();
-                    prop_assert_eq!(scopes, expected);
-                }
-                Err(refused) => {
-                    prop_assert_eq!(refused, "OR.Nope");
-                }
-            }
-        }
-
-        #[test]
-        fn verifiers_match_only_their_own_challenge(verifier in "[A-Za-z0-9._~-]{43,128}") {
-            let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-            prop_assert!(is_s256_challenge(&challenge));
-            prop_assert!(verifier_matches(&verifier, &challenge));
-            let other = format!("{}x", &verifier[..verifier.len() - 1]);
-            prop_assert_eq!(verifier_matches(&other, &challenge), other == verifier);
-        }
     }
 }

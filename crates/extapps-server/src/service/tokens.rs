@@ -17,6 +17,7 @@ use crate::domain::{
     credential::{self, CredentialKind},
     names::ClientId,
     oauth::OAuthError,
+    scope_rules,
     token::{FreshToken, TokenClaims},
 };
 use crate::store::{ClientState, IntrospectionState, IssuedUnder, StoredSecret};
@@ -384,23 +385,8 @@ impl Service {
             ));
         }
         let granted: BTreeSet<&str> = state.grants.scopes(ScopeSet::Application).collect();
-        let scopes: Vec<String> = match scope.map(str::split_whitespace) {
-            None => granted.iter().map(|s| s.to_string()).collect(),
-            Some(requested) => {
-                let mut chosen = BTreeSet::new();
-                for s in requested {
-                    if !granted.contains(s) {
-                        return Err(self.scope_refused(s, ScopeSet::Application));
-                    }
-                    chosen.insert(s.to_owned());
-                }
-                if chosen.is_empty() {
-                    granted.iter().map(|s| s.to_string()).collect()
-                } else {
-                    chosen.into_iter().collect()
-                }
-            }
-        };
+        let scopes = scope_rules::client_credentials_scopes(scope, &granted)
+            .map_err(|s| scope_rules::scope_refused(&self.catalog, s, ScopeSet::Application))?;
         let now = to_micros(self.clock.now());
         let ttl = self.tokens.ttl.whole_microseconds() as i64;
         let fresh = FreshToken::draw()?;

@@ -22,7 +22,7 @@ use crate::domain::{
     names::{ApplicationName, ClientId, OrganizationId},
     oauth::OAuthError,
     page_token::checked_page_size,
-    redirect_url::RedirectUrl,
+    pkce, scope_rules,
     token::TokenClaims,
 };
 use crate::store::{Answer, ClientState, GrantsOf, NewGrant, UserAuthorizationRecord, UserGrant};
@@ -176,20 +176,18 @@ impl Service {
                 Err(error) => return AuthorizeOutcome::Page(error),
             };
         let back = |error: OAuthError| {
-            let mut answer = vec![
-                ("error", error.code().to_owned()),
-                ("error_description", error.description()),
-            ];
-            if let Some(state) = params
+            let state = params
                 .state
                 .as_deref()
-                .filter(|s| s.len() <= MAX_STATE_BYTES)
-            {
-                answer.push(("state", state.to_owned()));
-            }
-            answer.push(("iss", self.tokens.issuer.clone()));
-            let pairs: Vec<(&str, &str)> = answer.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            AuthorizeOutcome::Redirect(authorization::redirect_with(&redirect_uri, &pairs))
+                .filter(|s| s.len() <= MAX_STATE_BYTES);
+            let description = error.description();
+            let params = [("error", error.code()), ("error_description", &description)];
+            AuthorizeOutcome::Redirect(authorization::answer(
+                &redirect_uri,
+                &params,
+                state,
+                &self.tokens.issuer,
+            ))
         };
         match self.check_authorization(params, client_id, &state, &redirect_uri, redirect_given) {
             Ok(pending) => match self.authorization_requests.seal(&pending) {
@@ -237,24 +235,11 @@ impl Service {
             return Err(no_user_scopes());
         }
         let native = state.app_type == ApplicationType::NonConfidential;
-        let Some((redirect_uri, given)) = authorization::choose_redirect(
+        let (redirect_uri, given) = authorization::resolve_redirect(
             &state.redirect_urls,
             params.redirect_uri.as_deref(),
             native,
-        ) else {
-            return Err(OAuthError::InvalidRequest(match params.redirect_uri {
-                None => "parameter `redirect_uri` is missing: the application has several redirect URLs (or none)".into(),
-                Some(_) => "`redirect_uri` is not one of the application's registered redirect URLs".into(),
-            }));
-        };
-        // Not what a URL parser reads (registered under the looser rules of
-        // earlier versions, or a loopback port written oddly): never sent
-        // a browser to.
-        if RedirectUrl::parse(&redirect_uri).is_err() {
-            return Err(OAuthError::InvalidRequest(
-                "the redirect URL is not written as URL parsers read it: a loopback port must be plain digits, not the default one; a URL registered under earlier, looser rules must be registered again by an administrator".into(),
-            ));
-        }
+        )?;
         Ok((client_id, state, redirect_uri, given))
     }
 
@@ -283,49 +268,20 @@ impl Service {
                 "`state` is longer than {MAX_STATE_BYTES} bytes"
             )));
         }
-        let code_challenge = match (
+        let code_challenge = pkce::challenge_of_request(
             params.code_challenge.as_deref(),
             params.code_challenge_method.as_deref(),
-        ) {
-            (None, None) if state.app_type == ApplicationType::NonConfidential => {
-                return Err(OAuthError::InvalidRequest(
-                    "PKCE is required: send `code_challenge` with `code_challenge_method=S256`"
-                        .into(),
-                ));
-            }
-            (None, None) => None,
-            (None, Some(_)) => {
-                return Err(OAuthError::InvalidRequest(
-                    "`code_challenge_method` without `code_challenge`".into(),
-                ));
-            }
-            (Some(challenge), Some("S256")) if authorization::is_s256_challenge(challenge) => {
-                Some(challenge.to_owned())
-            }
-            (Some(_), Some("S256")) => {
-                return Err(OAuthError::InvalidRequest(
-                    "`code_challenge` must be the base64url SHA-256 of the verifier (43 characters)"
-                        .into(),
-                ));
-            }
-            (Some(_), _) => {
-                return Err(OAuthError::InvalidRequest(
-                    "`code_challenge_method` must be `S256`; `plain` is not accepted".into(),
-                ));
-            }
-        };
+            state.app_type == ApplicationType::NonConfidential,
+        )?;
         let granted: BTreeSet<&str> = state
             .grants
             .iter()
             .flat_map(|(_, g)| g.user_scopes.iter().map(String::as_str))
             .collect();
-        let requested = params.scope.as_deref().unwrap_or_default().split(' ');
-        let (mut scopes, offline_access) =
-            authorization::split_scopes(requested.filter(|s| !s.is_empty()), &granted)
-                .map_err(|scope| self.scope_refused(scope, ScopeSet::User))?;
-        if scopes.is_empty() {
-            scopes = granted.iter().map(|s| s.to_string()).collect();
-        }
+        let (scopes, offline_access) =
+            scope_rules::authorization_scopes(params.scope.as_deref(), &granted).map_err(
+                |scope| scope_rules::scope_refused(&self.catalog, scope, ScopeSet::User),
+            )?;
         let now = to_micros(self.clock.now());
         Ok(PendingAuthorization {
             id: Uuid::new_v4(),
@@ -337,25 +293,6 @@ impl Service {
             state: stated.map(str::to_owned),
             code_challenge,
             expires_at: now.saturating_add(micros(self.user().request_ttl)),
-        })
-    }
-
-    /// The `invalid_scope` error for a scope that is not granted, naming
-    /// it only if it is one of the catalog's (client input is never
-    /// echoed).
-    pub(super) fn scope_refused(&self, scope: &str, set: ScopeSet) -> OAuthError {
-        let known = self
-            .catalog
-            .owner_of(ScopeSet::Application, scope)
-            .is_some()
-            || self.catalog.owner_of(ScopeSet::User, scope).is_some();
-        OAuthError::InvalidScope(if known {
-            format!("`{scope}` is not {} granted to this client", set.a_noun())
-        } else {
-            format!(
-                "a requested scope is not {} granted to this client",
-                set.a_noun()
-            )
         })
     }
 
@@ -413,15 +350,14 @@ impl Service {
         if !caller.sees(&state.organization) {
             return Err(request_not_found());
         }
-        // The redirect URL was checked when the request was made; an
-        // administrator may have removed it since, and a request made by an
-        // earlier version may carry one that today's rules refuse (never
-        // sent anywhere).
+        // The redirect URL was checked when the request was made; it is
+        // checked again before anything is sent to it.
         let native = state.app_type == ApplicationType::NonConfidential;
-        if authorization::choose_redirect(&state.redirect_urls, Some(&pending.redirect_uri), native)
-            .is_none()
-            || RedirectUrl::parse(&pending.redirect_uri).is_err()
-        {
+        if !authorization::pending_redirect_usable(
+            &state.redirect_urls,
+            &pending.redirect_uri,
+            native,
+        ) {
             return Err(request_not_found());
         }
         if pending.expires_at <= to_micros(self.clock.now()) {
@@ -503,26 +439,12 @@ impl Service {
             .pending_request(caller, name, "AcceptAuthorizationRequest", &mut violations)
             .await?;
         let requested = still_granted(&state, &pending.scopes);
-        let mut scopes = BTreeSet::new();
-        let mut offline_access = false;
-        for (i, scope) in consented.iter().enumerate() {
-            if scope == OFFLINE_ACCESS && pending.offline_access {
-                offline_access = true;
-            } else if requested.contains(scope) {
-                scopes.insert(scope.clone());
-            } else if i < 100 {
-                violations.push(
-                    format!("scopes[{i}]"),
-                    "was not requested by the application (or is no longer granted to it)",
-                );
-            }
-        }
-        if scopes.is_empty() && !consented.is_empty() && violations.is_empty() {
-            violations.push(
-                "scopes",
-                "must hold at least one scope besides `offline_access`",
-            );
-        }
+        let (scopes, offline_access) = scope_rules::consented_scopes(
+            consented,
+            &requested,
+            pending.offline_access,
+            &mut violations,
+        );
         violations.into_result()?;
         let now = self.clock.now();
         let grant = Uuid::new_v4();
@@ -574,12 +496,12 @@ impl Service {
                 now,
             )
             .await?;
-        let mut answer = vec![("code", code.expose_secret())];
-        if let Some(state) = &pending.state {
-            answer.push(("state", state));
-        }
-        answer.push(("iss", &self.tokens.issuer));
-        Ok(authorization::redirect_with(&pending.redirect_uri, &answer))
+        Ok(authorization::answer(
+            &pending.redirect_uri,
+            &[("code", code.expose_secret())],
+            pending.state.as_deref(),
+            &self.tokens.issuer,
+        ))
     }
 
     /// `RejectAuthorizationRequest`: the redirect URL with the error.
@@ -640,11 +562,12 @@ impl Service {
         if !description.is_empty() {
             answer.push(("error_description", description));
         }
-        if let Some(state) = &pending.state {
-            answer.push(("state", state));
-        }
-        answer.push(("iss", &self.tokens.issuer));
-        Ok(authorization::redirect_with(&pending.redirect_uri, &answer))
+        Ok(authorization::answer(
+            &pending.redirect_uri,
+            &answer,
+            pending.state.as_deref(),
+            &self.tokens.issuer,
+        ))
     }
 
     /// The client of a code or refresh token request: a confidential one
@@ -733,39 +656,12 @@ impl Service {
         if grant.revoke_time.is_some() || grant.code_expire_time <= now || !still_registered {
             return Err(refused());
         }
-        match (grant.redirect_uri_given, redirect_uri) {
-            (_, Some(given)) if given == grant.redirect_uri => {}
-            (false, None) => {}
-            (true, None) => {
-                return Err(OAuthError::InvalidRequest(
-                    "parameter `redirect_uri` is missing: the authorization request named one"
-                        .into(),
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(invalid_grant(
-                    "`redirect_uri` differs from the authorization request's",
-                ));
-            }
-        }
-        match (&grant.code_challenge, verifier) {
-            (Some(challenge), Some(verifier))
-                if authorization::verifier_matches(verifier, challenge) => {}
-            (Some(_), Some(_)) => {
-                return Err(invalid_grant("the PKCE `code_verifier` does not match"));
-            }
-            (Some(_), None) => {
-                return Err(OAuthError::InvalidRequest(
-                    "parameter `code_verifier` is missing (PKCE)".into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(invalid_grant(
-                    "a `code_verifier` was sent, but the authorization request had no `code_challenge`",
-                ));
-            }
-            (None, None) => {}
-        }
+        authorization::check_token_redirect(
+            grant.redirect_uri_given,
+            &grant.redirect_uri,
+            redirect_uri,
+        )?;
+        pkce::check_verifier(grant.code_challenge.as_deref(), verifier)?;
         let scopes = grant_scopes(state, &grant);
         if scopes.is_empty() {
             return Err(invalid_grant(
@@ -843,16 +739,8 @@ impl Service {
         let Some(current) = grant.refresh_generation else {
             return Err(refused());
         };
-        let mut scopes = grant_scopes(state, &grant);
-        if let Some(requested) = scope {
-            let asked: BTreeSet<&str> = grant.scopes.iter().map(String::as_str).collect();
-            let (narrowed, _) =
-                authorization::split_scopes(requested.split(' ').filter(|s| !s.is_empty()), &asked)
-                    .map_err(|s| self.scope_refused(s, ScopeSet::User))?;
-            if !narrowed.is_empty() {
-                scopes.retain(|s| narrowed.contains(s));
-            }
-        }
+        let scopes = scope_rules::refresh_scopes(grant_scopes(state, &grant), &grant.scopes, scope)
+            .map_err(|s| scope_rules::scope_refused(&self.catalog, s, ScopeSet::User))?;
         if scopes.is_empty() {
             return Err(invalid_grant(
                 "no scope of this authorization is still granted",
