@@ -5,9 +5,8 @@
 mod applications;
 mod audit;
 mod auth_budget;
+mod flows;
 mod keys;
-mod tokens;
-mod user_access;
 mod verified_secrets;
 mod verify_pool;
 
@@ -22,11 +21,11 @@ use secrecy::SecretString;
 
 pub use applications::{ApplicationUpdate, WithSecret};
 pub use auth_budget::{BudgetSettings, SourceKey};
-pub use keys::CreatedKey;
-pub use tokens::{ActiveToken, ClientCredentials, IssuedToken, MAX_TOKEN_TTL, TokenSettings};
-pub use user_access::{
-    AuthorizationRequestView, AuthorizeOutcome, AuthorizeParams, ScopeView, UserAccessSettings,
+pub use flows::{
+    ActiveToken, AuthorizationRequestView, AuthorizeOutcome, AuthorizeParams, ClientCredentials,
+    IssuedToken, MAX_TOKEN_TTL, ScopeView, TokenSettings, UserAccessSettings,
 };
+pub use keys::CreatedKey;
 pub use verify_pool::PoolSettings;
 
 /// Bounds on the work unauthenticated clients can cause.

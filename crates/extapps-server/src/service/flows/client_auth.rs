@@ -1,95 +1,25 @@
-//! Access tokens: issuing them to clients (RFC 6749 section 4.4), telling
-//! resource servers about them (RFC 7662) and revoking them (RFC 7009).
+//! Client authentication (RFC 6749 section 2.3), every way a client
+//! proves who it is, in one place: a confidential client by one of its
+//! secrets (`client_secret_basic` or `client_secret_post`), a
+//! non-confidential client by its ID alone (section 2.3 does not apply: it
+//! has nothing to prove, and PKCE or the refresh token's binding stand in).
+//! Failures count against the source address, never against the client.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{REREAD_EVERY, Service, auth_budget::SourceKey};
+use super::ClientCredentials;
 use crate::domain::{
-    Error,
     application::ApplicationType,
-    caller::Caller,
-    catalog::ScopeSet,
-    clock::{from_micros, to_micros},
     credential::{self, CredentialKind},
     names::ClientId,
     oauth::OAuthError,
-    scope_rules,
-    token::{FreshToken, TokenClaims},
 };
-use crate::store::{ClientState, IntrospectionState, IssuedUnder, StoredSecret};
-
-/// The longest lifetime any replica may give an access token
-/// (`--token-ttl` is at most this).
-pub const MAX_TOKEN_TTL: time::Duration = time::Duration::DAY;
-
-/// Settings of the tokens this server issues.
-#[derive(Debug, Clone)]
-pub struct TokenSettings {
-    /// Lifetime of an access token.
-    pub ttl: time::Duration,
-    /// The issuer identifier (`iss`), this server's base URL.
-    pub issuer: String,
-    /// User-context access: sign-in, codes and refresh tokens.
-    pub user: super::UserAccessSettings,
-}
-
-/// A token just issued.
-#[derive(Debug)]
-pub struct IssuedToken {
-    pub access_token: SecretString,
-    pub expires_in: i64,
-    pub scopes: Vec<String>,
-    /// For a user grant with `offline_access`.
-    pub refresh_token: Option<SecretString>,
-}
-
-/// What introspection tells about an active token (RFC 7662 section 2.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActiveToken {
-    pub scopes: Vec<String>,
-    pub client_id: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub sub: String,
-    pub aud: Vec<String>,
-    pub iss: String,
-    pub jti: String,
-    /// The organization of the token's application, told only to callers
-    /// that span organizations (platform-wide keys and operators).
-    pub organization: Option<String>,
-}
-
-/// A client's credentials as presented, and where they came from.
-#[derive(Debug)]
-pub struct ClientCredentials {
-    pub client_id: String,
-    /// `None` for a client that sent only its ID (a non-confidential one).
-    pub secret: Option<SecretString>,
-    /// The source address's budget key; `None` where there is no peer
-    /// address (in-process callers).
-    pub source: Option<SourceKey>,
-}
-
-fn seconds(micros: i64) -> i64 {
-    micros.div_euclid(1_000_000)
-}
-
-/// Whether the end of the token's credential ended the token: by the
-/// application revision it was decided at, for a token that names its
-/// credential; by the time of the last secret rotation that revoked tokens,
-/// for one issued before tokens named it.
-pub(super) fn ended_with_credential(claims: &TokenClaims, state: &ClientState) -> bool {
-    match claims.credential {
-        Some(credential) => state.credential_cutoffs.ended(credential, claims.revision),
-        None => state
-            .tokens_not_before
-            .is_some_and(|t| from_micros(claims.issued_at) < t),
-    }
-}
+use crate::service::{REREAD_EVERY, Service};
+use crate::store::{ClientState, IssuedUnder, StoredSecret};
 
 /// A client that proved who it is, and how.
 #[derive(Debug)]
@@ -121,7 +51,7 @@ impl Service {
     /// a client without secrets are refused without any verification
     /// (client IDs are public in OAuth: telling whether one exists reveals
     /// nothing secret).
-    async fn authenticate_client(
+    pub(super) async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<AuthenticatedClient, OAuthError> {
@@ -357,180 +287,45 @@ impl Service {
         }
     }
 
-    /// The client credentials grant (RFC 6749 section 4.4): a token for the
-    /// application itself, carrying the requested application scopes (all of
-    /// them if none are requested).
-    pub async fn issue_client_credentials(
+    /// The client of a code or refresh token request: a confidential one
+    /// by its secret, a non-confidential one by its ID alone (it has no
+    /// secret; PKCE or the refresh token's binding stand in). Either must
+    /// have user scopes.
+    pub(super) async fn authenticate_user_client(
         &self,
         credentials: &ClientCredentials,
-        scope: Option<&str>,
-    ) -> Result<IssuedToken, OAuthError> {
-        // A non-confidential client is told that it may not use this grant,
-        // not that it failed to authenticate.
-        if credentials.secret.is_none() {
-            // Authenticated by its ID alone (its failure counted once,
-            // there), it is a non-confidential client.
-            self.authenticate_any_client(credentials).await?;
-            return Err(OAuthError::UnauthorizedClient(
-                "a non-confidential application may not use client_credentials".into(),
-            ));
-        }
-        let client = self.authenticate_client(credentials).await?;
-        let (client_id, state) = (client.id, &client.state);
-        if state.app_type != ApplicationType::Confidential || !state.grants.has_application_scopes()
-        {
-            return Err(OAuthError::UnauthorizedClient(
-                "this application has no application scopes, so it may not use client_credentials"
-                    .into(),
-            ));
-        }
-        let granted: BTreeSet<&str> = state.grants.scopes(ScopeSet::Application).collect();
-        let scopes = scope_rules::client_credentials_scopes(scope, &granted)
-            .map_err(|s| scope_rules::scope_refused(&self.catalog, s, ScopeSet::Application))?;
-        let now = to_micros(self.clock.now());
-        let ttl = self.tokens.ttl.whole_microseconds() as i64;
-        let fresh = FreshToken::draw()?;
-        let claims = TokenClaims {
-            id: fresh.id(),
-            client_id,
-            subject: None,
-            grant: None,
-            credential: client.credential,
-            revision: state.revision,
-            scopes: scopes.clone(),
-            issued_at: now,
-            expires_at: now + ttl,
-        };
-        Ok(IssuedToken {
-            access_token: self.sealer.seal_fresh(&claims, fresh)?,
-            expires_in: self.tokens.ttl.whole_seconds(),
-            scopes,
-            refresh_token: None,
-        })
-    }
-
-    /// Introspects a token for `caller`: a key of one organization sees only
-    /// that organization's tokens, a key bound to resources only tokens for
-    /// one of them. `None` means inactive, with no reason given, as RFC 7662
-    /// requires.
-    pub async fn introspect(
-        &self,
-        token: &str,
-        caller: &Caller,
-    ) -> Result<Option<ActiveToken>, Error> {
-        let answer = self.introspect_inner(token, caller).await;
-        if let Ok(active) = &answer {
-            self.metrics.introspection(active.is_some());
-        }
-        answer
-    }
-
-    async fn introspect_inner(
-        &self,
-        token: &str,
-        caller: &Caller,
-    ) -> Result<Option<ActiveToken>, Error> {
-        let now = self.clock.now();
-        let Some(claims) = self.open_live_token(token, now) else {
-            return Ok(None);
-        };
-        let Some(found) = self
-            .store
-            .introspection_state(claims.client_id, claims.id, claims.grant)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let IntrospectionState {
-            client: state,
-            revoked,
-        } = found;
-        if revoked || !caller.sees(&state.organization) || ended_with_credential(&claims, &state) {
-            return Ok(None);
-        }
-        // Scopes removed since the token was decided no longer count, even
-        // once granted again.
-        let set = match claims.subject {
-            None => ScopeSet::Application,
-            Some(_) => ScopeSet::User,
-        };
-        let scopes: Vec<String> = claims
-            .scopes
-            .iter()
-            .filter(|s| {
-                state.grants.grants(set, s) && state.scope_removals.kept(set, s, claims.revision)
-            })
-            .cloned()
-            .collect();
-        let aud: BTreeSet<String> = scopes
-            .iter()
-            .filter_map(|s| self.catalog.owner_of(set, s).map(str::to_owned))
-            .collect();
-        if aud.is_empty() {
-            return Ok(None);
-        }
-        let resources = &caller.resources;
-        if !resources.is_empty() && !resources.iter().any(|r| aud.contains(r)) {
-            return Ok(None);
-        }
-        Ok(Some(ActiveToken {
-            scopes,
-            client_id: claims.client_id.to_string(),
-            exp: seconds(claims.expires_at),
-            iat: seconds(claims.issued_at),
-            sub: claims
-                .subject
-                .unwrap_or_else(|| claims.client_id.to_string()),
-            aud: aud.into_iter().collect(),
-            iss: self.tokens.issuer.clone(),
-            jti: claims.id.to_string(),
-            organization: caller
-                .spans_organizations()
-                .then(|| state.organization.to_string()),
-        }))
-    }
-
-    /// The claims of a token this server sealed that is live at `now`: not
-    /// expired, not issued in the future, and not living longer than this
-    /// server issues tokens for (whoever sealed it, the bound holds).
-    fn open_live_token(&self, token: &str, now: OffsetDateTime) -> Option<TokenClaims> {
-        const CLOCK_SKEW: i64 = 60_000_000;
-        let claims = self.sealer.open(token)?;
-        let now = to_micros(now);
-        let lifetime = claims.expires_at.checked_sub(claims.issued_at)?;
-        let max = i64::try_from(self.tokens.ttl.whole_microseconds()).ok()?;
-        (claims.expires_at > now && claims.issued_at <= now + CLOCK_SKEW && lifetime <= max)
-            .then_some(claims)
-    }
-
-    /// Revokes a token of the authenticated client (RFC 7009): an access
-    /// token, or a refresh token with its whole grant. A non-confidential
-    /// client identifies itself by its ID. A token that is unknown, expired
-    /// or another client's is ignored: the answer is the same, so revocation
-    /// tells nothing about other clients' tokens.
-    pub async fn revoke(
-        &self,
-        credentials: &ClientCredentials,
-        token: &str,
-    ) -> Result<(), OAuthError> {
+    ) -> Result<AuthenticatedClient, OAuthError> {
         let client = self.authenticate_any_client(credentials).await?;
-        let (client_id, state) = (client.id, client.state);
-        if token.starts_with(crate::domain::refresh_token::REFRESH_TOKEN_PREFIX) {
-            return Ok(self.revoke_refresh_token(client_id, &state, token).await?);
+        if !client.state.grants.has_user_scopes() {
+            return Err(OAuthError::UnauthorizedClient(
+                "this application has no user scopes, so it may not use this grant".into(),
+            ));
         }
-        let now = self.clock.now();
-        let Some(claims) = self.open_live_token(token, now) else {
-            return Ok(());
-        };
-        // Another client's token, or one revoked already: nothing to write
-        // (a repeated revocation costs a read, not a write and a message to
-        // every replica).
-        if claims.client_id != client_id || self.store.token_revoked(claims.id).await? {
-            return Ok(());
+        Ok(client)
+    }
+
+    /// A non-confidential client by its ID: one that may authenticate
+    /// without a secret.
+    async fn identify_public_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<AuthenticatedClient, OAuthError> {
+        let client_id = ClientId::parse(&credentials.client_id).ok_or(OAuthError::InvalidClient)?;
+        if let Some(retry_after) = self.budget.refused_for(credentials.source) {
+            return Err(OAuthError::TooManyAttempts { retry_after });
         }
-        self.store
-            .revoke_token(claims.id, client_id, from_micros(claims.expires_at))
-            .await?;
-        Ok(())
+        let state = self
+            .store
+            .client_state(client_id)
+            .await?
+            .ok_or(OAuthError::InvalidClient)?;
+        if state.app_type != ApplicationType::NonConfidential {
+            return Err(OAuthError::InvalidClient);
+        }
+        Ok(AuthenticatedClient {
+            id: client_id,
+            state,
+            credential: None,
+        })
     }
 }
