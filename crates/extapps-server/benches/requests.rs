@@ -16,7 +16,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use criterion::{Criterion, criterion_group, criterion_main};
 use extapps_server::{
     domain::{
-        application::{ApplicationType, RegistrationInput},
+        application::RegistrationInput,
+        application_type::ApplicationType,
         caller::Role,
         clock::{Clock, SystemClock},
         grants::GrantInput,

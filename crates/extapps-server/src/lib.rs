@@ -16,5 +16,9 @@ pub mod oauth;
 pub mod server;
 pub mod service;
 pub mod source;
+mod spans;
 pub mod store;
 pub mod tls;
+
+#[cfg(test)]
+mod layer_rules;

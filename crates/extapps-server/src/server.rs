@@ -61,21 +61,11 @@ pub async fn router(service: Service) -> Result<axum::Router, tonic_reflection::
         // The OAuth routes, merged after, are observed by their own layer.
         .layer(
             tower_http::trace::TraceLayer::new_for_grpc()
-                .make_span_with(request_span)
+                .make_span_with(crate::spans::request_span)
                 .on_failure(call_failed),
         )
         .merge(crate::oauth::router(service))
         .layer(crate::source::attach(trusted_proxies)))
-}
-
-/// One span per call, named by its path only: never the query string (a
-/// client may wrongly put a secret there), headers or body.
-pub(crate) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
-    tracing::debug_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-    )
 }
 
 /// A call that failed by the caller's doing (a bad key, bad input, not

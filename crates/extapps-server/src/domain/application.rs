@@ -7,36 +7,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization;
 
+use super::application_type::ApplicationType;
 use super::catalog::Catalog;
 use super::error::{Error, Violations};
 use super::grants::{GrantInput, Grants};
 use super::names::{ApplicationName, ClientId, OrganizationId};
 use super::redirect_url::{MAX_REDIRECT_URLS, RedirectUrl};
-
-/// Whether an application can keep a secret (RFC 6749 section 2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApplicationType {
-    Confidential,
-    NonConfidential,
-}
-
-impl ApplicationType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApplicationType::Confidential => "confidential",
-            ApplicationType::NonConfidential => "non_confidential",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "confidential" => Some(ApplicationType::Confidential),
-            "non_confidential" => Some(ApplicationType::NonConfidential),
-            _ => None,
-        }
-    }
-}
 
 /// A display name: trimmed, NFC-normalized, 1 to 128 characters; no
 /// control, bidirectional control, line or paragraph separator characters,

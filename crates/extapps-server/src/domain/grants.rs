@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::application::ApplicationType;
+use super::application_type::ApplicationType;
 use super::catalog::{Catalog, ScopeSet};
 use super::error::Violations;
 

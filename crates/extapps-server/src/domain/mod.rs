@@ -2,10 +2,12 @@
 //! SPEC section 2 lives here and is unit-tested here.
 
 pub mod application;
+pub mod application_type;
 pub mod audit;
 pub mod authorization;
 pub mod caller;
 pub mod catalog;
+pub mod client_state;
 pub mod clock;
 pub mod credential;
 pub mod error;
@@ -22,5 +24,6 @@ pub mod scope_rules;
 pub mod sealing;
 pub mod token;
 pub mod token_rules;
+pub mod user_grant;
 
 pub use error::{Error, FieldViolation, Reason, Violations};

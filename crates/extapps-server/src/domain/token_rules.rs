@@ -125,7 +125,7 @@ impl CredentialCutoffs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::application::ApplicationType;
+    use crate::domain::application_type::ApplicationType;
     use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
     use crate::domain::grants::GrantInput;
 

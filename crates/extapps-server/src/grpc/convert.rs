@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Error,
-    application::{Application, ApplicationType, SecretInfo},
+    application::{Application, SecretInfo},
+    application_type::ApplicationType,
     audit::{AuditAction, AuditEvent},
     catalog::Resource,
     grants::GrantInput,
@@ -186,7 +187,7 @@ pub fn authorization_request_to_proto(
 }
 
 pub fn user_authorization_to_proto(
-    record: crate::store::UserAuthorizationRecord,
+    record: crate::domain::user_grant::UserAuthorizationRecord,
 ) -> pb::UserAuthorization {
     pb::UserAuthorization {
         application: application_resource_name(record.organization, record.client_id),

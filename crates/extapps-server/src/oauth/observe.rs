@@ -66,7 +66,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let span = crate::server::request_span(&request);
+        let span = crate::spans::request_span(&request);
         tracing::debug!(parent: &span, "started processing request");
         Counting {
             call: span.in_scope(|| self.inner.call(request)).instrument(span),

@@ -9,9 +9,10 @@ use super::{MAX_TOKEN_TTL, Service, new_client_secret};
 use crate::domain::{
     Error, Reason, Violations,
     application::{
-        Application, ApplicationType, Etag, RegistrationInput, check_display_name,
-        check_redirect_urls, check_redirect_urls_needed,
+        Application, Etag, RegistrationInput, check_display_name, check_redirect_urls,
+        check_redirect_urls_needed,
     },
+    application_type::ApplicationType,
     audit::{AuditAction, NewAuditEvent},
     caller::Caller,
     grants::{GrantInput, Grants},

@@ -31,8 +31,8 @@ use time::OffsetDateTime;
 
 use uuid::Uuid;
 
+use crate::domain::client_state::ClientState;
 use crate::domain::{clock::to_micros, names::ClientId};
-use crate::store::ClientState;
 
 const CAPACITY: u64 = 100_000;
 
@@ -145,8 +145,8 @@ impl VerifiedSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{application::ApplicationType, names::OrganizationId};
-    use crate::store::StoredSecret;
+    use crate::domain::client_state::StoredSecret;
+    use crate::domain::{application_type::ApplicationType, names::OrganizationId};
 
     const S1: Uuid = Uuid::from_u128(1);
 

@@ -3,7 +3,8 @@
 
 use crate::domain::{
     Error,
-    application::{Application, ApplicationType, DisplayName, SecretInfo},
+    application::{Application, DisplayName, SecretInfo},
+    application_type::ApplicationType,
     clock::{from_micros, to_micros},
     grants::Grants,
     names::{ClientId, OrganizationId},

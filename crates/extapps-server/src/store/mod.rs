@@ -22,10 +22,8 @@ use sea_orm::{
 
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
 pub use keys::{CallerKeyRecord, NewCallerKey};
-pub use tokens::{ClientState, IntrospectionState, StoredSecret};
-pub use user_grants::{
-    Answer, GrantsOf, IssuedUnder, NewGrant, UserAuthorizationRecord, UserGrant,
-};
+pub use tokens::IntrospectionState;
+pub use user_grants::{Answer, GrantsOf, NewGrant};
 
 use crate::domain::Error;
 

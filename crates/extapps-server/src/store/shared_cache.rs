@@ -36,9 +36,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::revoked_token;
-use super::tokens::ClientState;
 use crate::domain::clock::{Clock, to_micros};
-use crate::domain::{caller::Caller, names::ClientId};
+use crate::domain::{caller::Caller, client_state::ClientState, names::ClientId};
 use crate::metrics::Metrics;
 
 /// The channel every replica listens on.

@@ -17,68 +17,15 @@ use super::shared_cache::Change;
 use super::{Store, commit, db_error, retrying};
 use crate::domain::{
     Error,
-    application::ApplicationType,
+    application_type::ApplicationType,
+    client_state::{ClientState, StoredSecret},
     clock::{from_micros, to_micros},
     credential,
-    grants::Grants,
     names::{ClientId, OrganizationId},
-    redirect_url::RedirectUrl,
-    token_rules::{CredentialCutoffs, ScopeRemovals},
 };
 
 /// The PostgreSQL advisory lock that lets one replica purge at a time.
 const PURGE_LOCK: i64 = 0x6578_7461_7070_7331; // "extapps1"
-
-/// A live secret's hash.
-#[derive(Clone)]
-pub struct StoredSecret {
-    /// Also the credential its tokens record.
-    pub id: Uuid,
-    pub phc: String,
-    pub expire_time: Option<OffsetDateTime>,
-}
-
-/// Without the hash: a hash of a secret is not for logs either.
-impl std::fmt::Debug for StoredSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredSecret")
-            .field("id", &self.id)
-            .field("phc", &"[REDACTED]")
-            .field("expire_time", &self.expire_time)
-            .finish()
-    }
-}
-
-/// Everything token issuance and introspection need about an application.
-#[derive(Debug, Clone)]
-pub struct ClientState {
-    pub organization: OrganizationId,
-    pub display_name: String,
-    pub app_type: ApplicationType,
-    pub redirect_urls: Vec<RedirectUrl>,
-    pub grants: Arc<Grants>,
-    /// Tokens issued before this instant are revoked: read only for tokens
-    /// that do not name their credential (issued before tokens did).
-    pub tokens_not_before: Option<OffsetDateTime>,
-    /// Changes with every edit of the application.
-    pub revision: i64,
-    /// The revision each removed scope was removed at.
-    pub scope_removals: ScopeRemovals,
-    /// Credentials whose earlier tokens were ended.
-    pub credential_cutoffs: CredentialCutoffs,
-    /// Every stored secret, including one whose grace period has ended but
-    /// that is not purged yet: use [`ClientState::live_secrets`].
-    pub secrets: Vec<StoredSecret>,
-}
-
-impl ClientState {
-    /// The secrets that still work at `now`.
-    pub fn live_secrets(&self, now: OffsetDateTime) -> impl Iterator<Item = &StoredSecret> {
-        self.secrets
-            .iter()
-            .filter(move |s| s.expire_time.is_none_or(|end| end > now))
-    }
-}
 
 /// What introspection needs about a token: its application, and whether
 /// the token (or the grant it came from) was revoked by its ID.

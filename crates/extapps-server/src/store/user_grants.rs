@@ -22,70 +22,8 @@ use crate::domain::{
     audit::NewAuditEvent,
     clock::{from_micros, to_micros},
     names::{ClientId, OrganizationId},
+    user_grant::{IssuedUnder, UserAuthorizationRecord, UserGrant},
 };
-
-/// A user grant as stored: never a usable code or token.
-#[derive(Clone)]
-pub struct UserGrant {
-    pub id: Uuid,
-    pub client_id: ClientId,
-    pub subject: String,
-    pub scopes: BTreeSet<String>,
-    pub offline_access: bool,
-    pub create_time: OffsetDateTime,
-    pub expire_time: OffsetDateTime,
-    pub revoke_time: Option<OffsetDateTime>,
-    pub code_digest: String,
-    pub code_expire_time: OffsetDateTime,
-    pub code_redeem_time: Option<OffsetDateTime>,
-    pub redirect_uri: String,
-    pub redirect_uri_given: bool,
-    pub code_challenge: Option<String>,
-    pub refresh_generation: Option<u32>,
-    pub refresh_expire_time: Option<OffsetDateTime>,
-    pub rotate_time: Option<OffsetDateTime>,
-    /// The application's revision its scopes were decided at.
-    pub revision: i64,
-    /// What its current refresh token was issued under.
-    pub refresh_issued: IssuedUnder,
-}
-
-/// The credential that authenticated a client when something was issued to
-/// it, and the application revision it was decided at: a rotation that
-/// ends the credential's tokens ends it too, whenever it is used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IssuedUnder {
-    pub credential: Option<Uuid>,
-    pub revision: i64,
-}
-
-impl IssuedUnder {
-    fn set_on(
-        self,
-        update: sea_orm::UpdateMany<user_grant::Entity>,
-    ) -> sea_orm::UpdateMany<user_grant::Entity> {
-        update
-            .col_expr(
-                user_grant::Column::RefreshCredential,
-                Expr::value(self.credential.map(|c| c.to_string())),
-            )
-            .col_expr(
-                user_grant::Column::RefreshRevision,
-                Expr::value(self.revision),
-            )
-    }
-}
-
-impl std::fmt::Debug for UserGrant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserGrant")
-            .field("id", &self.id)
-            .field("client_id", &self.client_id)
-            .field("scopes", &self.scopes)
-            .field("offline_access", &self.offline_access)
-            .finish_non_exhaustive()
-    }
-}
 
 /// A grant to create when a user accepts an authorization request. (No
 /// `Debug`: it holds the code's digest.)
@@ -116,18 +54,6 @@ pub struct Answer {
     pub audit: NewAuditEvent,
 }
 
-/// One application a user authorized, summed over its live grants.
-#[derive(Debug, Clone)]
-pub struct UserAuthorizationRecord {
-    pub organization: OrganizationId,
-    pub client_id: ClientId,
-    pub display_name: String,
-    pub scopes: BTreeSet<String>,
-    pub offline_access: bool,
-    pub create_time: OffsetDateTime,
-    pub update_time: OffsetDateTime,
-}
-
 /// Which grants a revocation ends.
 #[derive(Debug, Clone)]
 pub enum GrantsOf<'a> {
@@ -136,6 +62,22 @@ pub enum GrantsOf<'a> {
         client_id: ClientId,
         subject: &'a str,
     },
+}
+
+/// Records on a grant what its current refresh token was issued under.
+fn set_issued_under(
+    update: sea_orm::UpdateMany<user_grant::Entity>,
+    issued: IssuedUnder,
+) -> sea_orm::UpdateMany<user_grant::Entity> {
+    update
+        .col_expr(
+            user_grant::Column::RefreshCredential,
+            Expr::value(issued.credential.map(|c| c.to_string())),
+        )
+        .col_expr(
+            user_grant::Column::RefreshRevision,
+            Expr::value(issued.revision),
+        )
 }
 
 fn grant_from_row(row: user_grant::Model) -> Result<UserGrant, Error> {
@@ -319,7 +261,7 @@ impl Store {
                     user_grant::Column::RefreshExpireTime,
                     Expr::value(to_micros(refresh_expire_time)),
                 );
-            update = issued.set_on(update);
+            update = set_issued_under(update, issued);
         }
         let updated = update
             .filter(user_grant::Column::Id.eq(grant.to_string()))
@@ -342,8 +284,7 @@ impl Store {
         issued: IssuedUnder,
         now: OffsetDateTime,
     ) -> Result<bool, Error> {
-        let updated = issued
-            .set_on(user_grant::Entity::update_many())
+        let updated = set_issued_under(user_grant::Entity::update_many(), issued)
             .col_expr(
                 user_grant::Column::RefreshGeneration,
                 Expr::value(i64::from(current) + 1),

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::domain::client_state::ClientState;
 use crate::domain::{
-    application::ApplicationType,
+    application_type::ApplicationType,
     authorization::{self, MAX_STATE_BYTES, PendingAuthorization},
     catalog::ScopeSet,
     clock::to_micros,
@@ -19,7 +20,6 @@ use crate::domain::{
     pkce, scope_rules,
 };
 use crate::service::{Service, SourceKey};
-use crate::store::ClientState;
 
 use super::micros;
 

@@ -12,14 +12,15 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::ClientCredentials;
+use crate::domain::client_state::{ClientState, StoredSecret};
+use crate::domain::user_grant::IssuedUnder;
 use crate::domain::{
-    application::ApplicationType,
+    application_type::ApplicationType,
     credential::{self, CredentialKind},
     names::ClientId,
     oauth::OAuthError,
 };
 use crate::service::{REREAD_EVERY, Service};
-use crate::store::{ClientState, IssuedUnder, StoredSecret};
 
 /// A client that proved who it is, and how.
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::{ClientCredentials, IssuedToken};
 use crate::domain::{
-    application::ApplicationType,
+    application_type::ApplicationType,
     catalog::ScopeSet,
     clock::to_micros,
     oauth::OAuthError,

@@ -3,9 +3,9 @@
 //! redirect URL and its PKCE challenge; one presented a second time revokes
 //! everything issued from it (RFC 6749 section 4.1.2).
 
-use super::{ClientCredentials, IssuedToken, grant_scopes, invalid_grant};
+use super::{ClientCredentials, IssuedToken, invalid_grant};
 use crate::domain::{
-    application::ApplicationType,
+    application_type::ApplicationType,
     authorization,
     credential::{self, CredentialKind},
     oauth::OAuthError,
@@ -64,7 +64,7 @@ impl Service {
             redirect_uri,
         )?;
         pkce::check_verifier(grant.code_challenge.as_deref(), verifier)?;
-        let scopes = grant_scopes(state, &grant);
+        let scopes = state.grant_scopes(&grant);
         if scopes.is_empty() {
             return Err(invalid_grant(
                 "no scope of this authorization is still granted",

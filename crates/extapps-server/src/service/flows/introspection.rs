@@ -8,14 +8,10 @@ use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Error,
-    caller::Caller,
-    catalog::ScopeSet,
-    clock::{from_micros, to_micros},
-    token::TokenClaims,
+    Error, caller::Caller, catalog::ScopeSet, clock::to_micros, token::TokenClaims,
 };
 use crate::service::Service;
-use crate::store::{ClientState, IntrospectionState};
+use crate::store::IntrospectionState;
 
 /// What introspection tells about an active token (RFC 7662 section 2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,19 +31,6 @@ pub struct ActiveToken {
 
 fn seconds(micros: i64) -> i64 {
     micros.div_euclid(1_000_000)
-}
-
-/// Whether the end of the token's credential ended the token: by the
-/// application revision it was decided at, for a token that names its
-/// credential; by the time of the last secret rotation that revoked tokens,
-/// for one issued before tokens named it.
-fn ended_with_credential(claims: &TokenClaims, state: &ClientState) -> bool {
-    match claims.credential {
-        Some(credential) => state.credential_cutoffs.ended(credential, claims.revision),
-        None => state
-            .tokens_not_before
-            .is_some_and(|t| from_micros(claims.issued_at) < t),
-    }
 }
 
 impl Service {
@@ -87,7 +70,7 @@ impl Service {
             client: state,
             revoked,
         } = found;
-        if revoked || !caller.sees(&state.organization) || ended_with_credential(&claims, &state) {
+        if revoked || !caller.sees(&state.organization) || state.ended_with_credential(&claims) {
             return Ok(None);
         }
         // Scopes removed since the token was decided no longer count, even
@@ -99,9 +82,7 @@ impl Service {
         let scopes: Vec<String> = claims
             .scopes
             .iter()
-            .filter(|s| {
-                state.grants.grants(set, s) && state.scope_removals.kept(set, s, claims.revision)
-            })
+            .filter(|s| state.holds(set, s, claims.revision))
             .cloned()
             .collect();
         let aud: BTreeSet<String> = scopes

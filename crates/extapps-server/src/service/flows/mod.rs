@@ -28,12 +28,13 @@ use super::{Service, SourceKey};
 use crate::domain::{
     Error,
     audit::{AuditAction, NewAuditEvent},
-    catalog::{OFFLINE_ACCESS, ScopeSet},
+    catalog::OFFLINE_ACCESS,
     clock::to_micros,
     oauth::OAuthError,
     token::{FreshToken, TokenClaims},
 };
-use crate::store::{ClientState, GrantsOf, UserGrant};
+use crate::domain::{client_state::ClientState, user_grant::UserGrant};
+use crate::store::GrantsOf;
 
 pub use authorize::{AuthorizeOutcome, AuthorizeParams};
 use client_auth::AuthenticatedClient;
@@ -110,25 +111,6 @@ impl Default for UserAccessSettings {
 
 fn invalid_grant(why: &str) -> OAuthError {
     OAuthError::InvalidGrant(why.into())
-}
-
-/// The user scopes of a request still granted to the application.
-fn still_granted(state: &ClientState, scopes: &BTreeSet<String>) -> BTreeSet<String> {
-    scopes
-        .iter()
-        .filter(|s| state.grants.grants(ScopeSet::User, s))
-        .cloned()
-        .collect()
-}
-
-/// The scopes of a user grant that still hold: granted to the application
-/// now, and not removed since the user consented (a scope removed and
-/// granted again does not come back to grants made before its removal).
-fn grant_scopes(state: &ClientState, grant: &UserGrant) -> BTreeSet<String> {
-    still_granted(state, &grant.scopes)
-        .into_iter()
-        .filter(|s| state.scope_removals.kept(ScopeSet::User, s, grant.revision))
-        .collect()
 }
 
 impl Service {

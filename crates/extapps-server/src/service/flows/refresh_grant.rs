@@ -8,10 +8,10 @@ use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 use super::client_auth::AuthenticatedClient;
-use super::{ClientCredentials, IssuedToken, grant_scopes, invalid_grant};
+use super::{ClientCredentials, IssuedToken, invalid_grant};
+use crate::domain::user_grant::UserGrant;
 use crate::domain::{catalog::ScopeSet, oauth::OAuthError, scope_rules};
 use crate::service::Service;
-use crate::store::UserGrant;
 
 impl Service {
     /// The refresh token grant (RFC 6749 section 6): rotates the token. The
@@ -42,18 +42,14 @@ impl Service {
         }
         // A refresh token issued to a client whose credential has since
         // ended its tokens (a rotation with `revoke_tokens`) ended with it.
-        let ended = grant.refresh_issued.credential.is_some_and(|credential| {
-            state
-                .credential_cutoffs
-                .ended(credential, grant.refresh_issued.revision)
-        });
+        let ended = state.issue_ended(grant.refresh_issued);
         if grant.revoke_time.is_some() || grant.expire_time <= now || ended {
             return Err(refused());
         }
         let Some(current) = grant.refresh_generation else {
             return Err(refused());
         };
-        let scopes = scope_rules::refresh_scopes(grant_scopes(state, &grant), &grant.scopes, scope)
+        let scopes = scope_rules::refresh_scopes(state.grant_scopes(&grant), &grant.scopes, scope)
             .map_err(|s| scope_rules::scope_refused(&self.catalog, s, ScopeSet::User))?;
         if scopes.is_empty() {
             return Err(invalid_grant(

@@ -3,6 +3,7 @@
 //! the same, so revocation tells nothing about other clients' tokens.
 
 use super::ClientCredentials;
+use crate::domain::client_state::ClientState;
 use crate::domain::{
     Error,
     audit::{AuditAction, NewAuditEvent},
@@ -12,7 +13,7 @@ use crate::domain::{
     refresh_token::REFRESH_TOKEN_PREFIX,
 };
 use crate::service::Service;
-use crate::store::{ClientState, GrantsOf};
+use crate::store::GrantsOf;
 
 impl Service {
     /// Revokes a token of the authenticated client (RFC 7009): an access

@@ -10,10 +10,10 @@ use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::still_granted;
+use crate::domain::client_state::ClientState;
 use crate::domain::{
     Error, Reason, Violations,
-    application::ApplicationType,
+    application_type::ApplicationType,
     audit::{AuditAction, NewAuditEvent},
     authorization::{self, PendingAuthorization},
     caller::{Caller, Role},
@@ -24,7 +24,7 @@ use crate::domain::{
     scope_rules,
 };
 use crate::service::Service;
-use crate::store::{Answer, ClientState, NewGrant};
+use crate::store::{Answer, NewGrant};
 
 /// An authorization request as a consent screen shows it.
 #[derive(Debug, Clone)]
@@ -162,7 +162,8 @@ impl Service {
         {
             return Err(Error::authorization_request_answered());
         }
-        let scopes = still_granted(&state, &pending.scopes)
+        let scopes = state
+            .still_granted(&pending.scopes)
             .into_iter()
             .filter_map(|scope| {
                 let resource_id = self.catalog.owner_of(ScopeSet::User, &scope)?;
@@ -209,7 +210,7 @@ impl Service {
         let (_, pending, state) = self
             .pending_request(caller, name, "AcceptAuthorizationRequest", &mut violations)
             .await?;
-        let requested = still_granted(&state, &pending.scopes);
+        let requested = state.still_granted(&pending.scopes);
         let (scopes, offline_access) = scope_rules::consented_scopes(
             consented,
             &requested,

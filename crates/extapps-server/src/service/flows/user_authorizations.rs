@@ -2,6 +2,7 @@
 //! applications a user has live grants for, and taking one back (every
 //! access and refresh token of it ends at once, on every replica).
 
+use crate::domain::user_grant::UserAuthorizationRecord;
 use crate::domain::{
     Error, Reason, Violations,
     audit::{AuditAction, NewAuditEvent},
@@ -11,7 +12,7 @@ use crate::domain::{
     page_token::checked_page_size,
 };
 use crate::service::Service;
-use crate::store::{GrantsOf, UserAuthorizationRecord};
+use crate::store::GrantsOf;
 
 impl Service {
     /// `ListUserAuthorizations`.
