@@ -272,30 +272,22 @@ impl Service {
             Error::organization_not_found,
         )?;
         let limit = page_size(page_size_value)?;
-        let query = format!("applications\n{organization}");
-        let after = self
-            .page_tokens
-            .decode(&query, page_token)?
-            .map(String::from_utf8)
-            .transpose()
-            .map_err(|_| Error::invalid_field("page_token", "is not a page token of this query"))?;
-        // One extra row tells whether another page follows.
-        let mut apps = self
+        let page = self.page_tokens.request::<String>(
+            format!("applications\n{organization}"),
+            limit,
+            page_token,
+        )?;
+        let apps = self
             .store
-            .list_applications(organization, after.as_deref(), limit + 1, self.clock.now())
+            .list_applications(
+                organization,
+                page.after.as_deref(),
+                page.rows_to_read(),
+                self.clock.now(),
+            )
             .await?;
-        let next = if apps.len() as u64 > limit {
-            apps.truncate(limit as usize);
-            match apps.last() {
-                Some(last) => self
-                    .page_tokens
-                    .encode(&query, last.display_name.as_str().as_bytes())?,
-                None => String::new(),
-            }
-        } else {
-            String::new()
-        };
-        Ok((apps, next))
+        self.page_tokens
+            .page(&page, apps, |app| app.display_name.as_str().to_owned())
     }
 
     pub async fn update_application(

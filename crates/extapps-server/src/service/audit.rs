@@ -34,35 +34,17 @@ impl Service {
             "audit\n{organization}\n{}",
             application.map(ToString::to_string).unwrap_or_default()
         );
-        let before = self
-            .page_tokens
-            .decode(&query, page_token)?
-            .map(|cursor| {
-                <[u8; 8]>::try_from(cursor.as_slice())
-                    .map(i64::from_be_bytes)
-                    .map_err(|_| {
-                        Error::invalid_field("page_token", "is not a page token of this query")
-                    })
-            })
-            .transpose()?;
-        let mut events = self
+        // Newest first: the page after a key holds the events before it.
+        let page = self.page_tokens.request::<i64>(query, limit, page_token)?;
+        let events = self
             .store
             .list_audit_events(
                 organization,
                 application.map(|a| a.client_id),
-                before,
-                limit + 1,
+                page.after,
+                page.rows_to_read(),
             )
             .await?;
-        let next = if events.len() as u64 > limit {
-            events.truncate(limit as usize);
-            match events.last() {
-                Some(last) => self.page_tokens.encode(&query, &last.id.to_be_bytes())?,
-                None => String::new(),
-            }
-        } else {
-            String::new()
-        };
-        Ok((events, next))
+        self.page_tokens.page(&page, events, |event| event.id)
     }
 }

@@ -39,33 +39,21 @@ impl Service {
                 .map(OrganizationId::as_str)
                 .unwrap_or_default()
         );
-        let after = self
+        let page = self
             .page_tokens
-            .decode(&query, page_token)?
-            .map(|cursor| String::from_utf8(cursor).map_err(|_| Error::Internal))
-            .transpose()?;
-        let mut page = self
+            .request::<String>(query, limit, page_token)?;
+        let records = self
             .store
             .list_user_authorizations(
                 subject,
                 caller.organization.as_ref(),
-                after.as_deref(),
-                limit + 1,
+                page.after.as_deref(),
+                page.rows_to_read(),
                 self.clock.now(),
             )
             .await?;
-        let next = if page.len() as u64 > limit {
-            page.truncate(limit as usize);
-            match page.last() {
-                Some(last) => self
-                    .page_tokens
-                    .encode(&query, last.client_id.to_string().as_bytes())?,
-                None => String::new(),
-            }
-        } else {
-            String::new()
-        };
-        Ok((page, next))
+        self.page_tokens
+            .page(&page, records, |record| record.client_id.to_string())
     }
 
     /// `RevokeUserAuthorization`.
