@@ -158,10 +158,34 @@ mod tests {
     }
 
     proptest! {
+        /// A name parses exactly when it is the one spelling of what it
+        /// names: what parses prints back as the same text, and what does
+        /// not is refused on the field it came in.
         #[test]
-        fn parsing_never_panics(s in ".*") {
-            let _ = ApplicationName::parse("name", &s);
-            let _ = parse_organization_name("parent", &s);
+        fn names_parse_exactly_when_they_are_canonical(s in prop_oneof![
+            ".*",
+            "organizations/[a-z0-9-]{0,5}(/applications/[0-9a-fA-F-]{0,40})?",
+        ]) {
+            match ApplicationName::parse("name", &s) {
+                Ok(name) => prop_assert_eq!(name.to_string(), s.clone()),
+                Err(violation) => prop_assert_eq!(violation.field, "name"),
+            }
+            match parse_organization_name("parent", &s) {
+                Ok(organization) => prop_assert_eq!(organization.resource_name(), s.clone()),
+                Err(violation) => prop_assert_eq!(violation.field, "parent"),
+            }
+        }
+
+        #[test]
+        fn any_application_name_round_trips(
+            organization in "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+            id in any::<u128>(),
+        ) {
+            let name = ApplicationName {
+                organization: OrganizationId::parse(&organization).unwrap(),
+                client_id: ClientId::from_uuid(Uuid::from_u128(id)),
+            };
+            prop_assert_eq!(ApplicationName::parse("name", &name.to_string()), Ok(name));
         }
 
         #[test]

@@ -346,7 +346,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn garbage_never_panics(s in ".{0,200}") {
+        fn forged_text_never_opens(s in ".{0,200}") {
             let sealer = sealer(3);
             prop_assert!(sealer.open(&s).is_none());
             let prefixed = format!("{ACCESS_TOKEN_PREFIX}{s}");
