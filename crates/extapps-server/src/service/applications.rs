@@ -163,7 +163,7 @@ impl Service {
         let idempotency = match request_id {
             Some(id) => {
                 let key = IdempotencyKey::derive(
-                    &self.idempotency,
+                    &self.seals.idempotency,
                     organization,
                     "RegisterApplication",
                     id,
@@ -272,7 +272,7 @@ impl Service {
             Error::organization_not_found,
         )?;
         let limit = page_size(page_size_value)?;
-        let page = self.page_tokens.request::<String>(
+        let page = self.seals.page_tokens.request::<String>(
             format!("applications\n{organization}"),
             limit,
             page_token,
@@ -286,7 +286,8 @@ impl Service {
                 self.clock.now(),
             )
             .await?;
-        self.page_tokens
+        self.seals
+            .page_tokens
             .page(&page, apps, |app| app.display_name.as_str().to_owned())
     }
 
@@ -407,7 +408,7 @@ impl Service {
         let idempotency = match request_id {
             Some(id) => {
                 let key = IdempotencyKey::derive(
-                    &self.idempotency,
+                    &self.seals.idempotency,
                     &name.organization,
                     "GenerateApplicationSecret",
                     id,

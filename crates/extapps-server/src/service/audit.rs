@@ -35,7 +35,10 @@ impl Service {
             application.map(ToString::to_string).unwrap_or_default()
         );
         // Newest first: the page after a key holds the events before it.
-        let page = self.page_tokens.request::<i64>(query, limit, page_token)?;
+        let page = self
+            .seals
+            .page_tokens
+            .request::<i64>(query, limit, page_token)?;
         let events = self
             .store
             .list_audit_events(
@@ -45,6 +48,6 @@ impl Service {
                 page.rows_to_read(),
             )
             .await?;
-        self.page_tokens.page(&page, events, |event| event.id)
+        self.seals.page_tokens.page(&page, events, |event| event.id)
     }
 }

@@ -4,29 +4,22 @@
 
 mod applications;
 mod audit;
-mod auth_budget;
 mod flows;
 mod keys;
-mod verified_secrets;
-mod verify_pool;
+mod machinery;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
-
-use time::OffsetDateTime;
+use std::sync::Arc;
 
 use secrecy::SecretString;
 
 pub use applications::{ApplicationUpdate, WithSecret};
-pub use auth_budget::{BudgetSettings, SourceKey};
 pub use flows::{
     ActiveToken, AuthorizationRequestView, AuthorizeOutcome, AuthorizeParams, ClientCredentials,
     IssuedToken, MAX_TOKEN_TTL, ScopeView, TokenSettings, UserAccessSettings,
 };
 pub use keys::CreatedKey;
-pub use verify_pool::PoolSettings;
+pub use machinery::auth_budget::{BudgetSettings, SourceKey};
+pub use machinery::verify_pool::PoolSettings;
 
 /// Bounds on the work unauthenticated clients can cause.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +43,7 @@ use crate::domain::{
     token::TokenSealer,
 };
 use crate::store::Store;
+use machinery::paces::RecentCallers;
 
 /// Everything a call needs, shared by every handler. axum hands each
 /// request its own clone of the state, so a clone is one reference count,
@@ -72,44 +66,28 @@ pub struct Shared {
     store: Store,
     catalog: Catalog,
     clock: Arc<dyn Clock>,
-    page_tokens: PageTokens,
-    sealer: TokenSealer,
-    /// Seals pending authorization requests into their IDs.
-    authorization_requests: AuthorizationRequests,
-    refresh_tokens: RefreshTokens,
-    /// Keys that seal saved responses of creating calls.
-    idempotency: PurposeKeys,
+    /// What the tokens this server issues are like.
     tokens: TokenSettings,
-    /// Secrets verified recently, to skip argon2id on repeat requests.
-    verified: verified_secrets::VerifiedSecrets,
-    /// Budgets per source address: failures, and slow verifications.
-    budget: auth_budget::AuthBudget,
-    /// Where the verification of a password-grade hash runs.
-    pool: verify_pool::VerifyPool,
-    /// Digests of caller keys that authenticated lately, and when (on the
-    /// service clock): they pass a source's failure gate (they are still
-    /// looked up, so a revoked key stops at once).
-    recent_callers: moka::sync::Cache<String, OffsetDateTime>,
+    /// The keys that seal what this server hands out.
+    seals: Seals,
+    /// Budgets, pools and caches: how much work a request may cost.
+    machinery: machinery::Machinery,
     client_auth: ClientAuthSettings,
     metrics: crate::metrics::Metrics,
-    /// When each secret's last use was last written, per replica.
-    secret_use: Mutex<HashMap<uuid::Uuid, OffsetDateTime>>,
-    /// When each client's application was last read again to check a
-    /// secret the remembered copy did not know (on the service clock).
-    rereads: moka::sync::Cache<crate::domain::names::ClientId, OffsetDateTime>,
 }
 
-/// How often, at most, a client's application is read again to check a
-/// secret the remembered copy does not know: a few reads a second per
-/// client, whatever strangers send.
-const REREAD_EVERY: time::Duration = time::Duration::milliseconds(200);
-
-/// A caller key that authenticated within this long is not held to its
-/// source's failure budget.
-const RECENT_CALLER: time::Duration = time::Duration::HOUR;
-
-/// How stale a recent caller's time may get before it is written again.
-const RECENT_CALLER_REFRESH: time::Duration = time::Duration::MINUTE;
+/// What this server hands out sealed under the key ring, each under keys
+/// of its own purpose: nothing sealed for one purpose opens as another.
+#[derive(Debug)]
+struct Seals {
+    access_tokens: TokenSealer,
+    refresh_tokens: RefreshTokens,
+    /// Pending authorization requests, sealed into their IDs.
+    authorization_requests: AuthorizationRequests,
+    page_tokens: PageTokens,
+    /// Saved responses of creating calls.
+    idempotency: PurposeKeys,
+}
 
 impl Service {
     pub async fn new(
@@ -120,50 +98,40 @@ impl Service {
         tokens: TokenSettings,
         client_auth: ClientAuthSettings,
     ) -> Result<Self, Error> {
-        let page_tokens = PageTokens::new(ring.keys_for(Purpose::PageToken)?);
-        let sealer = TokenSealer::new(&ring.keys_for(Purpose::AccessToken)?);
-        let authorization_requests =
-            AuthorizationRequests::new(&ring.keys_for(Purpose::AuthorizationRequest)?);
-        let refresh_tokens = RefreshTokens::new(ring.keys_for(Purpose::RefreshToken)?);
+        let seals = Seals {
+            access_tokens: TokenSealer::new(&ring.keys_for(Purpose::AccessToken)?),
+            refresh_tokens: RefreshTokens::new(ring.keys_for(Purpose::RefreshToken)?),
+            authorization_requests: AuthorizationRequests::new(
+                &ring.keys_for(Purpose::AuthorizationRequest)?,
+            ),
+            page_tokens: PageTokens::new(ring.keys_for(Purpose::PageToken)?),
+            idempotency: ring.keys_for(Purpose::Idempotency)?,
+        };
         // Twice a token's lifetime, and at least ten minutes.
         let remembered = std::time::Duration::try_from(tokens.ttl * 2)
             .unwrap_or_default()
             .max(std::time::Duration::from_secs(600));
-        let verified = verified_secrets::VerifiedSecrets::new(
+        let verified = machinery::verified_secrets::VerifiedSecrets::new(
             *ring.keys_for(Purpose::VerifiedSecrets)?.sealing().1,
             remembered,
         );
-        let idempotency = ring.keys_for(Purpose::Idempotency)?;
+        let machinery = machinery::Machinery::new(
+            verified,
+            client_auth.budget,
+            client_auth.pool,
+            clock.clone(),
+        )?;
         let metrics = crate::metrics::Metrics::default();
         store.count_in(metrics.clone());
         Ok(Self(Arc::new(Shared {
             store,
             catalog,
-            clock: clock.clone(),
-            page_tokens,
-            sealer,
-            authorization_requests,
-            refresh_tokens,
-            idempotency,
+            clock,
             tokens,
-            verified,
-            budget: auth_budget::AuthBudget::new(client_auth.budget, clock.clone()),
-            pool: verify_pool::VerifyPool::new(client_auth.pool)?,
-            // Real-time expiry only bounds memory; what counts as lately is
-            // decided on the service clock.
-            recent_callers: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(RECENT_CALLER.unsigned_abs())
-                .build(),
+            seals,
+            machinery,
             client_auth,
             metrics,
-            secret_use: Mutex::default(),
-            // Real-time expiry only bounds memory; the pace is decided on
-            // the service clock.
-            rereads: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(std::time::Duration::from_secs(10))
-                .build(),
         })))
     }
 
@@ -213,7 +181,7 @@ impl Service {
     /// requests, and budgets that are full again. A failure is logged
     /// and retried at the next round.
     pub async fn housekeeping(&self) {
-        self.budget.prune();
+        self.machinery.budget.prune();
         let now = self.clock.now();
         match self.store.purge_expired_revocations(now).await {
             Ok(0) => {}
@@ -252,7 +220,7 @@ impl Service {
                 ..
             })
         ) {
-            self.budget.record_failure(source);
+            self.machinery.budget.record_failure(source);
         }
         result
     }
@@ -286,9 +254,10 @@ impl Service {
         }
         let digest = credential::digest_str(key);
         let now = self.clock.now();
-        let last_seen = self.recent_callers.get(&digest);
-        if let Some(retry_after) = self.budget.refused_for(source)
-            && last_seen.is_none_or(|last| now - last > RECENT_CALLER)
+        let recent_callers = &self.machinery.recent_callers;
+        let last_seen = recent_callers.last_seen(&digest);
+        if let Some(retry_after) = self.machinery.budget.refused_for(source)
+            && !RecentCallers::lately(last_seen, now)
         {
             return Err(Error::ResourceExhausted {
                 reason: Reason::TooManyFailures,
@@ -300,11 +269,7 @@ impl Service {
             });
         }
         let caller = self.store.find_caller(&digest).await?.ok_or_else(invalid)?;
-        // A write to the cache costs far more than a read: a key that calls
-        // all the time is written again once a minute, not per call.
-        if last_seen.is_none_or(|last| now - last > RECENT_CALLER_REFRESH) {
-            self.recent_callers.insert(digest, now);
-        }
+        recent_callers.note(digest, last_seen, now);
         Ok(caller)
     }
 }

@@ -87,7 +87,7 @@ impl Service {
             ))
         };
         match self.check_authorization(params, client_id, &state, &redirect_uri, redirect_given) {
-            Ok(pending) => match self.authorization_requests.seal(&pending) {
+            Ok(pending) => match self.seals.authorization_requests.seal(&pending) {
                 Ok(id) => {
                     let url = authorization::redirect_with(
                         signin_url,
@@ -115,14 +115,14 @@ impl Service {
         };
         let unknown = || OAuthError::InvalidRequest("`client_id` names no application".into());
         let Some(client_id) = ClientId::parse(raw_id) else {
-            self.budget.record_failure(source);
+            self.machinery.budget.record_failure(source);
             return Err(unknown());
         };
-        if let Some(retry_after) = self.budget.refused_for(source) {
+        if let Some(retry_after) = self.machinery.budget.refused_for(source) {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
         let Some(state) = self.store.client_state(client_id).await? else {
-            self.budget.record_failure(source);
+            self.machinery.budget.record_failure(source);
             return Err(unknown());
         };
         // An application that may not ask users at all gets the page: its

@@ -20,7 +20,7 @@ use crate::domain::{
     names::ClientId,
     oauth::OAuthError,
 };
-use crate::service::{REREAD_EVERY, Service};
+use crate::service::Service;
 
 /// A client that proved who it is, and how.
 #[derive(Debug)]
@@ -58,7 +58,7 @@ impl Service {
     ) -> Result<AuthenticatedClient, OAuthError> {
         let result = self.check_client(credentials).await;
         if matches!(result, Err(OAuthError::InvalidClient)) {
-            self.budget.record_failure(credentials.source);
+            self.machinery.budget.record_failure(credentials.source);
         }
         result
     }
@@ -74,7 +74,7 @@ impl Service {
         }
         let result = self.identify_public_client(credentials).await;
         if matches!(result, Err(OAuthError::InvalidClient)) {
-            self.budget.record_failure(credentials.source);
+            self.machinery.budget.record_failure(credentials.source);
         }
         result
     }
@@ -98,7 +98,7 @@ impl Service {
         // replica holds in memory is still checked, at the cost of one cheap
         // verification. Either way its owner is served even from an address
         // it shares with whoever failed there.
-        let refused = self.budget.refused_for(credentials.source);
+        let refused = self.machinery.budget.refused_for(credentials.source);
         let cached = match refused {
             Some(_) => self.store.cached_client_state(client_id),
             None => None,
@@ -106,7 +106,10 @@ impl Service {
         let (state, remembered) = match (refused, cached) {
             (_, Some(state)) => (state, true),
             (Some(retry_after), None)
-                if !self.verified.known(client_id, secret, self.clock.now()) =>
+                if !self
+                    .machinery
+                    .verified
+                    .known(client_id, secret, self.clock.now()) =>
             {
                 return Err(OAuthError::TooManyAttempts { retry_after });
             }
@@ -121,7 +124,11 @@ impl Service {
             None => OAuthError::InvalidClient,
         };
         let now = self.clock.now();
-        if let Some(secret_id) = self.verified.lookup(client_id, secret, &state, now) {
+        if let Some(secret_id) = self
+            .machinery
+            .verified
+            .lookup(client_id, secret, &state, now)
+        {
             self.metrics.secret_cache(true);
             return self.secret_accepted(client_id, state, secret_id, now).await;
         }
@@ -135,7 +142,7 @@ impl Service {
         // once per client in a while, so strangers who send wrong secrets
         // for a client cost a few reads a second, not one each.
         let state = match (remembered, refused) {
-            (true, None) if self.claim_reread(client_id, now) => {
+            (true, None) if self.machinery.rereads.claim(client_id, now) => {
                 let fresh = self
                     .store
                     .reread_client_state(client_id)
@@ -161,13 +168,15 @@ impl Service {
         if let Some(retry_after) = refused {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
-        let admitted = self.pool.admit().ok_or(OAuthError::Busy)?;
-        self.budget
+        let admitted = self.machinery.pool.admit().ok_or(OAuthError::Busy)?;
+        self.machinery
+            .budget
             .reserve_slow(credentials.source)
             .map_err(|retry_after| OAuthError::TooManyAttempts { retry_after })?;
         let candidates: Vec<StoredSecret> = slow.into_iter().cloned().collect();
         let presented = secret.clone();
         let matched = self
+            .machinery
             .pool
             .run_admitted(admitted, move || {
                 candidates
@@ -179,29 +188,11 @@ impl Service {
             return Err(OAuthError::InvalidClient);
         };
         self.upgrade_hash(client_id, secret, &matched).await;
-        self.verified
+        self.machinery
+            .verified
             .remember(client_id, secret, matched.id, state.revision, now);
         self.secret_accepted(client_id, state, matched.id, now)
             .await
-    }
-
-    /// Whether this request may read `client_id`'s application again to
-    /// check a secret the remembered copy does not know: one request per
-    /// client in each [`REREAD_EVERY`], decided in one atomic step, so a
-    /// burst of wrong secrets costs one read.
-    fn claim_reread(&self, client_id: ClientId, now: OffsetDateTime) -> bool {
-        use moka::ops::compute::{CompResult, Op};
-        let claimed = self
-            .rereads
-            .entry(client_id)
-            .and_compute_with(|last| match last {
-                Some(last) if now - *last.value() < REREAD_EVERY => Op::Nop,
-                _ => Op::Put(now),
-            });
-        matches!(
-            claimed,
-            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
-        )
     }
 
     /// The ID of the live secret of today's hash parameters that `secret`
@@ -217,7 +208,8 @@ impl Service {
             .live_secrets(now)
             .filter(|s| credential::is_current_hash(&s.phc))
             .find(|s| credential::verify_secret(secret, &s.phc))?;
-        self.verified
+        self.machinery
+            .verified
             .remember(client_id, secret, matched.id, state.revision, now);
         Some(matched.id)
     }
@@ -269,18 +261,8 @@ impl Service {
     /// Records a secret's last use: one small write at most every few
     /// minutes per secret and replica, not one per request.
     async fn note_secret_use(&self, secret_id: Uuid, now: OffsetDateTime) {
-        const EVERY: time::Duration = time::Duration::minutes(5);
-        {
-            let Ok(mut written) = self.secret_use.lock() else {
-                return;
-            };
-            if written
-                .get(&secret_id)
-                .is_some_and(|last| now - *last < EVERY)
-            {
-                return;
-            }
-            written.insert(secret_id, now);
+        if !self.machinery.secret_use.due(secret_id, now) {
+            return;
         }
         // Failing to record a use must not fail the request.
         if let Err(e) = self.store.touch_secret(secret_id, now).await {
@@ -312,7 +294,7 @@ impl Service {
         credentials: &ClientCredentials,
     ) -> Result<AuthenticatedClient, OAuthError> {
         let client_id = ClientId::parse(&credentials.client_id).ok_or(OAuthError::InvalidClient)?;
-        if let Some(retry_after) = self.budget.refused_for(credentials.source) {
+        if let Some(retry_after) = self.machinery.budget.refused_for(credentials.source) {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
         let state = self

@@ -60,7 +60,7 @@ impl Service {
             expires_at: now + ttl,
         };
         Ok(IssuedToken {
-            access_token: self.sealer.seal_fresh(&claims, fresh)?,
+            access_token: self.seals.access_tokens.seal_fresh(&claims, fresh)?,
             expires_in: self.tokens.ttl.whole_seconds(),
             scopes,
             refresh_token: None,

@@ -30,7 +30,7 @@ impl Service {
         // Unknown and foreign codes cost a read each: they count against
         // the source like failed authentications.
         let failed = || {
-            self.budget.record_failure(credentials.source);
+            self.machinery.budget.record_failure(credentials.source);
             refused()
         };
         let grant_id =
@@ -94,7 +94,7 @@ impl Service {
             return Err(refused());
         }
         let refresh = match grant.offline_access {
-            true => Some(self.refresh_tokens.make(&grant.id, 0)?),
+            true => Some(self.seals.refresh_tokens.make(&grant.id, 0)?),
             false => None,
         };
         let mut grant = grant;

@@ -118,7 +118,7 @@ impl Service {
     /// server issues tokens for (whoever sealed it, the bound holds).
     pub(super) fn open_live_token(&self, token: &str, now: OffsetDateTime) -> Option<TokenClaims> {
         const CLOCK_SKEW: i64 = 60_000_000;
-        let claims = self.sealer.open(token)?;
+        let claims = self.seals.access_tokens.open(token)?;
         let now = to_micros(now);
         let lifetime = claims.expires_at.checked_sub(claims.issued_at)?;
         let max = i64::try_from(self.tokens.ttl.whole_microseconds()).ok()?;

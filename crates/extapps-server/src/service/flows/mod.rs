@@ -185,7 +185,7 @@ impl Service {
             shown.push(OFFLINE_ACCESS.to_owned());
         }
         Ok(IssuedToken {
-            access_token: self.sealer.seal_fresh(&claims, fresh)?,
+            access_token: self.seals.access_tokens.seal_fresh(&claims, fresh)?,
             expires_in: (expires_at - issued_at).div_euclid(1_000_000),
             scopes: shown,
             refresh_token,

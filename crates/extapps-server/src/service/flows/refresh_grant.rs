@@ -28,13 +28,13 @@ impl Service {
         let (client_id, state) = (client.id, &client.state);
         let refused = || invalid_grant("the refresh token is invalid, expired or revoked");
         let failed = || {
-            self.budget.record_failure(credentials.source);
+            self.machinery.budget.record_failure(credentials.source);
             refused()
         };
         // Forged and mistyped tokens stop here, before any read: they cost
         // nothing, so they count against no budget (a genuine one under a
         // retired key must not lock its client's address out either).
-        let (grant_id, generation) = self.refresh_tokens.open(token).ok_or_else(refused)?;
+        let (grant_id, generation) = self.seals.refresh_tokens.open(token).ok_or_else(refused)?;
         let grant = self.store.find_grant(grant_id).await?.ok_or_else(failed)?;
         let now = self.clock.now();
         if grant.client_id != client_id {
@@ -71,7 +71,7 @@ impl Service {
                 .rotate_refresh(grant.id, current, idle_end, client.issued_under(), now)
                 .await?
             {
-                let next = self.refresh_tokens.make(&grant.id, next_generation)?;
+                let next = self.seals.refresh_tokens.make(&grant.id, next_generation)?;
                 return self.issue_user_token(&client, &grant, scopes, Some(next), now);
             }
             // Rotated by a request just before this one: answered below as
@@ -114,7 +114,7 @@ impl Service {
             .rotate_time
             .is_some_and(|rotated| now - rotated <= self.user().refresh_grace);
         if generation.checked_add(1) == Some(current) && within_grace {
-            let successor = self.refresh_tokens.make(&grant.id, current)?;
+            let successor = self.seals.refresh_tokens.make(&grant.id, current)?;
             return self.issue_user_token(client, grant, scopes, Some(successor), now);
         }
         self.grant_replayed(&client.state, grant, "refresh_token")

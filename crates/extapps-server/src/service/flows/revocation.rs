@@ -57,7 +57,7 @@ impl Service {
         state: &ClientState,
         token: &str,
     ) -> Result<(), Error> {
-        let Some((grant_id, generation)) = self.refresh_tokens.open(token) else {
+        let Some((grant_id, generation)) = self.seals.refresh_tokens.open(token) else {
             return Ok(());
         };
         let Some(grant) = self.store.find_grant(grant_id).await? else {

@@ -110,6 +110,7 @@ impl Service {
         id: &str,
     ) -> Result<(String, PendingAuthorization, Arc<ClientState>), Error> {
         let pending = self
+            .seals
             .authorization_requests
             .open(id)
             .ok_or_else(request_not_found)?;

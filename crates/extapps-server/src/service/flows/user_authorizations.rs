@@ -40,6 +40,7 @@ impl Service {
                 .unwrap_or_default()
         );
         let page = self
+            .seals
             .page_tokens
             .request::<String>(query, limit, page_token)?;
         let records = self
@@ -52,7 +53,8 @@ impl Service {
                 self.clock.now(),
             )
             .await?;
-        self.page_tokens
+        self.seals
+            .page_tokens
             .page(&page, records, |record| record.client_id.to_string())
     }
 
