@@ -20,9 +20,9 @@ use extapps_server::{
         application_type::ApplicationType,
         caller::Role,
         clock::{Clock, SystemClock},
-        grants::GrantInput,
         key_ring::KeyRing,
         names::OrganizationId,
+        scope_grants::ResourceGrantInput,
     },
     service::{ClientAuthSettings, Service, TokenSettings, UserAccessSettings},
     store::Store,
@@ -89,7 +89,7 @@ async fn fixture() -> Fixture {
             RegistrationInput {
                 display_name: "bench".into(),
                 app_type: Some(ApplicationType::Confidential),
-                grants: vec![GrantInput {
+                grants: vec![ResourceGrantInput {
                     resource: "OR".into(),
                     user_scopes: vec![],
                     application_scopes: vec!["OR.Jobs.Read".into(), "OR.Queues".into()],

@@ -10,9 +10,9 @@ use unicode_normalization::UnicodeNormalization;
 use super::application_type::ApplicationType;
 use super::catalog::Catalog;
 use super::error::{Error, Violations};
-use super::grants::{GrantInput, Grants};
 use super::names::{ApplicationName, ClientId, OrganizationId};
 use super::redirect_url::{MAX_REDIRECT_URLS, RedirectUrl};
+use super::scope_grants::{ResourceGrantInput, ScopeGrants};
 
 /// A display name: trimmed, NFC-normalized, 1 to 128 characters; no
 /// control, bidirectional control, line or paragraph separator characters,
@@ -142,7 +142,7 @@ pub struct Application {
     pub client_id: ClientId,
     pub display_name: DisplayName,
     pub app_type: ApplicationType,
-    pub grants: Grants,
+    pub grants: ScopeGrants,
     pub redirect_urls: Vec<RedirectUrl>,
     pub secrets: Vec<SecretInfo>,
     pub revision: i64,
@@ -196,7 +196,7 @@ impl std::fmt::Display for Etag {
 pub struct RegistrationInput {
     pub display_name: String,
     pub app_type: Option<ApplicationType>,
-    pub grants: Vec<GrantInput>,
+    pub grants: Vec<ResourceGrantInput>,
     pub redirect_urls: Vec<String>,
 }
 
@@ -206,7 +206,7 @@ pub struct RegistrationInput {
 pub struct Registration {
     pub display_name: DisplayName,
     pub app_type: ApplicationType,
-    pub grants: Grants,
+    pub grants: ScopeGrants,
     pub redirect_urls: Vec<RedirectUrl>,
 }
 
@@ -222,7 +222,7 @@ impl RegistrationInput {
                 "is required: APPLICATION_TYPE_CONFIDENTIAL or APPLICATION_TYPE_NON_CONFIDENTIAL",
             );
         }
-        let grants = Grants::validate(
+        let grants = ScopeGrants::validate(
             &format!("{prefix}.grants"),
             &self.grants,
             self.app_type,
@@ -299,7 +299,7 @@ pub fn check_redirect_urls(
 /// Rule 5: user scopes need somewhere to send the user back.
 pub fn check_redirect_urls_needed(
     field: &str,
-    grants: &Grants,
+    grants: &ScopeGrants,
     urls: &[RedirectUrl],
     violations: &mut Violations,
 ) {
@@ -320,7 +320,7 @@ mod tests {
         RegistrationInput {
             display_name: "  Billing sync  ".into(),
             app_type: Some(ApplicationType::Confidential),
-            grants: vec![GrantInput {
+            grants: vec![ResourceGrantInput {
                 resource: "OR".into(),
                 user_scopes: vec!["OR.Jobs".into()],
                 application_scopes: vec![],

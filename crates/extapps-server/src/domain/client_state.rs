@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::application_type::ApplicationType;
 use super::catalog::ScopeSet;
 use super::clock::from_micros;
-use super::grants::Grants;
 use super::names::OrganizationId;
 use super::redirect_url::RedirectUrl;
+use super::scope_grants::ScopeGrants;
 use super::token::TokenClaims;
 use super::token_rules::{CredentialCutoffs, ScopeRemovals};
 use super::user_grant::{IssuedUnder, UserGrant};
@@ -47,7 +47,7 @@ pub struct ClientState {
     pub display_name: String,
     pub app_type: ApplicationType,
     pub redirect_urls: Vec<RedirectUrl>,
-    pub grants: Arc<Grants>,
+    pub grants: Arc<ScopeGrants>,
     /// Tokens issued before this instant are revoked: read only for tokens
     /// that do not name their credential (issued before tokens did).
     pub tokens_not_before: Option<OffsetDateTime>,
@@ -88,7 +88,7 @@ impl ClientState {
     }
 
     /// The scopes of a user grant that still hold.
-    pub fn grant_scopes(&self, grant: &UserGrant) -> BTreeSet<String> {
+    pub fn user_grant_scopes(&self, grant: &UserGrant) -> BTreeSet<String> {
         grant
             .scopes
             .iter()
@@ -124,17 +124,17 @@ impl ClientState {
 mod tests {
     use super::*;
     use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
-    use crate::domain::grants::GrantInput;
     use crate::domain::names::ClientId;
+    use crate::domain::scope_grants::ResourceGrantInput;
 
-    fn grants(application: &[&str], user: &[&str]) -> Grants {
+    fn grants(application: &[&str], user: &[&str]) -> ScopeGrants {
         let catalog = Catalog::from_toml(DEFAULT_CATALOG).unwrap();
-        let input = [GrantInput {
+        let input = [ResourceGrantInput {
             resource: "OR".into(),
             user_scopes: user.iter().map(|s| s.to_string()).collect(),
             application_scopes: application.iter().map(|s| s.to_string()).collect(),
         }];
-        Grants::validate(
+        ScopeGrants::validate(
             "grants",
             &input,
             Some(ApplicationType::Confidential),
@@ -144,7 +144,7 @@ mod tests {
         .unwrap()
     }
 
-    fn state(grants: Grants, revision: i64) -> ClientState {
+    fn state(grants: ScopeGrants, revision: i64) -> ClientState {
         ClientState {
             organization: OrganizationId::parse("acme").unwrap(),
             display_name: "App".into(),
@@ -227,7 +227,7 @@ mod tests {
         let mut state = state(fewer.clone(), 5);
         state.scope_removals.record(&before, &fewer, 5);
         let consented = grant(&["OR.Jobs", "OR.Queues"], 4);
-        assert_eq!(state.grant_scopes(&consented), scopes(&["OR.Queues"]));
+        assert_eq!(state.user_grant_scopes(&consented), scopes(&["OR.Queues"]));
         assert_eq!(
             state.still_granted(&consented.scopes),
             scopes(&["OR.Queues"])
@@ -237,7 +237,7 @@ mod tests {
         state.grants = Arc::new(before.clone());
         state.scope_removals.record(&fewer, &before, 6);
         state.revision = 6;
-        assert_eq!(state.grant_scopes(&consented), scopes(&["OR.Queues"]));
+        assert_eq!(state.user_grant_scopes(&consented), scopes(&["OR.Queues"]));
         assert_eq!(
             state.still_granted(&consented.scopes),
             scopes(&["OR.Jobs", "OR.Queues"]),
@@ -245,7 +245,7 @@ mod tests {
         );
         let later = grant(&["OR.Jobs", "OR.Queues"], 6);
         assert_eq!(
-            state.grant_scopes(&later),
+            state.user_grant_scopes(&later),
             scopes(&["OR.Jobs", "OR.Queues"])
         );
         // An application scope of the same name is another scope.

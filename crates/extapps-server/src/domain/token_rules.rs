@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::catalog::ScopeSet;
-use super::grants::Grants;
+use super::scope_grants::ScopeGrants;
 
 /// For each scope ever removed from an application, in each set, the
 /// revision that removed it last.
@@ -48,7 +48,7 @@ impl ScopeRemovals {
 
     /// Records the scopes `before` grants and `after` does not as removed
     /// by the edit that makes `revision`.
-    pub fn record(&mut self, before: &Grants, after: &Grants, revision: i64) {
+    pub fn record(&mut self, before: &ScopeGrants, after: &ScopeGrants, revision: i64) {
         for set in [ScopeSet::Application, ScopeSet::User] {
             let removed: Vec<String> = before
                 .scopes(set)
@@ -127,16 +127,16 @@ mod tests {
     use super::*;
     use crate::domain::application_type::ApplicationType;
     use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
-    use crate::domain::grants::GrantInput;
+    use crate::domain::scope_grants::ResourceGrantInput;
 
-    fn grants(application: &[&str], user: &[&str]) -> Grants {
+    fn grants(application: &[&str], user: &[&str]) -> ScopeGrants {
         let catalog = Catalog::from_toml(DEFAULT_CATALOG).unwrap();
-        let input = [GrantInput {
+        let input = [ResourceGrantInput {
             resource: "OR".into(),
             user_scopes: user.iter().map(|s| s.to_string()).collect(),
             application_scopes: application.iter().map(|s| s.to_string()).collect(),
         }];
-        Grants::validate(
+        ScopeGrants::validate(
             "grants",
             &input,
             Some(ApplicationType::Confidential),

@@ -10,8 +10,8 @@ use crate::domain::{
     application_type::ApplicationType,
     audit::{AuditAction, AuditEvent},
     catalog::Resource,
-    grants::GrantInput,
     names::{ApplicationName, ClientId, OrganizationId},
+    scope_grants::ResourceGrantInput,
 };
 
 pub fn timestamp(time: OffsetDateTime) -> Timestamp {
@@ -36,10 +36,10 @@ fn app_type_to_proto(value: ApplicationType) -> pb::ApplicationType {
     }
 }
 
-pub fn grant_inputs(grants: Vec<pb::ResourceGrant>) -> Vec<GrantInput> {
+pub fn grant_inputs(grants: Vec<pb::ResourceGrant>) -> Vec<ResourceGrantInput> {
     grants
         .into_iter()
-        .map(|g| GrantInput {
+        .map(|g| ResourceGrantInput {
             resource: g.resource,
             user_scopes: g.user_scopes,
             application_scopes: g.application_scopes,

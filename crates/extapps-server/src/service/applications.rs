@@ -15,10 +15,10 @@ use crate::domain::{
     application_type::ApplicationType,
     audit::{AuditAction, NewAuditEvent},
     caller::Caller,
-    grants::{GrantInput, Grants},
     idempotency::{IdempotencyKey, request_digest},
     names::{ApplicationName, ClientId, OrganizationId},
     page_token::page_size,
+    scope_grants::{ResourceGrantInput, ScopeGrants},
 };
 use crate::store::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
 
@@ -344,7 +344,7 @@ impl Service {
         caller: &Caller,
         name: &ApplicationName,
         etag: Option<Etag>,
-        grants: Vec<GrantInput>,
+        grants: Vec<ResourceGrantInput>,
     ) -> Result<Application, Error> {
         self.authorize(
             caller,
@@ -359,7 +359,7 @@ impl Service {
                 AuditAction::ApplicationScopesUpdated,
                 move |current| {
                     let mut violations = Violations::default();
-                    let grants = Grants::validate(
+                    let grants = ScopeGrants::validate(
                         "grants",
                         &grants,
                         Some(current.app_type),

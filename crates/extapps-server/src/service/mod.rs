@@ -194,7 +194,7 @@ impl Service {
         // expire; the grant itself is kept as long again, then dropped.
         match self
             .store
-            .purge_ended_grants(now, now - self.tokens.ttl)
+            .purge_ended_user_grants(now, now - self.tokens.ttl)
             .await
         {
             Ok(0) => {}

@@ -377,7 +377,7 @@ impl Store {
                         application::Column::TokensNotBefore,
                         Expr::value(to_micros(now)),
                     );
-                super::user_grants::revoke_grants_of(txn, client_id, now).await?;
+                super::user_grants::revoke_user_grants_of(txn, client_id, now).await?;
             }
             let updated = update
                 .filter(application::Column::Id.eq(app_id))
@@ -426,7 +426,7 @@ impl Store {
                 .exec(txn)
                 .await
                 .map_err(db_error)?;
-            super::user_grants::delete_grants_of(txn, of.client_id).await?;
+            super::user_grants::delete_user_grants_of(txn, of.client_id).await?;
             let deleted = application::Entity::delete_many()
                 .filter(application::Column::Id.eq(app_id))
                 .filter(application::Column::Revision.eq(before.revision))

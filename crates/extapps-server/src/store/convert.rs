@@ -6,9 +6,9 @@ use crate::domain::{
     application::{Application, DisplayName, SecretInfo},
     application_type::ApplicationType,
     clock::{from_micros, to_micros},
-    grants::Grants,
     names::{ClientId, OrganizationId},
     redirect_url::RedirectUrl,
+    scope_grants::ScopeGrants,
 };
 
 use super::entities::{application, application_secret};
@@ -31,7 +31,8 @@ pub fn application_from_row(
     secrets: Vec<application_secret::Model>,
 ) -> Result<Application, Error> {
     let id = row.id.as_str();
-    let grants: Grants = serde_json::from_str(&row.grants).map_err(|_| corrupt("grants", id))?;
+    let grants: ScopeGrants =
+        serde_json::from_str(&row.grants).map_err(|_| corrupt("grants", id))?;
     let redirect_urls = redirect_urls_from_json(&row.redirect_urls, id)?;
     let mut secrets: Vec<SecretInfo> = secrets.into_iter().map(secret_from_row).collect();
     secrets.sort_by_key(|s| (s.create_time, s.secret_id.clone()));
@@ -59,7 +60,7 @@ fn secret_from_row(row: application_secret::Model) -> SecretInfo {
     }
 }
 
-pub fn grants_json(grants: &Grants) -> Result<String, Error> {
+pub fn grants_json(grants: &ScopeGrants) -> Result<String, Error> {
     serde_json::to_string(grants).map_err(|_| Error::Internal)
 }
 

@@ -23,7 +23,7 @@ use sea_orm::{
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
 pub use keys::{CallerKeyRecord, NewCallerKey};
 pub use tokens::IntrospectionState;
-pub use user_grants::{Answer, GrantsOf, NewGrant};
+pub use user_grants::{Answer, NewGrant, UserGrantsOf};
 
 use crate::domain::Error;
 

@@ -56,7 +56,7 @@ pub struct Answer {
 
 /// Which grants a revocation ends.
 #[derive(Debug, Clone)]
-pub enum GrantsOf<'a> {
+pub enum UserGrantsOf<'a> {
     One(Uuid),
     User {
         client_id: ClientId,
@@ -123,7 +123,7 @@ fn grant_from_row(row: user_grant::Model) -> Result<UserGrant, Error> {
     })
 }
 
-/// Grants whose code was redeemed and that still work at `now`.
+/// User grants whose code was redeemed and that still work at `now`.
 fn live(now: OffsetDateTime) -> Condition {
     Condition::all()
         .add(user_grant::Column::RevokeTime.is_null())
@@ -221,7 +221,7 @@ impl Store {
     }
 
     /// A grant by its ID.
-    pub async fn find_grant(&self, id: Uuid) -> Result<Option<UserGrant>, Error> {
+    pub async fn find_user_grant(&self, id: Uuid) -> Result<Option<UserGrant>, Error> {
         let row = retrying(|| async {
             user_grant::Entity::find_by_id(id.to_string())
                 .one(&self.db)
@@ -309,17 +309,19 @@ impl Store {
     /// `tokens_expire` (when the last of them expires anyway), on every
     /// replica. Returns how many grants ended; the audit event is written
     /// only if any did.
-    pub async fn revoke_grants(
+    pub async fn revoke_user_grants(
         &self,
-        which: GrantsOf<'_>,
+        which: UserGrantsOf<'_>,
         tokens_expire: OffsetDateTime,
         audit: impl FnOnce(usize) -> NewAuditEvent,
         now: OffsetDateTime,
     ) -> Result<usize, Error> {
         let txn = self.write().await?;
         let filter = match &which {
-            GrantsOf::One(id) => Condition::all().add(user_grant::Column::Id.eq(id.to_string())),
-            GrantsOf::User { client_id, subject } => Condition::all()
+            UserGrantsOf::One(id) => {
+                Condition::all().add(user_grant::Column::Id.eq(id.to_string()))
+            }
+            UserGrantsOf::User { client_id, subject } => Condition::all()
                 .add(user_grant::Column::ApplicationId.eq(client_id.to_string()))
                 .add(user_grant::Column::Subject.eq(*subject)),
         };
@@ -463,7 +465,7 @@ impl Store {
     /// Deletes grants that ended before `now` (expired, revoked before
     /// `revoked_before`, or whose code expired unredeemed: nothing was
     /// issued from it) and answers of expired requests.
-    pub async fn purge_ended_grants(
+    pub async fn purge_ended_user_grants(
         &self,
         now: OffsetDateTime,
         revoked_before: OffsetDateTime,
@@ -495,7 +497,7 @@ impl Store {
 
 /// Ends every grant of an application inside a change of the application
 /// (a secret rotation that revokes tokens).
-pub(super) async fn revoke_grants_of(
+pub(super) async fn revoke_user_grants_of(
     conn: &impl ConnectionTrait,
     client_id: ClientId,
     now: OffsetDateTime,
@@ -511,7 +513,7 @@ pub(super) async fn revoke_grants_of(
 }
 
 /// Deletes every grant of an application being deleted.
-pub(super) async fn delete_grants_of(
+pub(super) async fn delete_user_grants_of(
     conn: &impl ConnectionTrait,
     client_id: ClientId,
 ) -> Result<(), Error> {

@@ -35,7 +35,11 @@ impl Service {
         };
         let grant_id =
             credential::grant_of(CredentialKind::AuthorizationCode, code).ok_or_else(failed)?;
-        let grant = self.store.find_grant(grant_id).await?.ok_or_else(failed)?;
+        let grant = self
+            .store
+            .find_user_grant(grant_id)
+            .await?
+            .ok_or_else(failed)?;
         if grant.client_id != client_id
             || !credential::digests_match(&credential::digest_str(code), &grant.code_digest)
         {
@@ -46,7 +50,7 @@ impl Service {
             // Only the first replay has anything to end: later ones cost a
             // read, not a write.
             if grant.revoke_time.is_none() && grant.expire_time > now {
-                self.grant_replayed(state, &grant, "authorization_code")
+                self.user_grant_replayed(state, &grant, "authorization_code")
                     .await?;
             }
             return Err(refused());
@@ -64,7 +68,7 @@ impl Service {
             redirect_uri,
         )?;
         pkce::check_verifier(grant.code_challenge.as_deref(), verifier)?;
-        let scopes = state.grant_scopes(&grant);
+        let scopes = state.user_grant_scopes(&grant);
         if scopes.is_empty() {
             return Err(invalid_grant(
                 "no scope of this authorization is still granted",
@@ -89,7 +93,7 @@ impl Service {
             .await?
         {
             // Redeemed by a request just before this one: a replay too.
-            self.grant_replayed(state, &grant, "authorization_code")
+            self.user_grant_replayed(state, &grant, "authorization_code")
                 .await?;
             return Err(refused());
         }

@@ -34,7 +34,7 @@ use crate::domain::{
     token::{FreshToken, TokenClaims},
 };
 use crate::domain::{client_state::ClientState, user_grant::UserGrant};
-use crate::store::GrantsOf;
+use crate::store::UserGrantsOf;
 
 pub use authorize::{AuthorizeOutcome, AuthorizeParams};
 use client_auth::AuthenticatedClient;
@@ -120,7 +120,7 @@ impl Service {
 
     /// Revokes a grant whose code or refresh token came back after use,
     /// with its access tokens, and records it.
-    async fn grant_replayed(
+    async fn user_grant_replayed(
         &self,
         state: &ClientState,
         grant: &UserGrant,
@@ -129,8 +129,8 @@ impl Service {
         let now = self.clock.now();
         let ended = self
             .store
-            .revoke_grants(
-                GrantsOf::One(grant.id),
+            .revoke_user_grants(
+                UserGrantsOf::One(grant.id),
                 now + self.tokens.ttl,
                 |_| NewAuditEvent {
                     organization: Some(state.organization.clone()),

@@ -35,7 +35,11 @@ impl Service {
         // nothing, so they count against no budget (a genuine one under a
         // retired key must not lock its client's address out either).
         let (grant_id, generation) = self.seals.refresh_tokens.open(token).ok_or_else(refused)?;
-        let grant = self.store.find_grant(grant_id).await?.ok_or_else(failed)?;
+        let grant = self
+            .store
+            .find_user_grant(grant_id)
+            .await?
+            .ok_or_else(failed)?;
         let now = self.clock.now();
         if grant.client_id != client_id {
             return Err(failed());
@@ -49,8 +53,9 @@ impl Service {
         let Some(current) = grant.refresh_generation else {
             return Err(refused());
         };
-        let scopes = scope_rules::refresh_scopes(state.grant_scopes(&grant), &grant.scopes, scope)
-            .map_err(|s| scope_rules::scope_refused(&self.catalog, s, ScopeSet::User))?;
+        let scopes =
+            scope_rules::refresh_scopes(state.user_grant_scopes(&grant), &grant.scopes, scope)
+                .map_err(|s| scope_rules::scope_refused(&self.catalog, s, ScopeSet::User))?;
         if scopes.is_empty() {
             return Err(invalid_grant(
                 "no scope of this authorization is still granted",
@@ -76,7 +81,11 @@ impl Service {
             }
             // Rotated by a request just before this one: answered below as
             // a retry of it.
-            let grant = self.store.find_grant(grant_id).await?.ok_or_else(refused)?;
+            let grant = self
+                .store
+                .find_user_grant(grant_id)
+                .await?
+                .ok_or_else(refused)?;
             return self
                 .earlier_refresh_token(&client, &grant, generation, scopes, now)
                 .await;
@@ -117,7 +126,7 @@ impl Service {
             let successor = self.seals.refresh_tokens.make(&grant.id, current)?;
             return self.issue_user_token(client, grant, scopes, Some(successor), now);
         }
-        self.grant_replayed(&client.state, grant, "refresh_token")
+        self.user_grant_replayed(&client.state, grant, "refresh_token")
             .await?;
         Err(refused())
     }

@@ -13,7 +13,7 @@ use crate::domain::{
     refresh_token::REFRESH_TOKEN_PREFIX,
 };
 use crate::service::Service;
-use crate::store::GrantsOf;
+use crate::store::UserGrantsOf;
 
 impl Service {
     /// Revokes a token of the authenticated client (RFC 7009): an access
@@ -60,7 +60,7 @@ impl Service {
         let Some((grant_id, generation)) = self.seals.refresh_tokens.open(token) else {
             return Ok(());
         };
-        let Some(grant) = self.store.find_grant(grant_id).await? else {
+        let Some(grant) = self.store.find_user_grant(grant_id).await? else {
             return Ok(());
         };
         let issued = grant
@@ -74,8 +74,8 @@ impl Service {
             return Ok(());
         }
         self.store
-            .revoke_grants(
-                GrantsOf::One(grant.id),
+            .revoke_user_grants(
+                UserGrantsOf::One(grant.id),
                 now + self.tokens.ttl,
                 |_| NewAuditEvent {
                     organization: Some(state.organization.clone()),

@@ -12,7 +12,7 @@ use crate::domain::{
     page_token::checked_page_size,
 };
 use crate::service::Service;
-use crate::store::GrantsOf;
+use crate::store::UserGrantsOf;
 
 impl Service {
     /// `ListUserAuthorizations`.
@@ -89,8 +89,8 @@ impl Service {
         let now = self.clock.now();
         let ended = self
             .store
-            .revoke_grants(
-                GrantsOf::User {
+            .revoke_user_grants(
+                UserGrantsOf::User {
                     client_id: application.client_id,
                     subject,
                 },

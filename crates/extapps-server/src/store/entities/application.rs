@@ -12,7 +12,7 @@ pub struct Model {
     /// Unique per organization: the name without regard to case.
     pub display_name_key: String,
     pub app_type: String,
-    /// JSON of `domain::grants::Grants`.
+    /// JSON of `domain::scope_grants::ScopeGrants`.
     #[sea_orm(column_type = "Text")]
     pub grants: String,
     /// JSON array of strings.

@@ -1,4 +1,10 @@
 //! The scopes granted to an application, per resource (SPEC rules 3 and 4).
+//!
+//! "Grant" has three meanings in extapps, each with its own name: an
+//! administrator's grant of scopes to an application (here, `ScopeGrants`;
+//! the API's `grants` and `ResourceGrant`), a user's authorization of an
+//! application (a user grant, [`super::user_grant`]), and the kind of a
+//! token request (the OAuth `grant_type`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -19,22 +25,22 @@ pub struct ResourceGrant {
 /// the catalog and in the right set. Keyed and ordered by resource ID.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Grants(BTreeMap<String, ResourceGrant>);
+pub struct ScopeGrants(BTreeMap<String, ResourceGrant>);
 
 /// A grant as it arrives in a request, before validation.
 #[derive(Debug, Clone, Default)]
-pub struct GrantInput {
+pub struct ResourceGrantInput {
     pub resource: String,
     pub user_scopes: Vec<String>,
     pub application_scopes: Vec<String>,
 }
 
-impl Grants {
+impl ScopeGrants {
     /// Validates requested grants for an application of type `app_type`.
     /// Violations are recorded under `field` (`application.grants`, `grants`).
     pub fn validate(
         field: &str,
-        input: &[GrantInput],
+        input: &[ResourceGrantInput],
         app_type: Option<ApplicationType>,
         catalog: &Catalog,
         violations: &mut Violations,
@@ -185,18 +191,18 @@ mod tests {
     use super::*;
     use crate::domain::catalog::DEFAULT_CATALOG;
 
-    fn grant(resource: &str, user: &[&str], app: &[&str]) -> GrantInput {
-        GrantInput {
+    fn grant(resource: &str, user: &[&str], app: &[&str]) -> ResourceGrantInput {
+        ResourceGrantInput {
             resource: resource.into(),
             user_scopes: user.iter().map(|s| s.to_string()).collect(),
             application_scopes: app.iter().map(|s| s.to_string()).collect(),
         }
     }
 
-    fn check(input: &[GrantInput], t: ApplicationType) -> Result<Grants, Vec<String>> {
+    fn check(input: &[ResourceGrantInput], t: ApplicationType) -> Result<ScopeGrants, Vec<String>> {
         let catalog = Catalog::from_toml(DEFAULT_CATALOG).unwrap();
         let mut v = Violations::default();
-        match Grants::validate("grants", input, Some(t), &catalog, &mut v) {
+        match ScopeGrants::validate("grants", input, Some(t), &catalog, &mut v) {
             Some(g) if v.is_empty() => Ok(g),
             _ => Err(v.fields()),
         }
@@ -279,9 +285,9 @@ mod tests {
             ),
             confidential in proptest::bool::ANY,
         ) {
-            let input: Vec<GrantInput> = input
+            let input: Vec<ResourceGrantInput> = input
                 .into_iter()
-                .map(|(resource, user_scopes, application_scopes)| GrantInput {
+                .map(|(resource, user_scopes, application_scopes)| ResourceGrantInput {
                     resource: resource.to_owned(),
                     user_scopes,
                     application_scopes,
