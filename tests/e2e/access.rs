@@ -7,9 +7,9 @@ use prost_types::FieldMask;
 use reqwest::StatusCode;
 use tonic::Code;
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer, error_of};
-use crate::tokens::{
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer, error_of};
+use crate::support::oauth_http::{
     App, introspect_grpc, introspect_http, is_active, post_form, service_client, token,
 };
 

@@ -5,13 +5,14 @@
 
 use std::num::NonZeroU32;
 
-use extapps_server::service::{BudgetSettings, ClientAuthSettings, PoolSettings};
+use extapps_server::service::ClientAuthSettings;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value;
 
-use crate::harness::{Backend, TestServer};
-use crate::tokens::{App, http, metrics, service_client, token};
+use crate::support::client_auth::budget;
+use crate::support::harness::{Backend, TestServer};
+use crate::support::oauth_http::{App, http, metrics, service_client, token};
 
 crate::on_both_backends!(
     a_stranger_cannot_lock_a_client_out,
@@ -24,7 +25,7 @@ crate::on_both_backends!(
 );
 
 /// A well-formed secret (prefix and checksum right) that is nobody's.
-pub fn forged_secret() -> String {
+fn forged_secret() -> String {
     let body = "A".repeat(43);
     let signed = format!("extapps_cs_{body}");
     format!("{signed}{:08x}", crc32fast::hash(signed.as_bytes()))
@@ -32,7 +33,7 @@ pub fn forged_secret() -> String {
 
 /// An HTTP client whose connections come from `address` (any address of
 /// 127.0.0.0/8 is this host's loopback): a second source on one machine.
-pub fn http_from(address: &str) -> reqwest::Client {
+fn http_from(address: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(30))
@@ -90,19 +91,6 @@ async fn stranger(
     .await
 }
 
-/// Bounds on client authentication: `failures` per minute per source, 30
-/// slow verifications per minute per source.
-pub fn budget(failures: u32, trusted_proxies: usize) -> ClientAuthSettings {
-    ClientAuthSettings {
-        pool: PoolSettings::default(),
-        budget: BudgetSettings {
-            slow_verifications_per_source: NonZeroU32::new(30).unwrap(),
-            failures_per_source: NonZeroU32::new(failures).unwrap(),
-        },
-        trusted_proxies,
-    }
-}
-
 async fn a_stranger_cannot_lock_a_client_out(backend: Backend) {
     let server = TestServer::start_with(backend, budget(5, 0)).await;
     let victim = service_client(&server, "Victim").await;
@@ -113,7 +101,7 @@ async fn a_stranger_cannot_lock_a_client_out(backend: Backend) {
     // A rename empties what this replica remembers of the application and
     // of its verified secret; so do two idle hours.
     let mut admin = server.admin("acme").await;
-    crate::fixtures::rename(&mut admin, &victim.app.name, "Victim, renamed").await;
+    crate::support::fixtures::rename(&mut admin, &victim.app.name, "Victim, renamed").await;
     server.clock.advance(time::Duration::hours(2));
 
     // Well-formed wrong secrets for the victim's ID, from another address,
@@ -513,7 +501,7 @@ async fn a_secret_this_replica_has_not_seen_is_read_again_at_a_bounded_pace(back
     .await
     .unwrap();
     let added = added.expose_secret().to_owned();
-    if crate::harness::caches_on() {
+    if crate::support::harness::caches_on() {
         // Within 200 ms (on the server's clock) of the last read: refused.
         let (status, _, _) = attempt(&server, &client.app.client_id, &added, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);

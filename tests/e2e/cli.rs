@@ -9,10 +9,8 @@ use extapps_server::domain::caller::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::{
-    harness::{Backend, TestServer, workspace_bin},
-    tokens::post_form,
-};
+use crate::support::harness::{Backend, TestServer, workspace_bin};
+use crate::support::oauth_http::post_form;
 
 crate::on_both_backends!(an_administrator_runs_the_whole_cycle_with_the_cli);
 

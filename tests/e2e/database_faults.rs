@@ -18,8 +18,8 @@ use extapps_client::v1 as pb;
 use extapps_server::domain::caller::Role;
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer};
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer};
 
 /// A PostgreSQL server in a temporary directory, run as the `postgres` user.
 struct PrivatePostgres {

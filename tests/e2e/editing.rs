@@ -6,8 +6,8 @@ use extapps_client::v1 as pb;
 use prost_types::{Duration, FieldMask};
 use tonic::Code;
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer, error_of};
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer, error_of};
 
 crate::on_both_backends!(
     update_changes_only_the_masked_fields,
@@ -351,14 +351,14 @@ async fn new_secret_replaces_the_old_one_at_once(backend: Backend) {
     assert_eq!(get(&mut admin, &app.name).await, after);
 
     // Only the new secret verifies against what is stored.
-    let stored = crate::persistence::stored_secret_hashes(&server, &app.client_id).await;
+    let stored = crate::support::stored::stored_secret_hashes(&server, &app.client_id).await;
     assert_eq!(stored.len(), 1);
     assert!(stored[0].starts_with("$argon2id$"));
-    assert!(crate::persistence::verifies(
+    assert!(crate::support::stored::verifies(
         &rotated.client_secret,
         &stored[0]
     ));
-    assert!(!crate::persistence::verifies(
+    assert!(!crate::support::stored::verifies(
         &registered.client_secret,
         &stored[0]
     ));
@@ -402,12 +402,12 @@ async fn grace_period_keeps_the_old_secret_until_it_ends(backend: Backend) {
     assert!(new.expire_time.is_none());
     let expires = old.expire_time.unwrap().seconds;
     assert_eq!(expires - new.create_time.unwrap().seconds, 3600);
-    let stored = crate::persistence::stored_secret_hashes(&server, &app.client_id).await;
+    let stored = crate::support::stored::stored_secret_hashes(&server, &app.client_id).await;
     assert_eq!(stored.len(), 2);
     assert!(
         stored
             .iter()
-            .any(|phc| crate::persistence::verifies(&registered.client_secret, phc))
+            .any(|phc| crate::support::stored::verifies(&registered.client_secret, phc))
     );
 
     // After the grace period the old secret is gone on its own.
@@ -488,7 +488,7 @@ async fn delete_removes_the_application_and_its_secrets(backend: Backend) {
     assert_eq!(err.code, Code::NotFound);
     assert_eq!(list_all(&mut admin, "acme").await, vec![keep]);
     assert!(
-        crate::persistence::stored_secret_hashes(&server, &app.client_id)
+        crate::support::stored::stored_secret_hashes(&server, &app.client_id)
             .await
             .is_empty()
     );

@@ -15,9 +15,9 @@ use extapps_server::domain::{
 };
 use secrecy::ExposeSecret;
 
-use crate::fixtures::{get, grant, rotate, set_scopes};
-use crate::harness::{Backend, TestServer};
-use crate::tokens::{App, introspect_grpc, is_active, service_client, token};
+use crate::support::fixtures::{get, grant, rotate, set_scopes};
+use crate::support::harness::{Backend, TestServer};
+use crate::support::oauth_http::{App, introspect_grpc, is_active, service_client, token};
 
 crate::on_both_backends!(
     a_token_decided_before_a_rotation_ends_with_it_whenever_it_was_sealed,
@@ -30,7 +30,7 @@ crate::on_both_backends!(
 /// replicas (~1 ms on PostgreSQL, one poll of 20 ms on SQLite). With the
 /// caches off it reads the database on every call: nothing to wait for.
 async fn delivered(replica: &TestServer, count: u64) {
-    if crate::harness::caches_on() {
+    if crate::support::harness::caches_on() {
         tokio::time::timeout(
             std::time::Duration::from_secs(10),
             replica.store().wait_for_changes(count),
@@ -129,7 +129,7 @@ async fn tokens_requested_during_a_rotation_end_with_it(backend: Backend) {
                     tokens_so_far.clone(),
                 );
                 tokio::spawn(async move {
-                    let http = crate::tokens::http();
+                    let http = crate::support::oauth_http::http();
                     let mut tokens = Vec::new();
                     // Bounded: a rotation that did not stop the old secret
                     // fails the test instead of hanging it.

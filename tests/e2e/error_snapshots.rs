@@ -13,9 +13,9 @@ use extapps_server::domain::{
 };
 use secrecy::ExposeSecret;
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer, error_of};
-use crate::snapshot::assert_snapshot;
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer, error_of};
+use crate::support::snapshot::assert_snapshot;
 
 mod oauth;
 mod signin;

@@ -4,8 +4,8 @@
 use extapps_server::domain::caller::Role;
 use reqwest::StatusCode;
 
-use crate::harness::{Backend, TestServer};
-use crate::tokens::http;
+use crate::support::harness::{Backend, TestServer};
+use crate::support::oauth_http::http;
 
 crate::on_both_backends!(
     undecodable_messages_are_invalid_arguments,
@@ -97,7 +97,7 @@ async fn undecodable_messages_are_invalid_arguments(backend: Backend) {
 }
 
 async fn forged_caller_keys_close_the_source_but_not_for_known_keys(backend: Backend) {
-    let server = TestServer::start_with(backend, crate::attacks::budget(3, 0)).await;
+    let server = TestServer::start_with(backend, crate::support::client_auth::budget(3, 0)).await;
     let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
     let mut admin = server.client(&admin_key);
     let list = || pb_list();
@@ -166,7 +166,7 @@ fn forged_key(i: u8) -> String {
 /// forwards, as OAuth requests are: one address's failures do not close
 /// the others.
 async fn grpc_sources_behind_a_proxy_are_told_apart(backend: Backend) {
-    let server = TestServer::start_with(backend, crate::attacks::budget(2, 1)).await;
+    let server = TestServer::start_with(backend, crate::support::client_auth::budget(2, 1)).await;
     let call = |address: &'static str, key: String| {
         let mut client = server.client(&key);
         async move {

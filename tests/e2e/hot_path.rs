@@ -24,8 +24,8 @@ use http_body_util::BodyExt;
 use prost::Message;
 use tower::ServiceExt;
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer};
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer};
 
 /// Ceilings, in heap allocations per request (building the request not
 /// included, reading the answer included): today's medians (60, 58 and 65)

@@ -14,9 +14,9 @@ use extapps_server::domain::{
 use sea_orm::ConnectionTrait;
 use secrecy::ExposeSecret;
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer, error_of};
-use crate::tokens::{is_active, service_client, token};
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer, error_of};
+use crate::support::oauth_http::{is_active, service_client, token};
 
 crate::on_both_backends!(
     a_copy_of_the_database_alone_opens_nothing,

@@ -8,8 +8,8 @@ use extapps_server::domain::caller::Role;
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer, error_of};
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer, error_of};
 
 crate::on_both_backends!(
     applications_page_in_display_name_order,

@@ -5,10 +5,10 @@
 use extapps_client::v1 as pb;
 use reqwest::StatusCode;
 
-use crate::binary::{Serving, create_key, key_file};
-use crate::fixtures::*;
-use crate::harness::{Backend, fresh_database};
-use crate::tokens::{http, metrics};
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, fresh_database};
+use crate::support::oauth_http::{http, metrics};
+use crate::support::processes::{Serving, create_key, key_file};
 
 crate::on_both_backends!(hostile_traffic_leaves_no_error_line_and_no_secret);
 

@@ -1,8 +1,12 @@
 //! End-to-end tests: real servers over real gRPC, on SQLite and PostgreSQL.
 //! One test binary for the whole workspace, to keep builds short.
+//! Shared helpers live in `support/`; every other module is a group of
+//! scenarios.
 
 // Tests state their expectations by unwrapping and panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
 
 mod access;
 mod attacks;
@@ -12,8 +16,6 @@ mod database_faults;
 mod editing;
 mod ended;
 mod error_snapshots;
-mod fixtures;
-mod harness;
 mod hostile_input;
 mod hot_path;
 mod key_ring;
@@ -27,7 +29,6 @@ mod revocations;
 mod sdk;
 mod signin_front_end;
 mod slow_clients;
-mod snapshot;
 mod sockets;
 mod tls;
 mod tokens;

@@ -2,15 +2,11 @@
 
 use extapps_client::v1 as pb;
 use extapps_migrations::{Migrator, MigratorTrait};
-use extapps_server::{
-    domain::{caller::Role, credential},
-    store::Store,
-};
+use extapps_server::{domain::caller::Role, store::Store};
 use sea_orm::{ConnectionTrait, Statement};
-use secrecy::SecretString;
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer, captured_logs, error_of, fresh_database};
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer, captured_logs, error_of, fresh_database};
 
 crate::on_both_backends!(
     secrets_and_keys_never_reach_the_database_or_the_logs,
@@ -18,31 +14,6 @@ crate::on_both_backends!(
     the_upgrade_takes_the_keys_out_of_the_database,
     the_upgrade_makes_display_names_unique_without_regard_to_case,
 );
-
-/// The PHC strings stored for one application.
-pub async fn stored_secret_hashes(server: &TestServer, client_id: &str) -> Vec<String> {
-    let db = server.store().connection();
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            match server.backend {
-                Backend::Sqlite => "SELECT phc FROM application_secrets WHERE application_id = ?",
-                Backend::Postgres => {
-                    "SELECT phc FROM application_secrets WHERE application_id = $1"
-                }
-            },
-            [client_id.into()],
-        ))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| r.try_get_by_index::<String>(0).unwrap())
-        .collect()
-}
-
-pub fn verifies(secret: &str, phc: &str) -> bool {
-    credential::verify_secret(&SecretString::from(secret.to_owned()), phc)
-}
 
 /// Every value of every table, as text (blobs decoded lossily).
 async fn everything_stored(server: &TestServer) -> String {
@@ -146,14 +117,17 @@ async fn secrets_and_keys_never_reach_the_database_or_the_logs(backend: Backend)
         .await
         .unwrap()
         .into_inner();
-    let client = crate::tokens::App {
+    let client = crate::support::oauth_http::App {
         app: rotated.application.clone().unwrap(),
         secret: rotated.client_secret.clone(),
     };
-    let access_token = crate::tokens::token(&server.url, &client, &rotated.client_secret, None)
-        .await
-        .unwrap();
-    assert!(crate::tokens::is_active(&server.url, &introspect_key, &access_token).await);
+    let access_token =
+        crate::support::oauth_http::token(&server.url, &client, &rotated.client_secret, None)
+            .await
+            .unwrap();
+    assert!(
+        crate::support::oauth_http::is_active(&server.url, &introspect_key, &access_token).await
+    );
     // A failed call with a key must not log it either.
     let _ = server
         .client(&format!("{admin_key}x"))

@@ -2,7 +2,7 @@
 //! Rust crate's documentation, compile as doctests): each excerpt follows a
 //! `<!-- from PATH -->` line and must appear in PATH, line for line.
 
-use crate::harness::workspace_root;
+use crate::support::harness::workspace_root;
 
 /// A line as compared: trimmed, and out of a `//!` doc comment; `None` for
 /// blank lines and rustdoc's hidden `# ` lines.

@@ -3,9 +3,9 @@
 use extapps_client::v1 as pb;
 use tonic::Code;
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer, error_of};
-use crate::snapshot::assert_snapshot;
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer, error_of};
+use crate::support::snapshot::assert_snapshot;
 
 crate::on_both_backends!(
     confidential_application_gets_its_secret_once,

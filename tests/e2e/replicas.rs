@@ -4,10 +4,10 @@
 
 use extapps_client::v1 as pb;
 
-use crate::binary::{Serving, create_key, key_file, run_with};
-use crate::fixtures::*;
-use crate::harness::{Backend, fresh_database};
-use crate::tokens::{App, is_active, token};
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, fresh_database};
+use crate::support::oauth_http::{App, is_active, token};
+use crate::support::processes::{Serving, create_key, key_file, run_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_enforce_each_others_changes_at_once() {
@@ -79,7 +79,8 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         .await
         .unwrap();
     delivered(2);
-    let narrowed = crate::tokens::introspect_grpc(&a_url, &introspect_key, &fresh).await;
+    let narrowed =
+        crate::support::oauth_http::introspect_grpc(&a_url, &introspect_key, &fresh).await;
     assert_eq!(narrowed.scope, "OR.Queues");
 
     // Revocation through A: B sees the token inactive at once.
@@ -141,10 +142,10 @@ async fn a_replica_without_its_channel_reads_the_database() {
     use extapps_server::domain::caller::Role;
     use sea_orm::ConnectionTrait;
 
-    use crate::harness::TestServer;
+    use crate::support::harness::TestServer;
 
     let server = TestServer::start(Backend::Postgres).await;
-    let client = crate::tokens::service_client(&server, "Cut off").await;
+    let client = crate::support::oauth_http::service_client(&server, "Cut off").await;
     let introspector = server.key(Some("acme"), Role::Introspect, &[]).await;
     let access = token(&server.url, &client, &client.secret, None)
         .await
@@ -214,7 +215,7 @@ async fn a_server_without_caches_reads_every_request_from_the_database() {
     for _ in 0..3 {
         token(&url, &client, &client.secret, None).await.unwrap();
     }
-    let metrics = crate::tokens::metrics(&url).await;
+    let metrics = crate::support::oauth_http::metrics(&url).await;
     for cache in ["applications", "callers"] {
         assert!(
             metrics.contains(&format!(

@@ -6,8 +6,8 @@ use extapps_server::domain::caller::Role;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::harness::{Backend, TestServer};
-use crate::tokens::{is_active, post_form, service_client, token};
+use crate::support::harness::{Backend, TestServer};
+use crate::support::oauth_http::{is_active, post_form, service_client, token};
 
 crate::on_both_backends!(
     concurrent_revocations_all_succeed,

@@ -10,7 +10,7 @@ use std::{
 
 use extapps_server::domain::caller::Role;
 
-use crate::harness::{Backend, TestServer, tool, workspace_root};
+use crate::support::harness::{Backend, TestServer, tool, workspace_root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_runs_the_administrator_cycle() {

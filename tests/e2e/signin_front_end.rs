@@ -13,9 +13,9 @@ use oauth2::{
 };
 use reqwest::StatusCode;
 
-use crate::fixtures::*;
-use crate::harness::{Backend, TestServer, tool, user_access};
-use crate::tokens::{http, introspect_grpc};
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, TestServer, tool, user_access};
+use crate::support::oauth_http::{http, introspect_grpc};
 
 crate::on_both_backends!(an_oauth_library_signs_a_user_in_through_the_reference_front_end);
 

@@ -13,7 +13,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::harness::{Backend, TestServer};
+use crate::support::harness::{Backend, TestServer};
 
 crate::on_both_backends!(slow_and_idle_connections_are_closed);
 

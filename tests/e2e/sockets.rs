@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
 use socket2::SockRef;
 
-use crate::binary::{Serving, create_key};
-use crate::tls::{pki, serve_tls};
+use crate::support::pki::{pki, serve_tls};
+use crate::support::processes::{Serving, create_key};
 
 /// `TCP_NODELAY` of each connection `pid` accepted on `listening`, read
 /// from duplicates of its sockets.

@@ -2,76 +2,11 @@
 //! private CA, reached by the typed client with its TLS options, and mutual
 //! TLS when the server requires client certificates.
 
-use std::path::Path;
-
 use extapps_client::{Client, Tls};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
-use crate::{
-    binary::{Serving, create_key, run_with},
-    harness::workspace_bin,
-};
-
-/// A private CA, a server certificate for `localhost` and a client
-/// certificate, all as PEM.
-pub struct Pki {
-    pub ca: String,
-    server: (String, String),
-    client: (String, String),
-}
-
-pub fn pki() -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf = |name: &str| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec![name.to_owned()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    Pki {
-        ca: ca.pem(),
-        server: leaf("localhost"),
-        client: leaf("resource-server.internal"),
-    }
-}
-
-fn write(dir: &Path, name: &str, pem: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, pem).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
-/// The server binary with `pki`'s server certificate (and, if asked, its
-/// CA for client certificates): the server and its `https://localhost` URL.
-pub fn serve_tls(dir: &Path, pki: &Pki, client_ca: bool) -> (Serving, String) {
-    serve_tls_with(dir, pki, client_ca, &[])
-}
-
-fn serve_tls_with(
-    dir: &Path,
-    pki: &Pki,
-    client_ca: bool,
-    extra: &[(&str, &str)],
-) -> (Serving, String) {
-    let mut env = vec![
-        ("EXTAPPS_TLS_CERT", write(dir, "server.pem", &pki.server.0)),
-        ("EXTAPPS_TLS_KEY", write(dir, "server.key", &pki.server.1)),
-    ];
-    if client_ca {
-        env.push(("EXTAPPS_TLS_CLIENT_CA", write(dir, "ca.pem", &pki.ca)));
-    }
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.extend_from_slice(extra);
-    let serving = Serving::start_with(dir, &env);
-    let port = serving.addr.rsplit(':').next().unwrap().to_owned();
-    (serving, format!("https://localhost:{port}"))
-}
+use crate::support::harness::workspace_bin;
+use crate::support::pki::{pki, serve_tls, serve_tls_with, write};
+use crate::support::processes::{create_key, run_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_speaks_tls_and_the_client_verifies_it() {

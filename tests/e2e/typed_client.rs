@@ -22,13 +22,10 @@ use reqwest::StatusCode;
 use tokio::net::TcpListener;
 use tonic::Code;
 
-use crate::{
-    harness::{Backend, TestServer},
-    on_both_backends,
-    tokens::post_form,
-};
+use crate::support::harness::{Backend, TestServer};
+use crate::support::oauth_http::post_form;
 
-on_both_backends!(a_rust_service_runs_the_administrator_cycle_with_the_typed_client);
+crate::on_both_backends!(a_rust_service_runs_the_administrator_cycle_with_the_typed_client);
 
 async fn a_rust_service_runs_the_administrator_cycle_with_the_typed_client(backend: Backend) {
     let server = TestServer::start(backend).await;

@@ -8,10 +8,10 @@ use extapps_migrations::{Migrator, MigratorTrait};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::binary::{Serving, create_key, key_file};
-use crate::fixtures::*;
-use crate::harness::{Backend, error_of, fresh_database};
-use crate::tokens::http;
+use crate::support::fixtures::*;
+use crate::support::harness::{Backend, error_of, fresh_database};
+use crate::support::oauth_http::http;
+use crate::support::processes::{Serving, create_key, key_file};
 
 crate::on_both_backends!(rows_of_looser_rules_stay_readable_and_fail_nothing_silently);
 

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use extapps_server::domain::caller::Role;
 use reqwest::RequestBuilder;
 
-use crate::harness::{Backend, TestServer};
-use crate::snapshot::assert_snapshot;
-use crate::tokens::{http, service_client};
+use crate::support::harness::{Backend, TestServer};
+use crate::support::oauth_http::{http, service_client};
+use crate::support::snapshot::assert_snapshot;
 
 crate::on_both_backends!(oauth_endpoints_answer_bad_requests_with_rfc_6749_errors);
 
@@ -192,10 +192,10 @@ async fn oauth_endpoints_answer_bad_requests_with_rfc_6749_errors(backend: Backe
     )
     .await;
     let mut admin = server.admin("acme").await;
-    let native = crate::fixtures::register(
+    let native = crate::support::fixtures::register(
         &mut admin,
         "acme",
-        crate::fixtures::native_app("Snapshots, native"),
+        crate::support::fixtures::native_app("Snapshots, native"),
     )
     .await
     .application

@@ -4,8 +4,8 @@ use extapps_client::{GeneratedClient as Client, v1 as pb};
 use reqwest::StatusCode;
 
 use super::case;
-use crate::harness::TestServer;
-use crate::tokens::http;
+use crate::support::harness::TestServer;
+use crate::support::oauth_http::http;
 
 /// A pending authorization request of the native application: its name.
 pub(super) async fn authorization_request(server: &TestServer, client_id: &str) -> String {

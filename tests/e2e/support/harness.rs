@@ -38,17 +38,19 @@ pub fn caches_on() -> bool {
 }
 
 /// Generates one test per backend from `async fn name(backend: Backend)`.
+/// Exported at the crate root: scenario files call it as
+/// `crate::on_both_backends!(name, ...)`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name($crate::harness::Backend::Sqlite).await
+                super::$name($crate::support::harness::Backend::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name($crate::harness::Backend::Postgres).await
+                super::$name($crate::support::harness::Backend::Postgres).await
             }
         }
     )*};

@@ -3,7 +3,7 @@
 //! beside the snapshot; review it with `cargo insta review`, or rerun with
 //! `INSTA_UPDATE=always` and read the diff.
 
-use crate::harness::workspace_root;
+use crate::support::harness::workspace_root;
 
 pub fn assert_snapshot(name: &str, actual: &str) {
     let mut settings = insta::Settings::clone_current();
