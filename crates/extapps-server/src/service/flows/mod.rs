@@ -17,6 +17,8 @@ mod introspection;
 mod refresh_grant;
 mod revocation;
 mod signin_handoff;
+#[cfg(test)]
+mod tests;
 mod user_authorizations;
 
 use std::collections::BTreeSet;
