@@ -110,18 +110,21 @@ impl Store {
 
     /// Resolves once this replica answers from its caches (`true`: change
     /// detection is up) or from the database only (`false`).
+    #[cfg(feature = "test-support")]
     pub async fn caches_trusted(&self, trusted: bool) {
         self.cache.wait_for_trust(trusted).await
     }
 
     /// How many changes (this replica's and, through the invalidation
     /// channel, others') this replica has applied to its caches.
+    #[cfg(feature = "test-support")]
     pub fn changes_applied(&self) -> u64 {
         self.cache.applied()
     }
 
     /// Resolves once this replica has applied `count` changes: for tests
     /// that wait for another replica's change to arrive.
+    #[cfg(feature = "test-support")]
     pub async fn wait_for_changes(&self, count: u64) {
         self.cache.wait_for_applied(count).await
     }
@@ -156,6 +159,7 @@ impl Store {
     }
 
     /// The underlying connection, for tests that inspect stored rows.
+    #[cfg(feature = "test-support")]
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }

@@ -264,6 +264,7 @@ impl SharedCache {
 
     /// Resolves once the caches are trusted (`true`: the channel is up) or
     /// not (`false`: it is down).
+    #[cfg(feature = "test-support")]
     pub async fn wait_for_trust(&self, trusted: bool) {
         let mut trust = self.counters.trust.subscribe();
         let _ = trust.wait_for(|now| *now == trusted).await;
@@ -322,6 +323,7 @@ impl SharedCache {
     }
 
     /// How many revocations this replica holds in memory.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn revocations_held(&self) -> usize {
         self.revoked.read().map_or(0, |set| set.len())
     }
@@ -351,11 +353,13 @@ impl SharedCache {
     }
 
     /// How many changes this replica applied.
+    #[cfg(feature = "test-support")]
     pub fn applied(&self) -> u64 {
         *self.counters.applied.borrow()
     }
 
     /// Resolves once this replica has applied `count` changes.
+    #[cfg(feature = "test-support")]
     pub async fn wait_for_applied(&self, count: u64) {
         let mut applied = self.counters.applied.subscribe();
         let _ = applied.wait_for(|now| *now >= count).await;

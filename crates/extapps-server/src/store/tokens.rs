@@ -243,6 +243,7 @@ impl Store {
     }
 
     /// How many revocations this replica holds in memory.
+    #[cfg(feature = "test-support")]
     pub fn revocations_held(&self) -> usize {
         self.cache.revocations_held()
     }
