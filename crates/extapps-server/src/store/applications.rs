@@ -1,5 +1,6 @@
-//! Applications and their secrets: registration, reads, edits, rotation and
-//! deletion, each one transaction with its audit event.
+//! Applications: registration (with the first secret), reads, edits and
+//! deletion, each one transaction with its audit event; what the secret
+//! rotation in [`super::secrets`] shares with them.
 
 use std::collections::HashMap;
 
@@ -7,8 +8,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
-use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
+use time::OffsetDateTime;
 
 use super::audit::insert_audit;
 use super::convert::{
@@ -32,17 +32,6 @@ use crate::domain::{
 pub struct NewSecret {
     pub id: String,
     pub phc: String,
-}
-
-/// A secret rotation (SPEC rule 7).
-#[derive(Debug, Clone)]
-pub struct RotateSecret {
-    pub secret: NewSecret,
-    /// How long older secrets keep working; zero ends them at once.
-    pub grace_period: Duration,
-    /// End every token the older secrets authenticated: `Some` with an
-    /// instant after which none of them can be live any more.
-    pub revoke_tokens: Option<OffsetDateTime>,
 }
 
 /// Which application a change is for, who makes it and when.
@@ -187,7 +176,7 @@ impl Store {
     /// [`guarded`]), records the audit event and announces the change to
     /// every replica's caches. `write` returns `None` to roll back without
     /// an error (a retry whose answer another call already recorded).
-    async fn change_application<T>(
+    pub(super) async fn change_application<T>(
         &self,
         of: ChangeOf<'_>,
         write: impl AsyncFnOnce(&DatabaseTransaction, &Application) -> Result<Option<Written<T>>, Error>,
@@ -285,137 +274,6 @@ impl Store {
             .ok_or(Error::Internal)
     }
 
-    /// Replaces the secrets of a confidential application (SPEC rule 7):
-    /// older secrets end now or at the end of the grace period, and with
-    /// `revoke_tokens` every token issued so far is revoked. `record` makes
-    /// the idempotency record of the response, written in the same
-    /// transaction; `None` is returned if a retry already recorded one.
-    pub async fn rotate_secret(
-        &self,
-        of: ChangeOf<'_>,
-        rotation: &RotateSecret,
-        precondition: impl FnOnce(&Application) -> Result<(), Error>,
-        record: impl FnOnce(&Application) -> Result<Option<IdempotencyWrite>, Error>,
-    ) -> Result<Option<Application>, Error> {
-        let ChangeOf {
-            organization,
-            client_id,
-            now,
-            ..
-        } = of;
-        let write = async |txn: &DatabaseTransaction, before: &Application| {
-            precondition(before)?;
-            let app_id = client_id.to_string();
-            let of_app = application_secret::Column::ApplicationId.eq(app_id.clone());
-            // Every secret so far, whose tokens the rotation may end.
-            let earlier: Vec<String> = match rotation.revoke_tokens {
-                Some(_) => application_secret::Entity::find()
-                    .filter(of_app.clone())
-                    .all(txn)
-                    .await
-                    .map_err(db_error)?
-                    .into_iter()
-                    .map(|secret| secret.id)
-                    .collect(),
-                None => Vec::new(),
-            };
-            if rotation.grace_period.is_positive() {
-                let grace_end = to_micros(now + rotation.grace_period);
-                application_secret::Entity::delete_many()
-                    .filter(of_app.clone())
-                    .filter(application_secret::Column::ExpireTime.lte(to_micros(now)))
-                    .exec(txn)
-                    .await
-                    .map_err(db_error)?;
-                application_secret::Entity::update_many()
-                    .col_expr(
-                        application_secret::Column::ExpireTime,
-                        Expr::value(grace_end),
-                    )
-                    .filter(of_app)
-                    .filter(
-                        Condition::any()
-                            .add(application_secret::Column::ExpireTime.is_null())
-                            .add(application_secret::Column::ExpireTime.gt(grace_end)),
-                    )
-                    .exec(txn)
-                    .await
-                    .map_err(db_error)?;
-            } else {
-                application_secret::Entity::delete_many()
-                    .filter(of_app)
-                    .exec(txn)
-                    .await
-                    .map_err(db_error)?;
-            }
-            insert_secret(txn, &client_id, &rotation.secret, now).await?;
-
-            let mut update = application::Entity::update_many()
-                .col_expr(
-                    application::Column::Revision,
-                    Expr::value(before.revision + 1),
-                )
-                .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)));
-            if let Some(kept_until) = rotation.revoke_tokens {
-                // By credential for tokens that name theirs; by time for
-                // those issued before tokens did, and for user grants.
-                let (_, mut cutoffs) = token_rules(txn, client_id).await?;
-                cutoffs.prune(to_micros(now));
-                for secret in &earlier {
-                    let Ok(credential) = Uuid::parse_str(secret) else {
-                        tracing::error!(secret, "a stored secret ID is not a UUID");
-                        return Err(Error::Internal);
-                    };
-                    cutoffs.end(credential, before.revision + 1, to_micros(kept_until));
-                }
-                update = update
-                    .col_expr(
-                        application::Column::CredentialCutoffs,
-                        Expr::value(to_json(&cutoffs)?),
-                    )
-                    .col_expr(
-                        application::Column::TokensNotBefore,
-                        Expr::value(to_micros(now)),
-                    );
-                super::user_grants::revoke_user_grants_of(txn, client_id, now).await?;
-            }
-            let updated = update
-                .filter(application::Column::Id.eq(app_id))
-                .filter(application::Column::Revision.eq(before.revision))
-                .exec(txn)
-                .await
-                .map_err(db_error)?;
-            guarded(updated.rows_affected)?;
-            let after = load(txn, organization, client_id, now)
-                .await?
-                .ok_or(Error::Internal)?;
-            if let Some(write) = record(&after)?
-                && insert_idempotency(txn, write, now).await? == Inserted::AlreadyRecorded
-            {
-                return Ok(None);
-            }
-            let details = [
-                ("secret_id".to_owned(), rotation.secret.id.clone()),
-                (
-                    "grace_period_seconds".to_owned(),
-                    rotation.grace_period.whole_seconds().to_string(),
-                ),
-                (
-                    "revoke_tokens".to_owned(),
-                    rotation.revoke_tokens.is_some().to_string(),
-                ),
-            ]
-            .into();
-            Ok(Some(Written {
-                action: AuditAction::ApplicationSecretGenerated,
-                after: Some(after.clone()),
-                details,
-                answer: after,
-            }))
-        };
-        self.change_application(of, write).await
-    }
-
     /// Deletes an application, its secrets and its user grants (SPEC rule
     /// 9).
     pub async fn delete_application(&self, of: ChangeOf<'_>) -> Result<(), Error> {
@@ -483,7 +341,7 @@ impl Store {
 }
 
 /// What ends an application's tokens besides their expiry, as stored.
-async fn token_rules(
+pub(super) async fn token_rules(
     txn: &DatabaseTransaction,
     client_id: ClientId,
 ) -> Result<(ScopeRemovals, CredentialCutoffs), Error> {
@@ -502,21 +360,21 @@ async fn token_rules(
     ))
 }
 
-fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
+pub(super) fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|_| Error::Internal)
 }
 
 /// What a change wrote, for its audit event, and what it answers.
-struct Written<T> {
-    action: AuditAction,
-    after: Option<Application>,
-    details: std::collections::BTreeMap<String, String>,
-    answer: T,
+pub(super) struct Written<T> {
+    pub(super) action: AuditAction,
+    pub(super) after: Option<Application>,
+    pub(super) details: std::collections::BTreeMap<String, String>,
+    pub(super) answer: T,
 }
 
 /// The outcome of a write guarded by the revision the change loaded (`...
 /// WHERE revision = ?`): no row means another change came first.
-fn guarded(rows_affected: u64) -> Result<(), Error> {
+pub(super) fn guarded(rows_affected: u64) -> Result<(), Error> {
     if rows_affected == 0 {
         return Err(concurrent_change());
     }
@@ -525,7 +383,7 @@ fn guarded(rows_affected: u64) -> Result<(), Error> {
 
 /// Writes an idempotency record, first clearing expired ones so an ID reused
 /// after the retention period counts as new.
-async fn insert_idempotency(
+pub(super) async fn insert_idempotency(
     conn: &impl ConnectionTrait,
     record: IdempotencyWrite,
     now: OffsetDateTime,
@@ -558,7 +416,7 @@ fn live_secrets(now: OffsetDateTime) -> sea_orm::Select<application_secret::Enti
     )
 }
 
-async fn load(
+pub(super) async fn load(
     conn: &impl ConnectionTrait,
     organization: &OrganizationId,
     client_id: ClientId,
@@ -596,7 +454,8 @@ async fn load_for_change(
     }
 }
 
-async fn insert_secret(
+/// Stores a new secret of an application.
+pub(super) async fn insert_secret(
     conn: &impl ConnectionTrait,
     client_id: &ClientId,
     secret: &NewSecret,

@@ -8,6 +8,7 @@ mod convert;
 mod entities;
 mod keys;
 mod schema;
+mod secrets;
 mod shared_cache;
 mod tokens;
 mod user_grants;
@@ -20,8 +21,9 @@ use sea_orm::{
     TransactionOptions, TransactionTrait, sqlx,
 };
 
-pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
+pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret};
 pub use keys::{CallerKeyRecord, NewCallerKey};
+pub use secrets::RotateSecret;
 pub use tokens::IntrospectionState;
 pub use user_grants::{Answer, NewGrant, UserGrantsOf};
 

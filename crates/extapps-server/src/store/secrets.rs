@@ -1,0 +1,160 @@
+//! Secret rotation (SPEC rule 7): a new secret replaces the others, at once
+//! or after a grace period, in the transaction of its audit event.
+
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, sea_query::Expr,
+};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::applications::{
+    ChangeOf, IdempotencyWrite, Inserted, NewSecret, Written, guarded, insert_idempotency,
+    insert_secret, load, to_json, token_rules,
+};
+use super::entities::{application, application_secret};
+use super::{Store, db_error};
+use crate::domain::{Error, application::Application, audit::AuditAction, clock::to_micros};
+
+/// A secret rotation (SPEC rule 7).
+#[derive(Debug, Clone)]
+pub struct RotateSecret {
+    pub secret: NewSecret,
+    /// How long older secrets keep working; zero ends them at once.
+    pub grace_period: Duration,
+    /// End every token the older secrets authenticated: `Some` with an
+    /// instant after which none of them can be live any more.
+    pub revoke_tokens: Option<OffsetDateTime>,
+}
+
+impl Store {
+    /// Replaces the secrets of a confidential application (SPEC rule 7):
+    /// older secrets end now or at the end of the grace period, and with
+    /// `revoke_tokens` every token issued so far is revoked. `record` makes
+    /// the idempotency record of the response, written in the same
+    /// transaction; `None` is returned if a retry already recorded one.
+    pub async fn rotate_secret(
+        &self,
+        of: ChangeOf<'_>,
+        rotation: &RotateSecret,
+        precondition: impl FnOnce(&Application) -> Result<(), Error>,
+        record: impl FnOnce(&Application) -> Result<Option<IdempotencyWrite>, Error>,
+    ) -> Result<Option<Application>, Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            now,
+            ..
+        } = of;
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            precondition(before)?;
+            let app_id = client_id.to_string();
+            let of_app = application_secret::Column::ApplicationId.eq(app_id.clone());
+            // Every secret so far, whose tokens the rotation may end.
+            let earlier: Vec<String> = match rotation.revoke_tokens {
+                Some(_) => application_secret::Entity::find()
+                    .filter(of_app.clone())
+                    .all(txn)
+                    .await
+                    .map_err(db_error)?
+                    .into_iter()
+                    .map(|secret| secret.id)
+                    .collect(),
+                None => Vec::new(),
+            };
+            if rotation.grace_period.is_positive() {
+                let grace_end = to_micros(now + rotation.grace_period);
+                application_secret::Entity::delete_many()
+                    .filter(of_app.clone())
+                    .filter(application_secret::Column::ExpireTime.lte(to_micros(now)))
+                    .exec(txn)
+                    .await
+                    .map_err(db_error)?;
+                application_secret::Entity::update_many()
+                    .col_expr(
+                        application_secret::Column::ExpireTime,
+                        Expr::value(grace_end),
+                    )
+                    .filter(of_app)
+                    .filter(
+                        Condition::any()
+                            .add(application_secret::Column::ExpireTime.is_null())
+                            .add(application_secret::Column::ExpireTime.gt(grace_end)),
+                    )
+                    .exec(txn)
+                    .await
+                    .map_err(db_error)?;
+            } else {
+                application_secret::Entity::delete_many()
+                    .filter(of_app)
+                    .exec(txn)
+                    .await
+                    .map_err(db_error)?;
+            }
+            insert_secret(txn, &client_id, &rotation.secret, now).await?;
+
+            let mut update = application::Entity::update_many()
+                .col_expr(
+                    application::Column::Revision,
+                    Expr::value(before.revision + 1),
+                )
+                .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)));
+            if let Some(kept_until) = rotation.revoke_tokens {
+                // By credential for tokens that name theirs; by time for
+                // those issued before tokens did, and for user grants.
+                let (_, mut cutoffs) = token_rules(txn, client_id).await?;
+                cutoffs.prune(to_micros(now));
+                for secret in &earlier {
+                    let Ok(credential) = Uuid::parse_str(secret) else {
+                        tracing::error!(secret, "a stored secret ID is not a UUID");
+                        return Err(Error::Internal);
+                    };
+                    cutoffs.end(credential, before.revision + 1, to_micros(kept_until));
+                }
+                update = update
+                    .col_expr(
+                        application::Column::CredentialCutoffs,
+                        Expr::value(to_json(&cutoffs)?),
+                    )
+                    .col_expr(
+                        application::Column::TokensNotBefore,
+                        Expr::value(to_micros(now)),
+                    );
+                super::user_grants::revoke_user_grants_of(txn, client_id, now).await?;
+            }
+            let updated = update
+                .filter(application::Column::Id.eq(app_id))
+                .filter(application::Column::Revision.eq(before.revision))
+                .exec(txn)
+                .await
+                .map_err(db_error)?;
+            guarded(updated.rows_affected)?;
+            let after = load(txn, organization, client_id, now)
+                .await?
+                .ok_or(Error::Internal)?;
+            if let Some(write) = record(&after)?
+                && insert_idempotency(txn, write, now).await? == Inserted::AlreadyRecorded
+            {
+                return Ok(None);
+            }
+            let details = [
+                ("secret_id".to_owned(), rotation.secret.id.clone()),
+                (
+                    "grace_period_seconds".to_owned(),
+                    rotation.grace_period.whole_seconds().to_string(),
+                ),
+                (
+                    "revoke_tokens".to_owned(),
+                    rotation.revoke_tokens.is_some().to_string(),
+                ),
+            ]
+            .into();
+            Ok(Some(Written {
+                action: AuditAction::ApplicationSecretGenerated,
+                after: Some(after.clone()),
+                details,
+                answer: after,
+            }))
+        };
+        self.change_application(of, write).await
+    }
+}
