@@ -45,8 +45,7 @@ pub struct ConnectionLimits {
     /// A new connection must send a complete request head within this (and
     /// an HTTP/1 connection each later head, once it starts waiting for one).
     pub header_read_timeout: Duration,
-    /// A request body must arrive whole within this of the moment the
-    /// server first waits for it (right after its head).
+    /// A request body must arrive whole within this of its head.
     pub body_timeout: Duration,
     /// A connection with no request in progress for this long is closed.
     pub idle_timeout: Duration,
@@ -300,7 +299,9 @@ impl Drop for InProgress {
         let activity = &self.0;
         let since = Instant::now().saturating_duration_since(activity.accepted);
         let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1);
-        activity.last_ended.store(nanos + 1, Ordering::Release);
+        // The latest end wins, whichever of two requests ending together
+        // writes last.
+        activity.last_ended.fetch_max(nanos + 1, Ordering::AcqRel);
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -342,20 +343,21 @@ impl Activity {
 
 /// A request body that must arrive whole before a deadline: a client that
 /// dribbles or never ends its body cannot hold a request open.
-/// The timer starts the first time the body is not at hand: a small body
-/// that arrives with its head (nearly every request) never needs one.
+/// The deadline counts from the head; its timer is armed the first time
+/// the body is not at hand, so a small body that arrives with its head
+/// (nearly every request) never needs one.
 struct DeadlineBody {
     inner: Incoming,
-    timeout: Duration,
-    deadline: Option<Pin<Box<Sleep>>>,
+    due: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl DeadlineBody {
     fn new(inner: Incoming, timeout: Duration) -> Self {
         Self {
             inner,
-            timeout,
-            deadline: None,
+            due: Instant::now() + timeout,
+            timer: None,
         }
     }
 }
@@ -377,11 +379,11 @@ impl http_body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let timeout = this.timeout;
-        let deadline = this
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if deadline.as_mut().poll(cx).is_ready() {
+        let due = this.due;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if timer.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
         }
         Poll::Pending
