@@ -23,7 +23,7 @@ const RECENT_CALLER_REFRESH: time::Duration = time::Duration::MINUTE;
 /// How often, at most, a client's application is read again to check a
 /// secret the remembered copy does not know: a few reads a second per
 /// client, whatever strangers send.
-pub const REREAD_EVERY: time::Duration = time::Duration::milliseconds(200);
+const REREAD_EVERY: time::Duration = time::Duration::milliseconds(200);
 
 /// How often, at most, a secret's last use is written, per replica.
 const SECRET_USE_EVERY: time::Duration = time::Duration::minutes(5);
