@@ -72,8 +72,10 @@ if [ ! -x "$EXTAPPS_TEST_GRPCURL" ]; then
   export EXTAPPS_TEST_GRPCURL="$PWD/$EXTAPPS_TEST_GRPCURL"
 fi
 
-# The end-to-end tests also drive the real extapps-server binary.
-cargo build --workspace --bins
+# The end-to-end tests also drive the real extapps-server binary. Built with
+# the features the test crate turns on, so `cargo test` does not build the
+# server a second time.
+cargo build --workspace --bins --features extapps-server/test-support
 cargo test --workspace "$@"
 
 # The PostgreSQL suite once more with the caches off: every read then comes
@@ -82,6 +84,7 @@ cargo test --workspace "$@"
 # of replicas seeing each other's changes through their caches, which needs
 # them on.
 if [ $# -eq 0 ]; then
-  EXTAPPS_TEST_CACHES=off cargo test -p extapps-tests --test e2e -- ::postgres \
+  # `--workspace`, as above: the same features, so the same test binary.
+  EXTAPPS_TEST_CACHES=off cargo test --workspace --test e2e -- ::postgres \
     --skip every_replica_sees_user_revocations_at_once
 fi
