@@ -123,26 +123,8 @@ impl ClientState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
     use crate::domain::names::ClientId;
-    use crate::domain::scope_grants::ResourceGrantInput;
-
-    fn grants(application: &[&str], user: &[&str]) -> ScopeGrants {
-        let catalog = Catalog::from_toml(DEFAULT_CATALOG).unwrap();
-        let input = [ResourceGrantInput {
-            resource: "OR".into(),
-            user_scopes: user.iter().map(|s| s.to_string()).collect(),
-            application_scopes: application.iter().map(|s| s.to_string()).collect(),
-        }];
-        ScopeGrants::validate(
-            "grants",
-            &input,
-            Some(ApplicationType::Confidential),
-            &catalog,
-            &mut Default::default(),
-        )
-        .unwrap()
-    }
+    use crate::domain::scope_grants::orchestrator_grants as grants;
 
     fn state(grants: ScopeGrants, revision: i64) -> ClientState {
         ClientState {

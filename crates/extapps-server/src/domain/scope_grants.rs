@@ -186,6 +186,26 @@ fn check_scopes(
     valid
 }
 
+/// Grants on the default catalog's `OR` resource, for tests of the rules
+/// that read them.
+#[cfg(test)]
+pub(crate) fn orchestrator_grants(application: &[&str], user: &[&str]) -> ScopeGrants {
+    let catalog = Catalog::from_toml(super::catalog::DEFAULT_CATALOG).unwrap();
+    let input = [ResourceGrantInput {
+        resource: "OR".into(),
+        user_scopes: user.iter().map(|s| s.to_string()).collect(),
+        application_scopes: application.iter().map(|s| s.to_string()).collect(),
+    }];
+    ScopeGrants::validate(
+        "grants",
+        &input,
+        Some(ApplicationType::Confidential),
+        &catalog,
+        &mut Default::default(),
+    )
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,26 +125,7 @@ impl CredentialCutoffs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::application_type::ApplicationType;
-    use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
-    use crate::domain::scope_grants::ResourceGrantInput;
-
-    fn grants(application: &[&str], user: &[&str]) -> ScopeGrants {
-        let catalog = Catalog::from_toml(DEFAULT_CATALOG).unwrap();
-        let input = [ResourceGrantInput {
-            resource: "OR".into(),
-            user_scopes: user.iter().map(|s| s.to_string()).collect(),
-            application_scopes: application.iter().map(|s| s.to_string()).collect(),
-        }];
-        ScopeGrants::validate(
-            "grants",
-            &input,
-            Some(ApplicationType::Confidential),
-            &catalog,
-            &mut Default::default(),
-        )
-        .unwrap()
-    }
+    use crate::domain::scope_grants::orchestrator_grants as grants;
 
     #[test]
     fn a_removed_scope_never_returns_to_what_was_decided_before_its_removal() {
