@@ -3,14 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{ClientCredentials, IssuedToken};
+use super::{ClientCredentials, IssuedToken, micros};
 use crate::domain::{
-    application_type::ApplicationType,
-    catalog::ScopeSet,
-    clock::to_micros,
-    oauth::OAuthError,
+    application_type::ApplicationType, catalog::ScopeSet, clock::to_micros, oauth::OAuthError,
     scope_rules,
-    token::{FreshToken, TokenClaims},
 };
 use crate::service::Service;
 
@@ -34,7 +30,7 @@ impl Service {
             ));
         }
         let client = self.authenticate_client(credentials).await?;
-        let (client_id, state) = (client.id, &client.state);
+        let state = &client.state;
         if state.app_type != ApplicationType::Confidential || !state.grants.has_application_scopes()
         {
             return Err(OAuthError::UnauthorizedClient(
@@ -45,22 +41,12 @@ impl Service {
         let granted: BTreeSet<&str> = state.grants.scopes(ScopeSet::Application).collect();
         let scopes = scope_rules::client_credentials_scopes(scope, &granted)
             .map_err(|s| scope_rules::scope_refused(&self.catalog, s, ScopeSet::Application))?;
-        let now = to_micros(self.clock.now());
-        let ttl = self.tokens.ttl.whole_microseconds() as i64;
-        let fresh = FreshToken::draw()?;
-        let claims = TokenClaims {
-            id: fresh.id(),
-            client_id,
-            subject: None,
-            grant: None,
-            credential: client.credential,
-            revision: state.revision,
-            scopes: scopes.clone(),
-            issued_at: now,
-            expires_at: now + ttl,
-        };
+        let issued_at = to_micros(self.clock.now());
+        let expires_at = issued_at.saturating_add(micros(self.tokens.ttl));
+        let (access_token, scopes) =
+            self.seal_access_token(&client, None, scopes, issued_at, expires_at)?;
         Ok(IssuedToken {
-            access_token: self.seals.access_tokens.seal_fresh(&claims, fresh)?,
+            access_token,
             expires_in: self.tokens.ttl.whole_seconds(),
             scopes,
             refresh_token: None,

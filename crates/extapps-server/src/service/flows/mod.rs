@@ -169,29 +169,50 @@ impl Service {
     ) -> Result<IssuedToken, OAuthError> {
         let issued_at = to_micros(now);
         let expires_at = (issued_at + micros(self.tokens.ttl)).min(to_micros(grant.expire_time));
-        let scopes: Vec<String> = scopes.into_iter().collect();
-        let fresh = FreshToken::draw()?;
-        let claims = TokenClaims {
-            id: fresh.id(),
-            client_id: client.id,
-            subject: Some(grant.subject.clone()),
-            grant: Some(grant.id),
-            credential: client.credential,
-            revision: client.state.revision,
-            scopes: scopes.clone(),
+        let (access_token, mut shown) = self.seal_access_token(
+            client,
+            Some(grant),
+            scopes.into_iter().collect(),
             issued_at,
             expires_at,
-        };
-        let mut shown = scopes;
+        )?;
         if refresh_token.is_some() {
             shown.push(OFFLINE_ACCESS.to_owned());
         }
         Ok(IssuedToken {
-            access_token: self.seals.access_tokens.seal_fresh(&claims, fresh)?,
+            access_token,
             expires_in: (expires_at - issued_at).div_euclid(1_000_000),
             scopes: shown,
             refresh_token,
         })
+    }
+
+    /// A new access token for `client`, for the user of `grant` if there is
+    /// one: its ID and nonce drawn together, decided under the client's
+    /// credential at the revision its state was read at. Hands back the
+    /// scopes it carries.
+    fn seal_access_token(
+        &self,
+        client: &AuthenticatedClient,
+        grant: Option<&UserGrant>,
+        scopes: Vec<String>,
+        issued_at: i64,
+        expires_at: i64,
+    ) -> Result<(SecretString, Vec<String>), OAuthError> {
+        let fresh = FreshToken::draw()?;
+        let claims = TokenClaims {
+            id: fresh.id(),
+            client_id: client.id,
+            subject: grant.map(|g| g.subject.clone()),
+            grant: grant.map(|g| g.id),
+            credential: client.credential,
+            revision: client.state.revision,
+            scopes,
+            issued_at,
+            expires_at,
+        };
+        let token = self.seals.access_tokens.seal_fresh(&claims, fresh)?;
+        Ok((token, claims.scopes))
     }
 }
 
