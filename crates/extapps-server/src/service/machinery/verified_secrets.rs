@@ -110,10 +110,7 @@ impl VerifiedSecrets {
         now: OffsetDateTime,
     ) -> Option<Uuid> {
         let hit = self.entries.get(&self.fingerprint(client_id, secret)?)?;
-        let live = state
-            .secrets
-            .iter()
-            .any(|s| s.id == hit.secret_id && s.expire_time.is_none_or(|end| end > now));
+        let live = state.live_secrets(now).any(|s| s.id == hit.secret_id);
         if !(hit.fresh_at(now, self.idle) && hit.revision == state.revision && live) {
             return None;
         }
