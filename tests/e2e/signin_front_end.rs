@@ -312,6 +312,32 @@ impl Browser {
         }
     }
 
+    /// The element with this ID, within 20 s. A click that submits a form
+    /// starts a navigation; a look-up that meets it is aborted by the
+    /// browser ("aborted by navigation") rather than not finding anything,
+    /// so it is asked again on the page that loads.
+    async fn element(&self, id: &str) -> fantoccini::elements::Element {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self
+                .client
+                .wait()
+                .at_most(left)
+                .for_element(fantoccini::Locator::Id(id))
+                .await
+            {
+                Ok(element) => return element,
+                Err(fantoccini::error::CmdError::NotW3C(detail))
+                    if detail.as_str() == Some("aborted by navigation") && !left.is_zero() =>
+                {
+                    continue;
+                }
+                Err(e) => panic!("no element #{id} within 20 s: {e}"),
+            }
+        }
+    }
+
     async fn stop(mut self) {
         let _ = self.client.close().await;
         let _ = self.driver.kill().await;
@@ -340,39 +366,31 @@ async fn callback_listener() -> (SocketAddr, tokio::sync::mpsc::Receiver<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_in_a_real_browser_signs_in_and_consents() {
-    use fantoccini::Locator;
     let stack = stack(Backend::Sqlite).await;
     let (callback, mut codes) = callback_listener().await;
     let redirect = format!("http://{callback}/callback");
     let (url, csrf, verifier) = stack.start(&redirect);
     let browser = Browser::start().await;
-    let page = &browser.client;
-
-    page.goto(&url).await.unwrap();
-    let found = |id| {
-        page.wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id(id))
-    };
-    found("username")
+    browser.client.goto(&url).await.unwrap();
+    browser
+        .element("username")
         .await
-        .unwrap()
         .send_keys("alice")
         .await
         .unwrap();
-    found("password")
+    browser
+        .element("password")
         .await
-        .unwrap()
         .send_keys("alice-dev-password")
         .await
         .unwrap();
-    found("sign-in").await.unwrap().click().await.unwrap();
-    let application = found("application").await.unwrap().text().await.unwrap();
+    browser.element("sign-in").await.click().await.unwrap();
+    let application = browser.element("application").await.text().await.unwrap();
     assert_eq!(application, "Robot <Desktop>");
-    let scopes = found("scopes").await.unwrap().text().await.unwrap();
+    let scopes = browser.element("scopes").await.text().await.unwrap();
     assert!(scopes.contains("Start, stop and read jobs"), "{scopes}");
-    found("allow").await.unwrap().click().await.unwrap();
-    found("done").await.unwrap();
+    browser.element("allow").await.click().await.unwrap();
+    browser.element("done").await;
     let query = tokio::time::timeout(Duration::from_secs(20), codes.recv())
         .await
         .expect("the browser reached the callback")
