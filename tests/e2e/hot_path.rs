@@ -28,12 +28,12 @@ use crate::support::fixtures::*;
 use crate::support::harness::{Backend, TestServer};
 
 /// Ceilings, in heap allocations per request (building the request not
-/// included, reading the answer included): today's medians (60, 58 and 65)
+/// included, reading the answer included): today's medians (55, 56 and 63)
 /// and a tenth more. Before the hot path was trimmed they were 87, 101 and
 /// 75.
-const TOKEN_REQUEST: u64 = 66;
-const HTTP_INTROSPECTION: u64 = 64;
-const GRPC_INTROSPECTION: u64 = 72;
+const TOKEN_REQUEST: u64 = 61;
+const HTTP_INTROSPECTION: u64 = 62;
+const GRPC_INTROSPECTION: u64 = 70;
 
 /// The median allocations of `count` calls of `request` through `router`,
 /// each answer checked by `answered` (the path measured is the one named).

@@ -25,5 +25,6 @@ pub mod sealing;
 pub mod token;
 pub mod token_rules;
 pub mod user_grant;
+pub mod xchacha;
 
 pub use error::{Error, FieldViolation, Reason, Violations};

@@ -6,15 +6,10 @@
 //! as additional data.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chacha20poly1305::{
-    KeyInit, XChaCha20Poly1305, XNonce,
-    aead::{Aead, Payload},
-};
 
 use super::error::Error;
 use super::key_ring::{KEY_ID_BYTES, KeyId, PurposeKeys};
-
-const NONCE_BYTES: usize = 24;
+use super::xchacha::{NONCE_BYTES, TAG_BYTES, XChaCha20Poly1305};
 
 /// Seals and opens the strings of one purpose.
 #[derive(Clone)]
@@ -22,19 +17,34 @@ pub struct Sealer {
     prefix: &'static str,
     /// Longer texts are refused before any decoding.
     max_chars: usize,
-    sealing: (KeyId, XChaCha20Poly1305),
+    sealing: RingKey,
     /// Every key that opens, the sealing one included.
-    opening: Vec<(KeyId, XChaCha20Poly1305)>,
+    opening: Vec<RingKey>,
+}
+
+/// One key of the ring, ready for use.
+#[derive(Clone)]
+struct RingKey {
+    id: KeyId,
+    cipher: XChaCha20Poly1305,
+    /// The additional data of every text it seals: the prefix and key ID.
+    aad: Vec<u8>,
+}
+
+impl RingKey {
+    fn new(prefix: &str, id: KeyId, key: &[u8; 32]) -> Self {
+        Self {
+            id,
+            cipher: XChaCha20Poly1305::new(key),
+            aad: [prefix.as_bytes(), &id].concat(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Sealer({}, [REDACTED])", self.prefix)
     }
-}
-
-fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
-    XChaCha20Poly1305::new(&(*key).into())
 }
 
 /// A fresh nonce from the OS generator. Every replica seals with the same
@@ -58,13 +68,12 @@ impl Sealer {
         Self {
             prefix,
             max_chars,
-            sealing: (id, cipher(key)),
-            opening: keys.iter().map(|(id, key)| (*id, cipher(key))).collect(),
+            sealing: RingKey::new(prefix, id, key),
+            opening: keys
+                .iter()
+                .map(|(id, key)| RingKey::new(prefix, *id, key))
+                .collect(),
         }
-    }
-
-    fn aad(&self, id: &KeyId) -> Vec<u8> {
-        [self.prefix.as_bytes(), id].concat()
     }
 
     /// The sealed text of `plain`.
@@ -75,21 +84,19 @@ impl Sealer {
     /// The sealed text of `plain`, under a nonce drawn for it.
     pub(super) fn seal_with(&self, plain: &[u8], nonce: Nonce) -> Result<String, Error> {
         let Nonce(nonce) = nonce;
-        let (id, cipher) = &self.sealing;
-        let sealed = cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plain,
-                    aad: &self.aad(id),
-                },
-            )
-            .map_err(|_| Error::Internal)?;
-        let mut text = String::from(self.prefix);
-        URL_SAFE_NO_PAD.encode_string(
-            [id.as_slice(), nonce.as_slice(), &sealed].concat(),
-            &mut text,
-        );
+        let RingKey { id, cipher, aad } = &self.sealing;
+        let header = KEY_ID_BYTES + NONCE_BYTES;
+        let mut bytes = Vec::with_capacity(header + plain.len() + TAG_BYTES);
+        bytes.extend_from_slice(id);
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(plain);
+        let tag = cipher
+            .seal_in_place(&nonce, aad, &mut bytes[header..])
+            .ok_or(Error::Internal)?;
+        bytes.extend_from_slice(&tag);
+        let mut text = String::with_capacity(self.prefix.len() + bytes.len().div_ceil(3) * 4);
+        text.push_str(self.prefix);
+        URL_SAFE_NO_PAD.encode_string(&bytes, &mut text);
         // Never make what `open` would refuse.
         if text.len() > self.max_chars {
             return Err(Error::Internal);
@@ -103,21 +110,16 @@ impl Sealer {
         if text.len() > self.max_chars {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD
+        let mut bytes = URL_SAFE_NO_PAD
             .decode(text.strip_prefix(self.prefix)?)
             .ok()?;
-        let (id, rest) = bytes.split_first_chunk::<KEY_ID_BYTES>()?;
-        let (nonce, sealed) = rest.split_first_chunk::<NONCE_BYTES>()?;
-        let (_, cipher) = self.opening.iter().find(|(known, _)| known == id)?;
-        cipher
-            .decrypt(
-                &XNonce::from(*nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &self.aad(id),
-                },
-            )
-            .ok()
+        let (id, rest) = bytes.split_first_chunk_mut::<KEY_ID_BYTES>()?;
+        let (nonce, sealed) = rest.split_first_chunk_mut::<NONCE_BYTES>()?;
+        let key = self.opening.iter().find(|key| key.id == *id)?;
+        let plain = key.cipher.open_in_place(nonce, &key.aad, sealed)?.len();
+        bytes.drain(..KEY_ID_BYTES + NONCE_BYTES);
+        bytes.truncate(plain);
+        Some(bytes)
     }
 }
 
