@@ -14,6 +14,7 @@ mod m20261124_000005_display_name_keys;
 mod m20261124_000006_cache_changes;
 mod m20261206_000007_token_revisions;
 mod m20261206_000008_display_name_keys_without_ignorables;
+mod m20261207_000009_secret_descriptions;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_cache_changes::Migration),
             Box::new(m20261206_000007_token_revisions::Migration),
             Box::new(m20261206_000008_display_name_keys_without_ignorables::Migration),
+            Box::new(m20261207_000009_secret_descriptions::Migration),
         ]
     }
 }

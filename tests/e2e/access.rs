@@ -101,6 +101,17 @@ async fn call_every_rpc(
             ),
         ),
         (
+            "DeleteApplicationSecret",
+            outcome(
+                client
+                    .delete_application_secret(pb::DeleteApplicationSecretRequest {
+                        name: app.secrets[0].name.clone(),
+                        ..Default::default()
+                    })
+                    .await,
+            ),
+        ),
+        (
             "GenerateApplicationSecret",
             outcome(
                 client

@@ -135,6 +135,57 @@ async fn an_administrator_runs_the_whole_cycle_with_the_cli(backend: Backend) {
         2
     );
 
+    // A third secret beside them, described and expiring; then deleted
+    // by its ID, with its tokens.
+    let (code, out, err) = run(&[
+        "-o",
+        "json",
+        "apps",
+        "secrets",
+        "add",
+        &name,
+        "--description",
+        "CI pipeline",
+        "--expires-in",
+        "90d",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let added: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        added["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("extapps_cs_")
+    );
+    let secrets = added["application"]["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 3);
+    let third = secrets
+        .iter()
+        .find(|s| s["description"] == "CI pipeline")
+        .unwrap();
+    assert!(third["expire_time"].is_string(), "{third}");
+    let third_id = third["secret_id"].as_str().unwrap();
+    let (code, out, err) = run(&[
+        "-o",
+        "json",
+        "apps",
+        "secrets",
+        "delete",
+        &name,
+        third_id,
+        "--revoke-tokens",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let after: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(after["secrets"].as_array().unwrap().len(), 2, "{after}");
+    assert!(!out.contains(third_id), "the deleted secret is gone");
+    let (code, _, err) = run(&["apps", "secrets", "delete", &name, third_id]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("SECRET_NOT_FOUND") || err.contains("secret not found"),
+        "{err}"
+    );
+
     // A resource server reads the application's token from the command line.
     let client_id = rotated["application"]["client_id"].as_str().unwrap();
     let (status, body) = post_form(

@@ -270,6 +270,7 @@ async fn bad_input_to_each_rpc_is_refused_field_by_field(backend: Backend) {
             revoke_tokens: false,
             etag: String::new(),
             request_id: request_id.into(),
+            ..Default::default()
         };
     case(
         r,

@@ -27,6 +27,7 @@ mod registration;
 mod replicas;
 mod revocations;
 mod sdk;
+mod secrets;
 mod signin_front_end;
 mod slow_clients;
 mod sockets;

@@ -10,9 +10,10 @@ use crate::{
     model::{
         Application, ApplicationName, ApplicationUpdate, AuditEvent, AuthorizationRequest, Grant,
         Introspection, NewApplication, NewSecret, Page, PageRequest, Registered, Resource, Rotated,
-        UserAuthorization, application,
+        SecretExpiry, UserAuthorization, application,
     },
     v1,
+    v1::generate_application_secret_request::Expiration,
 };
 
 /// A typed client of the extapps API, with the caller key attached.
@@ -147,7 +148,8 @@ impl Client {
         application(answer.application)
     }
 
-    /// Replaces the secret of a confidential application. Like
+    /// Generates a secret for a confidential application: it replaces the
+    /// others, or joins them with [`NewSecret::keep_existing`]. Like
     /// [`Client::register`], it carries a fresh request ID, so retries
     /// return the same new secret.
     pub async fn generate_secret(
@@ -156,24 +158,55 @@ impl Client {
         options: NewSecret,
     ) -> Result<Rotated, Error> {
         // Beyond prost's range the server still answers: it names the field.
-        let grace_period = options.grace_period.map(|period| {
+        let duration = |period: std::time::Duration| {
             prost_types::Duration::try_from(period).unwrap_or(prost_types::Duration {
                 seconds: i64::MAX,
                 nanos: 0,
             })
+        };
+        let expiration = options.expiry.map(|expiry| match expiry {
+            SecretExpiry::After(ttl) => Expiration::Ttl(duration(ttl)),
+            SecretExpiry::At(at) => Expiration::ExpireTime(at.into()),
         });
         let request = v1::GenerateApplicationSecretRequest {
             name: name.to_string(),
-            grace_period,
+            grace_period: options.grace_period.map(duration),
             revoke_tokens: options.revoke_tokens,
             etag: options.etag.unwrap_or_default(),
             request_id: uuid::Uuid::new_v4().to_string(),
+            description: options.description.unwrap_or_default(),
+            expiration,
+            keep_existing_secrets: options.keep_existing,
         };
         self.call(Repeat::Safe, request, |mut api, r| async move {
             api.generate_application_secret(r).await
         })
         .await?
         .try_into()
+    }
+
+    /// Deletes one secret of an application (its ID as listed in
+    /// [`Application::secrets`]); with `revoke_tokens`, every token it
+    /// authenticated ends too. Returns the application after the change.
+    /// Never retried.
+    pub async fn delete_secret(
+        &self,
+        name: &ApplicationName,
+        secret_id: &str,
+        revoke_tokens: bool,
+        etag: Option<String>,
+    ) -> Result<Application, Error> {
+        let request = v1::DeleteApplicationSecretRequest {
+            name: format!("{name}/secrets/{secret_id}"),
+            revoke_tokens,
+            etag: etag.unwrap_or_default(),
+        };
+        let response = self
+            .call(Repeat::Never, request, |mut api, r| async move {
+                api.delete_application_secret(r).await
+            })
+            .await?;
+        application(response.application)
     }
 
     /// Deletes an application: its secrets and tokens stop working at once.

@@ -1,6 +1,7 @@
 //! Prometheus metrics: calls and their latency per gRPC method and OAuth
 //! endpoint, token request outcomes, introspection answers and the hit ratio
-//! of the verified-secret cache. Served at `GET /metrics`.
+//! of the verified-secret cache, and the client secrets about to expire.
+//! Served at `GET /metrics`.
 
 use std::{borrow::Cow, sync::Arc, time::Duration};
 
@@ -9,6 +10,7 @@ use prometheus_client::{
     metrics::{
         counter::Counter,
         family::Family,
+        gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
     },
     registry::Registry,
@@ -36,6 +38,18 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WithinLabels {
+    /// `7d` or `30d`.
+    within: &'static str,
+}
+
+/// The horizons of the expiring-secrets gauge, with their labels.
+pub const EXPIRY_HORIZONS: [(&str, time::Duration); 2] = [
+    ("7d", time::Duration::days(7)),
+    ("30d", time::Duration::days(30)),
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
     cache: &'static str,
     outcome: &'static str,
@@ -52,6 +66,7 @@ pub struct Metrics {
     secret_cache: Family<OutcomeLabels, Counter>,
     replica_cache: Family<CacheLabels, Counter>,
     hash_upgrades: Counter,
+    secrets_expiring: Family<WithinLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -73,6 +88,7 @@ impl Default for Metrics {
         let secret_cache = Family::<OutcomeLabels, Counter>::default();
         let replica_cache = Family::<CacheLabels, Counter>::default();
         let hash_upgrades = Counter::default();
+        let secrets_expiring = Family::<WithinLabels, Gauge>::default();
         registry.register(
             "calls",
             "Calls answered, by endpoint and status",
@@ -108,6 +124,12 @@ impl Default for Metrics {
             "Client secret hashes replaced on use: made with earlier, password-grade parameters",
             hash_upgrades.clone(),
         );
+        registry.register(
+            "client_secrets_expiring",
+            "Client secrets of every application that expire by themselves within the horizon \
+             (replaced secrets in their grace period not included), as of the last housekeeping",
+            secrets_expiring.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             calls,
@@ -117,6 +139,7 @@ impl Default for Metrics {
             secret_cache,
             replica_cache,
             hash_upgrades,
+            secrets_expiring,
         }
     }
 }
@@ -176,6 +199,13 @@ impl Metrics {
         self.replica_cache
             .get_or_create(&CacheLabels { cache, outcome })
             .inc();
+    }
+
+    /// How many secrets expire within the horizon labelled `within`.
+    pub fn secrets_expiring(&self, within: &'static str, count: u64) {
+        self.secrets_expiring
+            .get_or_create(&WithinLabels { within })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text exposition.

@@ -19,6 +19,7 @@ crate::on_both_backends!(
     application_changes_end_or_narrow_user_tokens,
     removed_user_scopes_never_come_back,
     refresh_tokens_end_with_the_secret_they_were_issued_under,
+    refresh_tokens_end_with_a_deleted_secret_and_no_other,
 );
 
 async fn application_changes_end_or_narrow_user_tokens(backend: Backend) {
@@ -255,4 +256,72 @@ async fn refresh_tokens_end_with_the_secret_they_were_issued_under(backend: Back
     let during = redeem_web(&code).await;
     let (status, body) = refresh(server, &web_app, &during).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn refresh_tokens_end_with_a_deleted_secret_and_no_other(backend: Backend) {
+    let mut setup = setup(backend).await;
+    let web_app = web(&mut setup, "Web").await;
+    let first_id = get(&mut setup.admin, &web_app.name).await.secrets[0]
+        .secret_id
+        .clone();
+    let added = setup
+        .admin
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: web_app.name.clone(),
+            keep_existing_secrets: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let second_name = added
+        .application
+        .unwrap()
+        .secrets
+        .into_iter()
+        .find(|s| s.secret_id != first_id)
+        .unwrap()
+        .name;
+    let second = App {
+        name: web_app.name.clone(),
+        id: web_app.id.clone(),
+        secret: Some(added.client_secret),
+    };
+    let server = &setup.server;
+    let redeem_with = async |app: &App| {
+        let code = web_code(&setup, &web_app, "OR.Jobs offline_access").await;
+        let (status, body) = token_request(
+            server,
+            app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", WEB_CALLBACK),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        text(&body, "refresh_token").to_owned()
+    };
+    let by_first = redeem_with(&web_app).await;
+    let by_second = redeem_with(&second).await;
+
+    let mut admin = server.admin("acme").await;
+    admin
+        .delete_application_secret(pb::DeleteApplicationSecretRequest {
+            name: second_name,
+            revoke_tokens: true,
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    // The client refreshes with the secret it still has.
+    let (status, body) = refresh(server, &web_app, &by_second).await;
+    assert_eq!(
+        (status, text(&body, "error")),
+        (StatusCode::BAD_REQUEST, "invalid_grant"),
+        "the refresh token the deleted secret got ended: {body}"
+    );
+    let (status, body) = refresh(server, &web_app, &by_first).await;
+    assert_eq!(status, StatusCode::OK, "the other secret's goes on: {body}");
 }

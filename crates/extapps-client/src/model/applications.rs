@@ -215,10 +215,15 @@ impl TryFrom<v1::Application> for Application {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretInfo {
     pub id: String,
+    /// `organizations/{organization}/applications/{client_id}/secrets/{id}`.
+    pub name: String,
     pub created: SystemTime,
-    /// Set while a replaced secret lives out its grace period.
+    /// When it stops working by itself: the expiry it was generated with,
+    /// or the end of the grace period once a newer secret replaced it.
     pub expires: Option<SystemTime>,
     pub last_used: Option<SystemTime>,
+    /// What it is for; empty if nothing was said.
+    pub description: String,
 }
 
 impl TryFrom<v1::ClientSecretInfo> for SecretInfo {
@@ -227,9 +232,11 @@ impl TryFrom<v1::ClientSecretInfo> for SecretInfo {
     fn try_from(info: v1::ClientSecretInfo) -> Result<Self, Error> {
         Ok(Self {
             id: info.secret_id,
+            name: info.name,
             created: required_time(info.create_time)?,
             expires: time(info.expire_time)?,
             last_used: time(info.last_use_time)?,
+            description: info.description,
         })
     }
 }
@@ -283,16 +290,32 @@ impl TryFrom<v1::GenerateApplicationSecretResponse> for Rotated {
     }
 }
 
-/// How to replace an application's secret.
+/// How to generate an application's secret: by default it replaces the
+/// others.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewSecret {
-    /// Keep the old secret working this long (at most 7 days); by default it
-    /// stops working at once.
+    /// Replacing: keep the old secrets working this long (at most 7 days);
+    /// by default they stop working at once.
     pub grace_period: Option<std::time::Duration>,
-    /// Also revoke every token issued so far.
+    /// Replacing: also revoke every token issued so far.
     pub revoke_tokens: bool,
+    /// Add the secret beside the others (at most 5 live) instead.
+    pub keep_existing: bool,
+    /// What the secret is for, shown in listings (at most 128 characters).
+    pub description: Option<String>,
+    /// When the secret stops working by itself; by default never.
+    pub expiry: Option<SecretExpiry>,
     /// Only if the application still has this etag.
     pub etag: Option<String>,
+}
+
+/// When a new secret expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretExpiry {
+    /// At this instant.
+    At(SystemTime),
+    /// This long after it is generated (at most 10 years).
+    After(std::time::Duration),
 }
 
 /// A change of display name and/or redirect URLs; fields left `None` stay.

@@ -13,7 +13,7 @@ mod tokens;
 
 pub use applications::{
     Application, ApplicationName, ApplicationType, ApplicationUpdate, ClientSecret, Grant,
-    InvalidName, NewApplication, NewSecret, Registered, Rotated, SecretInfo,
+    InvalidName, NewApplication, NewSecret, Registered, Rotated, SecretExpiry, SecretInfo,
 };
 pub use audit::AuditEvent;
 pub use resources::Resource;

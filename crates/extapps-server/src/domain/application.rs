@@ -133,6 +133,10 @@ pub struct SecretInfo {
     pub expire_time: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_use_time: Option<OffsetDateTime>,
+    /// What the secret is for; empty if nothing was said (and in records
+    /// written before secrets had descriptions).
+    #[serde(default)]
+    pub description: String,
 }
 
 /// A registered application as stored and shown (never with a secret).

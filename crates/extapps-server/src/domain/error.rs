@@ -25,6 +25,8 @@ pub enum Reason {
     AuthorizationRequestExpired,
     AuthorizationRequestAnswered,
     UserAuthorizationNotFound,
+    SecretNotFound,
+    TooManySecrets,
     Internal,
 }
 
@@ -50,6 +52,8 @@ impl Reason {
             Reason::AuthorizationRequestExpired => "AUTHORIZATION_REQUEST_EXPIRED",
             Reason::AuthorizationRequestAnswered => "AUTHORIZATION_REQUEST_ANSWERED",
             Reason::UserAuthorizationNotFound => "USER_AUTHORIZATION_NOT_FOUND",
+            Reason::SecretNotFound => "SECRET_NOT_FOUND",
+            Reason::TooManySecrets => "TOO_MANY_SECRETS",
             Reason::Internal => "INTERNAL",
         }
     }

@@ -22,6 +22,7 @@ pub mod refresh_token;
 pub mod scope_grants;
 pub mod scope_rules;
 pub mod sealing;
+pub mod secret_rules;
 pub mod token;
 pub mod token_rules;
 pub mod user_grant;

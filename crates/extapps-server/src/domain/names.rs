@@ -66,9 +66,15 @@ impl ClientId {
     /// Accepts only the canonical lowercase hyphenated form, so that every
     /// client ID has one spelling.
     pub fn parse(value: &str) -> Option<Self> {
-        let uuid = Uuid::parse_str(value).ok()?;
-        (uuid.hyphenated().to_string() == value).then_some(Self(uuid))
+        canonical_uuid(value).map(Self)
     }
+}
+
+/// A UUID in its canonical lowercase hyphenated form only, so that every
+/// ID has one spelling.
+fn canonical_uuid(value: &str) -> Option<Uuid> {
+    let uuid = Uuid::parse_str(value).ok()?;
+    (uuid.hyphenated().to_string() == value).then_some(uuid)
 }
 
 impl fmt::Display for ClientId {
@@ -116,6 +122,40 @@ impl fmt::Display for ApplicationName {
     }
 }
 
+/// A parsed
+/// `organizations/{organization}/applications/{client_id}/secrets/{secret_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretName {
+    pub application: ApplicationName,
+    pub secret_id: Uuid,
+}
+
+impl SecretName {
+    pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
+        let shape = || {
+            FieldViolation::new(
+                field,
+                "must be `organizations/{organization}/applications/{client_id}/secrets/{secret_id}`",
+            )
+        };
+        let (application, secret_id) = value.rsplit_once("/secrets/").ok_or_else(shape)?;
+        let application = ApplicationName::parse(field, application)?;
+        let secret_id = canonical_uuid(secret_id).ok_or_else(|| {
+            FieldViolation::new(field, "secret ID must be a lowercase hyphenated UUID")
+        })?;
+        Ok(Self {
+            application,
+            secret_id,
+        })
+    }
+}
+
+impl fmt::Display for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/secrets/{}", self.application, self.secret_id)
+    }
+}
+
 /// Parses `organizations/{organization}`.
 pub fn parse_organization_name(field: &str, value: &str) -> Result<OrganizationId, FieldViolation> {
     let id = value
@@ -129,6 +169,24 @@ pub fn parse_organization_name(field: &str, value: &str) -> Result<OrganizationI
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_secret_name_parses_only_in_its_canonical_spelling() {
+        let name = "organizations/acme/applications/6f1c1a36-4b1e-4c1e-9a0e-2b7d3c4d5e6f\
+                    /secrets/0b9d7c2e-5a4f-4e3d-8c2b-1a0f9e8d7c6b";
+        let parsed = SecretName::parse("name", name).unwrap();
+        assert_eq!(parsed.to_string(), name);
+        assert_eq!(parsed.application.organization.to_string(), "acme");
+        for bad in [
+            name.replace("/secrets/", "/secret/"),
+            name.to_uppercase(),
+            name.replace("0b9d7c2e-", "0b9d7c2e"),
+            format!("{name}/"),
+            name.replace("applications", "apps"),
+        ] {
+            assert!(SecretName::parse("name", &bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn application_name_round_trips() {

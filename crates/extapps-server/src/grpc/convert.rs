@@ -47,18 +47,26 @@ pub fn grant_inputs(grants: Vec<pb::ResourceGrant>) -> Vec<ResourceGrantInput> {
         .collect()
 }
 
-fn secret_to_proto(secret: &SecretInfo) -> pb::ClientSecretInfo {
+fn secret_to_proto(application: &str, secret: &SecretInfo) -> pb::ClientSecretInfo {
     pb::ClientSecretInfo {
         secret_id: secret.secret_id.clone(),
         create_time: Some(timestamp(secret.create_time)),
         expire_time: secret.expire_time.map(timestamp),
         last_use_time: secret.last_use_time.map(timestamp),
+        description: secret.description.clone(),
+        name: format!("{application}/secrets/{}", secret.secret_id),
     }
 }
 
 pub fn application_to_proto(app: &Application) -> pb::Application {
+    let name = app.name().to_string();
     pb::Application {
-        name: app.name().to_string(),
+        secrets: app
+            .secrets
+            .iter()
+            .map(|secret| secret_to_proto(&name, secret))
+            .collect(),
+        name,
         client_id: app.client_id.to_string(),
         display_name: app.display_name.as_str().to_owned(),
         r#type: app_type_to_proto(app.app_type).into(),
@@ -76,7 +84,6 @@ pub fn application_to_proto(app: &Application) -> pb::Application {
             .iter()
             .map(|u| u.as_str().to_owned())
             .collect(),
-        secrets: app.secrets.iter().map(secret_to_proto).collect(),
         etag: app.etag(),
         create_time: Some(timestamp(app.create_time)),
         update_time: Some(timestamp(app.update_time)),
@@ -107,6 +114,7 @@ fn action_to_proto(action: AuditAction) -> pb::AuditAction {
         AuditAction::ApplicationUpdated => pb::AuditAction::ApplicationUpdated,
         AuditAction::ApplicationScopesUpdated => pb::AuditAction::ApplicationScopesUpdated,
         AuditAction::ApplicationSecretGenerated => pb::AuditAction::ApplicationSecretGenerated,
+        AuditAction::ApplicationSecretDeleted => pb::AuditAction::ApplicationSecretDeleted,
         AuditAction::ApplicationDeleted => pb::AuditAction::ApplicationDeleted,
         AuditAction::KeyCreated => pb::AuditAction::KeyCreated,
         AuditAction::KeyRevoked => pb::AuditAction::KeyRevoked,
@@ -151,6 +159,19 @@ pub fn duration(
         ));
     }
     Ok(time::Duration::new(d.seconds, d.nanos))
+}
+
+/// A `google.protobuf.Timestamp` as an instant.
+pub fn instant(field: &str, value: prost_types::Timestamp) -> Result<OffsetDateTime, Error> {
+    let nanos = i128::from(value.seconds) * 1_000_000_000 + i128::from(value.nanos);
+    if !(0..1_000_000_000).contains(&value.nanos) {
+        return Err(Error::invalid_field(
+            field,
+            "nanos must be 0 to 999,999,999",
+        ));
+    }
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map_err(|_| Error::invalid_field(field, "is out of range"))
 }
 
 fn application_resource_name(organization: OrganizationId, client_id: ClientId) -> String {

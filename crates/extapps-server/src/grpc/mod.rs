@@ -17,12 +17,13 @@ use crate::domain::{
     application::{Etag, RegistrationInput},
     caller::{Caller, Role},
     idempotency::parse_request_id,
-    names::{ApplicationName, parse_organization_name},
+    names::{ApplicationName, SecretName, parse_organization_name},
+    secret_rules::Expiration,
 };
-use crate::service::{ApplicationUpdate, Service, WithSecret};
+use crate::service::{ApplicationUpdate, SecretRequest, Service, WithSecret};
 use convert::{
     app_type_from_proto, application_to_proto, audit_event_to_proto,
-    authorization_request_to_proto, duration, grant_inputs, resource_to_proto,
+    authorization_request_to_proto, duration, grant_inputs, instant, resource_to_proto,
     user_authorization_to_proto,
 };
 
@@ -274,20 +275,54 @@ impl ExternalApplications for GrpcApi {
             let etag = Etag::parse_optional("etag", &req.etag)?;
             let grace_period = duration("grace_period", req.grace_period)?;
             let request_id = parse_request_id("request_id", &req.request_id)?;
+            let expiration = match req.expiration {
+                None => Expiration::Never,
+                Some(pb::generate_application_secret_request::Expiration::ExpireTime(at)) => {
+                    Expiration::At(instant("expire_time", at)?)
+                }
+                Some(pb::generate_application_secret_request::Expiration::Ttl(ttl)) => {
+                    Expiration::After(duration("ttl", Some(ttl))?)
+                }
+            };
             let result = self
                 .service
                 .generate_application_secret(
                     &caller,
                     &name,
-                    etag,
-                    grace_period,
-                    req.revoke_tokens,
-                    request_id,
+                    SecretRequest {
+                        etag,
+                        grace_period,
+                        revoke_tokens: req.revoke_tokens,
+                        keep_existing: req.keep_existing_secrets,
+                        description: req.description,
+                        expiration,
+                        request_id,
+                    },
                 )
                 .await?;
             Ok(pb::GenerateApplicationSecretResponse {
                 application: Some(application_to_proto(&result.application)),
                 client_secret: secret_text(&result),
+            })
+        })
+        .await
+    }
+
+    async fn delete_application_secret(
+        &self,
+        request: Request<pb::DeleteApplicationSecretRequest>,
+    ) -> Result<Response<pb::DeleteApplicationSecretResponse>, Status> {
+        answer(&self.service, "DeleteApplicationSecret", async {
+            let caller = self.caller(&request).await?;
+            let req = request.into_inner();
+            let name = SecretName::parse("name", &req.name).map_err(|v| Error::invalid(vec![v]))?;
+            let etag = Etag::parse_optional("etag", &req.etag)?;
+            let app = self
+                .service
+                .delete_application_secret(&caller, &name, etag, req.revoke_tokens)
+                .await?;
+            Ok(pb::DeleteApplicationSecretResponse {
+                application: Some(application_to_proto(&app)),
             })
         })
         .await

@@ -1,11 +1,11 @@
-//! Registering, reading, editing, rotating and deleting applications.
+//! Registering, reading, editing and deleting applications.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::Duration;
 use uuid::Uuid;
 
-use super::{MAX_TOKEN_TTL, Service, new_client_secret};
+use super::{Service, new_client_secret};
 use crate::domain::{
     Error, Reason, Violations,
     application::{
@@ -20,7 +20,7 @@ use crate::domain::{
     page_token::page_size,
     scope_grants::{ResourceGrantInput, ScopeGrants},
 };
-use crate::store::{ChangeOf, IdempotencyWrite, Inserted, NewSecret, RotateSecret};
+use crate::store::{ChangeOf, IdempotencyWrite, Inserted, NewSecret};
 
 /// An application with the secret a call just created (shown once).
 #[derive(Debug)]
@@ -37,7 +37,7 @@ struct SavedResponse {
 }
 
 impl WithSecret {
-    fn save(
+    pub(super) fn save(
         &self,
         key: &IdempotencyKey,
         request_digest: String,
@@ -97,7 +97,7 @@ fn request_id_reused(field: &str) -> Error {
 impl Service {
     /// Admin role, and the organization visible: else `NOT_FOUND` with
     /// `not_found` (what the caller would see if the data did not exist).
-    fn authorize(
+    pub(super) fn authorize(
         &self,
         caller: &Caller,
         call: &str,
@@ -112,7 +112,7 @@ impl Service {
         }
     }
 
-    fn change_of<'a>(
+    pub(super) fn change_of<'a>(
         &self,
         caller: &'a Caller,
         name: &'a ApplicationName,
@@ -128,7 +128,7 @@ impl Service {
     }
 
     /// A saved response for `request_id`, if this is a retry.
-    async fn replay(
+    pub(super) async fn replay(
         &self,
         key: &IdempotencyKey,
         digest: &str,
@@ -186,6 +186,8 @@ impl Service {
         let new_secret = secret.as_ref().map(|(_, phc)| NewSecret {
             id: Uuid::new_v4().to_string(),
             phc: phc.clone(),
+            description: String::new(),
+            expire_time: None,
         });
         let application = Application {
             organization: organization.clone(),
@@ -201,6 +203,7 @@ impl Service {
                     create_time: now,
                     expire_time: None,
                     last_use_time: None,
+                    description: String::new(),
                 })
                 .collect(),
             revision: 1,
@@ -382,102 +385,6 @@ impl Service {
                 },
             )
             .await
-    }
-
-    pub async fn generate_application_secret(
-        &self,
-        caller: &Caller,
-        name: &ApplicationName,
-        etag: Option<Etag>,
-        grace_period: Duration,
-        revoke_tokens: bool,
-        request_id: Option<Uuid>,
-    ) -> Result<WithSecret, Error> {
-        self.authorize(
-            caller,
-            "GenerateApplicationSecret",
-            &name.organization,
-            Error::application_not_found,
-        )?;
-        if grace_period.is_negative() || grace_period > MAX_GRACE_PERIOD {
-            return Err(Error::invalid_field(
-                "grace_period",
-                "must be between 0 and 7 days",
-            ));
-        }
-        let idempotency = match request_id {
-            Some(id) => {
-                let key = IdempotencyKey::derive(
-                    &self.seals.idempotency,
-                    &name.organization,
-                    "GenerateApplicationSecret",
-                    id,
-                )?;
-                let canonical = format!(
-                    "{name}\n{}\n{revoke_tokens}\n{:?}",
-                    grace_period.whole_microseconds(),
-                    etag
-                );
-                let digest = request_digest(canonical.as_bytes());
-                if let Some(saved) = self.replay(&key, &digest, "request_id").await? {
-                    return Ok(saved);
-                }
-                Some((key, digest))
-            }
-            None => None,
-        };
-        let (secret, phc) = new_client_secret()?;
-        let rotation = RotateSecret {
-            secret: NewSecret {
-                id: Uuid::new_v4().to_string(),
-                phc,
-            },
-            grace_period,
-            // The tokens the rotation ends were decided before it, so all
-            // expire within a token lifetime of now, plus the seconds a
-            // request lasts and the clock skew between replicas: twice the
-            // longest lifetime any replica may give is beyond every one.
-            revoke_tokens: revoke_tokens.then(|| self.clock.now() + MAX_TOKEN_TTL * 2),
-        };
-        let outcome = self
-            .store
-            .rotate_secret(
-                self.change_of(caller, name, etag),
-                &rotation,
-                |app| match app.app_type {
-                    ApplicationType::Confidential => Ok(()),
-                    ApplicationType::NonConfidential => Err(Error::FailedPrecondition {
-                        reason: Reason::ApplicationNotConfidential,
-                        message: "a non-confidential application never has a secret".into(),
-                    }),
-                },
-                |after| {
-                    let Some((key, digest)) = &idempotency else {
-                        return Ok(None);
-                    };
-                    let response = WithSecret {
-                        application: after.clone(),
-                        client_secret: Some(secret.clone()),
-                    };
-                    response.save(key, digest.clone()).map(Some)
-                },
-            )
-            .await;
-        match (outcome, &idempotency) {
-            (Ok(Some(application)), _) => Ok(WithSecret {
-                application,
-                client_secret: Some(secret),
-            }),
-            // A concurrent retry won the race: answer as it did.
-            (Ok(None) | Err(Error::Aborted { .. }), Some((key, digest))) => {
-                match self.replay(key, digest, "request_id").await? {
-                    Some(saved) => Ok(saved),
-                    None => Err(Error::etag_mismatch()),
-                }
-            }
-            (Ok(None), None) => Err(Error::Internal),
-            (Err(e), _) => Err(e),
-        }
     }
 
     pub async fn delete_application(

@@ -7,6 +7,7 @@ mod audit;
 mod flows;
 mod keys;
 mod machinery;
+mod secrets;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub use flows::{
 pub use keys::CreatedKey;
 pub use machinery::auth_budget::{BudgetSettings, SourceKey};
 pub use machinery::verify_pool::PoolSettings;
+pub use secrets::SecretRequest;
 
 /// Bounds on the work unauthenticated clients can cause.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,8 +180,8 @@ impl Service {
 
     /// Forgets revocations of tokens that have expired, in memory and in
     /// the database, grants that ended, answers of expired authorization
-    /// requests, and budgets that are full again. A failure is logged
-    /// and retried at the next round.
+    /// requests, and budgets that are full again; counts the secrets about
+    /// to expire. A failure is logged and retried at the next round.
     pub async fn housekeeping(&self) {
         self.machinery.budget.prune();
         let now = self.clock.now();
@@ -200,6 +202,17 @@ impl Service {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged ended grants and answered requests"),
             Err(e) => tracing::warn!(error = %e, "could not purge ended grants; retrying later"),
+        }
+        let horizons = crate::metrics::EXPIRY_HORIZONS.map(|(_, horizon)| horizon);
+        match self.store.secrets_expiring(now, &horizons).await {
+            Ok(counts) => {
+                for ((within, _), count) in crate::metrics::EXPIRY_HORIZONS.iter().zip(counts) {
+                    self.metrics.secrets_expiring(within, count);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count expiring secrets; retrying later")
+            }
         }
     }
 

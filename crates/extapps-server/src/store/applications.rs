@@ -27,11 +27,14 @@ use crate::domain::{
     token_rules::{CredentialCutoffs, ScopeRemovals},
 };
 
-/// A client secret to store: its ID and argon2id PHC string, never the secret.
+/// A client secret to store: its ID and argon2id PHC string, never the
+/// secret, with what it is for and when it ends by itself.
 #[derive(Debug, Clone)]
 pub struct NewSecret {
     pub id: String,
     pub phc: String,
+    pub description: String,
+    pub expire_time: Option<OffsetDateTime>,
 }
 
 /// Which application a change is for, who makes it and when.
@@ -408,7 +411,8 @@ pub(super) async fn insert_idempotency(
     }
 }
 
-fn live_secrets(now: OffsetDateTime) -> sea_orm::Select<application_secret::Entity> {
+/// The secrets that still work at `now`.
+pub(super) fn live_secrets(now: OffsetDateTime) -> sea_orm::Select<application_secret::Entity> {
     application_secret::Entity::find().filter(
         Condition::any()
             .add(application_secret::Column::ExpireTime.is_null())
@@ -466,8 +470,10 @@ pub(super) async fn insert_secret(
         application_id: Set(client_id.to_string()),
         phc: Set(secret.phc.clone()),
         create_time: Set(to_micros(now)),
-        expire_time: Set(None),
+        expire_time: Set(secret.expire_time.map(to_micros)),
         last_use_time: Set(None),
+        description: Set(secret.description.clone()),
+        replace_time: Set(None),
     })
     .exec(conn)
     .await

@@ -57,6 +57,7 @@ fn secret_from_row(row: application_secret::Model) -> SecretInfo {
         create_time: from_micros(row.create_time),
         expire_time: row.expire_time.map(from_micros),
         last_use_time: row.last_use_time.map(from_micros),
+        description: row.description,
     }
 }
 

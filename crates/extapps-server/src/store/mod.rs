@@ -23,7 +23,7 @@ use sea_orm::{
 
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret};
 pub use keys::{CallerKeyRecord, NewCallerKey};
-pub use secrets::RotateSecret;
+pub use secrets::{DeleteSecret, RotateSecret};
 pub use tokens::IntrospectionState;
 pub use user_grants::{Answer, NewGrant, UserGrantsOf};
 

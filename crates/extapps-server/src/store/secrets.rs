@@ -1,28 +1,49 @@
-//! Secret rotation (SPEC rule 7): a new secret replaces the others, at once
-//! or after a grace period, in the transaction of its audit event.
+//! An application's secrets (SPEC rules 6a and 7): a new secret replaces
+//! the others, at once or after a grace period, or is added beside them;
+//! one secret is deleted by its ID. Each change is one transaction with its
+//! audit event, and counts the live secrets against the cap inside it.
 
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, sea_query::Expr,
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    sea_query::Expr,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::applications::{
     ChangeOf, IdempotencyWrite, Inserted, NewSecret, Written, guarded, insert_idempotency,
-    insert_secret, load, to_json, token_rules,
+    insert_secret, live_secrets, load, to_json, token_rules,
 };
 use super::entities::{application, application_secret};
 use super::{Store, db_error};
-use crate::domain::{Error, application::Application, audit::AuditAction, clock::to_micros};
+use crate::domain::{
+    Error,
+    application::Application,
+    audit::AuditAction,
+    clock::to_micros,
+    secret_rules::{check_live_count, secret_not_found},
+};
 
-/// A secret rotation (SPEC rule 7).
+/// A new secret (SPEC rules 6a and 7).
 #[derive(Debug, Clone)]
 pub struct RotateSecret {
     pub secret: NewSecret,
+    /// Add the secret beside the live ones instead of replacing them (the
+    /// two fields below are then zero and `None`).
+    pub keep_existing: bool,
     /// How long older secrets keep working; zero ends them at once.
     pub grace_period: Duration,
     /// End every token the older secrets authenticated: `Some` with an
     /// instant after which none of them can be live any more.
+    pub revoke_tokens: Option<OffsetDateTime>,
+}
+
+/// Deleting one secret (SPEC rule 6a).
+#[derive(Debug, Clone, Copy)]
+pub struct DeleteSecret {
+    pub secret_id: Uuid,
+    /// End every token the secret authenticated: `Some` with an instant
+    /// after which none of them can be live any more.
     pub revoke_tokens: Option<OffsetDateTime>,
 }
 
@@ -61,7 +82,12 @@ impl Store {
                     .collect(),
                 None => Vec::new(),
             };
-            if rotation.grace_period.is_positive() {
+            let live = live_secret_count(txn, &app_id, now).await?;
+            if rotation.keep_existing {
+                check_live_count(live + 1)?;
+            } else if rotation.grace_period.is_positive() {
+                // The live secrets stay live through the grace period.
+                check_live_count(live + 1)?;
                 let grace_end = to_micros(now + rotation.grace_period);
                 application_secret::Entity::delete_many()
                     .filter(of_app.clone())
@@ -74,12 +100,22 @@ impl Store {
                         application_secret::Column::ExpireTime,
                         Expr::value(grace_end),
                     )
-                    .filter(of_app)
+                    .filter(of_app.clone())
                     .filter(
                         Condition::any()
                             .add(application_secret::Column::ExpireTime.is_null())
                             .add(application_secret::Column::ExpireTime.gt(grace_end)),
                     )
+                    .exec(txn)
+                    .await
+                    .map_err(db_error)?;
+                application_secret::Entity::update_many()
+                    .col_expr(
+                        application_secret::Column::ReplaceTime,
+                        Expr::value(to_micros(now)),
+                    )
+                    .filter(of_app)
+                    .filter(application_secret::Column::ReplaceTime.is_null())
                     .exec(txn)
                     .await
                     .map_err(db_error)?;
@@ -146,6 +182,10 @@ impl Store {
                     "revoke_tokens".to_owned(),
                     rotation.revoke_tokens.is_some().to_string(),
                 ),
+                (
+                    "keep_existing".to_owned(),
+                    rotation.keep_existing.to_string(),
+                ),
             ]
             .into();
             Ok(Some(Written {
@@ -157,4 +197,119 @@ impl Store {
         };
         self.change_application(of, write).await
     }
+
+    /// Deletes one live secret of a confidential application (SPEC rule
+    /// 6a); with `revoke_tokens`, every access and refresh token it
+    /// authenticated ends, by the credential each records.
+    pub async fn delete_secret(
+        &self,
+        of: ChangeOf<'_>,
+        deletion: DeleteSecret,
+    ) -> Result<Application, Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            now,
+            ..
+        } = of;
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            let secret_id = deletion.secret_id.to_string();
+            live_secrets(now)
+                .filter(application_secret::Column::Id.eq(secret_id.clone()))
+                .filter(application_secret::Column::ApplicationId.eq(client_id.to_string()))
+                .one(txn)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(secret_not_found)?;
+            application_secret::Entity::delete_by_id(secret_id)
+                .exec(txn)
+                .await
+                .map_err(db_error)?;
+            let mut update = application::Entity::update_many()
+                .col_expr(
+                    application::Column::Revision,
+                    Expr::value(before.revision + 1),
+                )
+                .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)));
+            if let Some(kept_until) = deletion.revoke_tokens {
+                // Not pruned here: a cut-off also ends refresh tokens, which
+                // outlive `kept_until`, and only a rotation that revokes
+                // every grant of the application may forget it.
+                let (_, mut cutoffs) = token_rules(txn, client_id).await?;
+                cutoffs.end(
+                    deletion.secret_id,
+                    before.revision + 1,
+                    to_micros(kept_until),
+                );
+                update = update.col_expr(
+                    application::Column::CredentialCutoffs,
+                    Expr::value(to_json(&cutoffs)?),
+                );
+            }
+            let updated = update
+                .filter(application::Column::Id.eq(client_id.to_string()))
+                .filter(application::Column::Revision.eq(before.revision))
+                .exec(txn)
+                .await
+                .map_err(db_error)?;
+            guarded(updated.rows_affected)?;
+            let after = load(txn, organization, client_id, now)
+                .await?
+                .ok_or(Error::Internal)?;
+            let details = [
+                ("secret_id".to_owned(), deletion.secret_id.to_string()),
+                (
+                    "revoke_tokens".to_owned(),
+                    deletion.revoke_tokens.is_some().to_string(),
+                ),
+            ]
+            .into();
+            Ok(Some(Written {
+                action: AuditAction::ApplicationSecretDeleted,
+                after: Some(after.clone()),
+                details,
+                answer: after,
+            }))
+        };
+        self.change_application(of, write)
+            .await?
+            .ok_or(Error::Internal)
+    }
+
+    /// Secrets that expire by themselves (not ones a newer secret
+    /// replaced) after `now` and no later than each of `horizons`, counted
+    /// per horizon: what an operator alerts on before applications lose
+    /// their credentials.
+    pub async fn secrets_expiring(
+        &self,
+        now: OffsetDateTime,
+        horizons: &[Duration],
+    ) -> Result<Vec<u64>, Error> {
+        let mut counts = Vec::with_capacity(horizons.len());
+        for horizon in horizons {
+            let count = application_secret::Entity::find()
+                .filter(application_secret::Column::ReplaceTime.is_null())
+                .filter(application_secret::Column::ExpireTime.gt(to_micros(now)))
+                .filter(application_secret::Column::ExpireTime.lte(to_micros(now + *horizon)))
+                .count(&self.db)
+                .await
+                .map_err(db_error)?;
+            counts.push(count);
+        }
+        Ok(counts)
+    }
+}
+
+/// The secrets of an application that still work at `now`.
+async fn live_secret_count(
+    txn: &DatabaseTransaction,
+    app_id: &str,
+    now: OffsetDateTime,
+) -> Result<usize, Error> {
+    let count = live_secrets(now)
+        .filter(application_secret::Column::ApplicationId.eq(app_id))
+        .count(txn)
+        .await
+        .map_err(db_error)?;
+    usize::try_from(count).map_err(|_| Error::Internal)
 }

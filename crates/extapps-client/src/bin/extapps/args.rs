@@ -212,9 +212,9 @@ pub enum AppsCommand {
     /// Scopes of an application.
     #[command(subcommand)]
     Scopes(ScopesCommand),
-    /// Client secrets of an application.
-    #[command(subcommand)]
-    Secret(SecretCommand),
+    /// Client secrets of an application (at most 5 live at once).
+    #[command(subcommand, visible_alias = "secret")]
+    Secrets(SecretCommand),
     /// Delete an application: its secret and all its tokens stop working at once.
     Delete {
         name: ApplicationName,
@@ -237,16 +237,50 @@ pub enum ScopesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
-    /// Generate a new secret, shown once; the old one stops working.
+    /// Generate a new secret, shown once, replacing the others: they stop
+    /// working (at once, or after `--grace`).
     Generate {
         name: ApplicationName,
-        /// Keep the old secret working this long too (up to 7 days), e.g. `1h`.
+        /// Keep the old secrets working this long too (up to 7 days), e.g. `1h`.
         #[arg(long, value_parser = humantime::parse_duration)]
         grace: Option<Duration>,
         /// Also revoke every token issued so far.
         #[arg(long)]
         revoke_tokens: bool,
+        #[command(flatten)]
+        new: NewSecretArgs,
         #[arg(long)]
         etag: Option<String>,
     },
+    /// Add a new secret, shown once, beside the live ones (at most 5).
+    Add {
+        name: ApplicationName,
+        #[command(flatten)]
+        new: NewSecretArgs,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Delete one secret: it stops working at once.
+    Delete {
+        name: ApplicationName,
+        /// The secret's ID, as `apps get` lists it.
+        secret_id: String,
+        /// Also end every token this secret authenticated.
+        #[arg(long)]
+        revoke_tokens: bool,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+}
+
+/// What a new secret says about itself.
+#[derive(Debug, Args)]
+pub struct NewSecretArgs {
+    /// What the secret is for, shown in listings (at most 128 characters).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Let the secret stop working by itself after this long (up to 10
+    /// years), e.g. `90d`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires_in: Option<Duration>,
 }

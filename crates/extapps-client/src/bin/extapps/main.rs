@@ -18,7 +18,7 @@ use args::{
 use clap::{CommandFactory, Parser};
 use extapps_client::{
     Client, Error, Tls,
-    model::{ApplicationUpdate, Grant, NewApplication, NewSecret, PageRequest},
+    model::{ApplicationUpdate, Grant, NewApplication, NewSecret, PageRequest, SecretExpiry},
 };
 use render::Render;
 use tonic::Code;
@@ -260,19 +260,48 @@ async fn apps(client: &Client, out: &Render, command: AppsCommand) -> Result<(),
             out.application(&client.set_scopes(&name, grants(&scopes)?, etag).await?);
             Ok(())
         }
-        AppsCommand::Secret(SecretCommand::Generate {
+        AppsCommand::Secrets(SecretCommand::Generate {
             name,
             grace,
             revoke_tokens,
+            new,
             etag,
         }) => {
             let options = NewSecret {
                 grace_period: grace,
                 revoke_tokens,
+                description: new.description,
+                expiry: new.expires_in.map(SecretExpiry::After),
                 etag,
+                ..NewSecret::default()
             };
             let rotated = client.generate_secret(&name, options).await?;
             out.with_secret(&rotated.application, Some(&rotated.secret));
+            Ok(())
+        }
+        AppsCommand::Secrets(SecretCommand::Add { name, new, etag }) => {
+            let options = NewSecret {
+                keep_existing: true,
+                description: new.description,
+                expiry: new.expires_in.map(SecretExpiry::After),
+                etag,
+                ..NewSecret::default()
+            };
+            let added = client.generate_secret(&name, options).await?;
+            out.with_secret(&added.application, Some(&added.secret));
+            Ok(())
+        }
+        AppsCommand::Secrets(SecretCommand::Delete {
+            name,
+            secret_id,
+            revoke_tokens,
+            etag,
+        }) => {
+            out.application(
+                &client
+                    .delete_secret(&name, &secret_id, revoke_tokens, etag)
+                    .await?,
+            );
             Ok(())
         }
         AppsCommand::Delete { name, etag } => {

@@ -48,6 +48,8 @@ fn application_json(app: &Application) -> Value {
         "redirect_urls": app.redirect_urls,
         "secrets": app.secrets.iter().map(|s| json!({
             "secret_id": s.id,
+            "name": s.name,
+            "description": s.description,
             "create_time": time(s.created),
             "expire_time": s.expires.map(time),
             "last_use_time": s.last_used.map(time),
@@ -131,10 +133,20 @@ impl Render {
                         time(s.created),
                         maybe_time(s.expires),
                         maybe_time(s.last_used),
+                        s.description.clone(),
                     ]
                 })
                 .collect();
-            table(&["SECRET ID", "CREATED", "EXPIRES", "LAST USED"], &secrets);
+            table(
+                &[
+                    "SECRET ID",
+                    "CREATED",
+                    "EXPIRES",
+                    "LAST USED",
+                    "DESCRIPTION",
+                ],
+                &secrets,
+            );
         }
     }
 

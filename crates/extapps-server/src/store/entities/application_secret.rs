@@ -14,6 +14,11 @@ pub struct Model {
     pub create_time: i64,
     pub expire_time: Option<i64>,
     pub last_use_time: Option<i64>,
+    #[sea_orm(column_type = "Text")]
+    pub description: String,
+    /// When a newer secret replaced this one (its expiry is then the end
+    /// of its grace period).
+    pub replace_time: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

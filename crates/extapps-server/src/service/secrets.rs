@@ -1,0 +1,207 @@
+//! An application's secrets (SPEC rules 6a and 7): generating one, which
+//! replaces the others or joins them, and deleting one.
+
+use time::Duration;
+use uuid::Uuid;
+
+use super::applications::{MAX_GRACE_PERIOD, WithSecret};
+use super::{MAX_TOKEN_TTL, Service, new_client_secret};
+use crate::domain::{
+    Error, Reason, Violations,
+    application::{Application, Etag},
+    application_type::ApplicationType,
+    caller::Caller,
+    idempotency::{IdempotencyKey, request_digest},
+    names::{ApplicationName, SecretName},
+    secret_rules::{self, Expiration},
+};
+use crate::store::{DeleteSecret, NewSecret, RotateSecret};
+
+/// What `GenerateApplicationSecret` asks for.
+#[derive(Debug, Clone)]
+pub struct SecretRequest {
+    pub etag: Option<Etag>,
+    /// Replacing: how long the other secrets keep working.
+    pub grace_period: Duration,
+    /// Replacing: end every token the other secrets authenticated.
+    pub revoke_tokens: bool,
+    /// Add the secret beside the others instead of replacing them.
+    pub keep_existing: bool,
+    /// As given (trimmed and checked here).
+    pub description: String,
+    pub expiration: Expiration,
+    pub request_id: Option<Uuid>,
+}
+
+impl SecretRequest {
+    /// The request's own fields as a retry must repeat them. A request
+    /// without the fields added for several secrets reads as it did before
+    /// them, so a retry across an upgrade still matches its record.
+    fn canonical(&self, name: &ApplicationName) -> String {
+        let mut canonical = format!(
+            "{name}\n{}\n{}\n{:?}",
+            self.grace_period.whole_microseconds(),
+            self.revoke_tokens,
+            self.etag
+        );
+        if self.keep_existing
+            || !self.description.is_empty()
+            || self.expiration != Expiration::Never
+        {
+            canonical.push_str(&format!(
+                "\n{}\n{:?}\n{:?}",
+                self.keep_existing, self.description, self.expiration
+            ));
+        }
+        canonical
+    }
+}
+
+/// The tokens a change ends were decided before it, so all expire within a
+/// token lifetime of now, plus the seconds a request lasts and the clock
+/// skew between replicas: twice the longest lifetime any replica may give
+/// is beyond every one.
+fn tokens_all_expired_by(now: time::OffsetDateTime) -> time::OffsetDateTime {
+    now + MAX_TOKEN_TTL * 2
+}
+
+impl Service {
+    pub async fn generate_application_secret(
+        &self,
+        caller: &Caller,
+        name: &ApplicationName,
+        request: SecretRequest,
+    ) -> Result<WithSecret, Error> {
+        self.authorize(
+            caller,
+            "GenerateApplicationSecret",
+            &name.organization,
+            Error::application_not_found,
+        )?;
+        let now = self.clock.now();
+        let mut violations = Violations::default();
+        if request.grace_period.is_negative() || request.grace_period > MAX_GRACE_PERIOD {
+            violations.push("grace_period", "must be between 0 and 7 days");
+        } else if request.keep_existing && request.grace_period.is_positive() {
+            violations.push(
+                "grace_period",
+                "is for replacing secrets: not with keep_existing_secrets",
+            );
+        }
+        if request.keep_existing && request.revoke_tokens {
+            violations.push(
+                "revoke_tokens",
+                "is for replacing secrets: not with keep_existing_secrets \
+                 (DeleteApplicationSecret ends one secret's tokens)",
+            );
+        }
+        let description = violations.check(secret_rules::description(
+            "description",
+            &request.description,
+        ));
+        let expire_time = violations.check(request.expiration.resolve(now));
+        violations.into_result()?;
+        let (Some(description), Some(expire_time)) = (description, expire_time) else {
+            return Err(Error::Internal);
+        };
+        let idempotency = match request.request_id {
+            Some(id) => {
+                let key = IdempotencyKey::derive(
+                    &self.seals.idempotency,
+                    &name.organization,
+                    "GenerateApplicationSecret",
+                    id,
+                )?;
+                let digest = request_digest(request.canonical(name).as_bytes());
+                if let Some(saved) = self.replay(&key, &digest, "request_id").await? {
+                    return Ok(saved);
+                }
+                Some((key, digest))
+            }
+            None => None,
+        };
+        let (secret, phc) = new_client_secret()?;
+        let rotation = RotateSecret {
+            secret: NewSecret {
+                id: Uuid::new_v4().to_string(),
+                phc,
+                description,
+                expire_time,
+            },
+            keep_existing: request.keep_existing,
+            grace_period: request.grace_period,
+            revoke_tokens: request.revoke_tokens.then(|| tokens_all_expired_by(now)),
+        };
+        let outcome = self
+            .store
+            .rotate_secret(
+                self.change_of(caller, name, request.etag),
+                &rotation,
+                confidential,
+                |after| {
+                    let Some((key, digest)) = &idempotency else {
+                        return Ok(None);
+                    };
+                    let response = WithSecret {
+                        application: after.clone(),
+                        client_secret: Some(secret.clone()),
+                    };
+                    response.save(key, digest.clone()).map(Some)
+                },
+            )
+            .await;
+        match (outcome, &idempotency) {
+            (Ok(Some(application)), _) => Ok(WithSecret {
+                application,
+                client_secret: Some(secret),
+            }),
+            // A concurrent retry won the race: answer as it did.
+            (Ok(None) | Err(Error::Aborted { .. }), Some((key, digest))) => {
+                match self.replay(key, digest, "request_id").await? {
+                    Some(saved) => Ok(saved),
+                    None => Err(Error::etag_mismatch()),
+                }
+            }
+            (Ok(None), None) => Err(Error::Internal),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Deletes one secret; with `revoke_tokens`, the tokens it
+    /// authenticated end with it.
+    pub async fn delete_application_secret(
+        &self,
+        caller: &Caller,
+        name: &SecretName,
+        etag: Option<Etag>,
+        revoke_tokens: bool,
+    ) -> Result<Application, Error> {
+        self.authorize(
+            caller,
+            "DeleteApplicationSecret",
+            &name.application.organization,
+            Error::application_not_found,
+        )?;
+        let now = self.clock.now();
+        self.store
+            .delete_secret(
+                self.change_of(caller, &name.application, etag),
+                DeleteSecret {
+                    secret_id: name.secret_id,
+                    revoke_tokens: revoke_tokens.then(|| tokens_all_expired_by(now)),
+                },
+            )
+            .await
+    }
+}
+
+/// Only a confidential application has secrets (SPEC rule 2).
+fn confidential(app: &Application) -> Result<(), Error> {
+    match app.app_type {
+        ApplicationType::Confidential => Ok(()),
+        ApplicationType::NonConfidential => Err(Error::FailedPrecondition {
+            reason: Reason::ApplicationNotConfidential,
+            message: "a non-confidential application never has a secret".into(),
+        }),
+    }
+}
