@@ -301,6 +301,70 @@ async fn bad_input_to_each_rpc_is_refused_field_by_field(backend: Backend) {
             .await,
     );
 
+    use pb::generate_application_secret_request::Expiration;
+    case(
+        r,
+        "GenerateApplicationSecret: every new-secret field wrong at once",
+        admin
+            .generate_application_secret(pb::GenerateApplicationSecretRequest {
+                keep_existing_secrets: true,
+                grace_period: Some(prost_types::Duration {
+                    seconds: 60,
+                    nanos: 0,
+                }),
+                revoke_tokens: true,
+                description: "line\nbreak".into(),
+                expiration: Some(Expiration::Ttl(prost_types::Duration::default())),
+                ..secret(&app.name, 0, "")
+            })
+            .await,
+    );
+    case(
+        r,
+        "GenerateApplicationSecret: an expiry in the past",
+        admin
+            .generate_application_secret(pb::GenerateApplicationSecretRequest {
+                expiration: Some(Expiration::ExpireTime(prost_types::Timestamp {
+                    seconds: 1,
+                    nanos: 0,
+                })),
+                ..secret(&app.name, 0, "")
+            })
+            .await,
+    );
+    let delete_secret = |name: String| pb::DeleteApplicationSecretRequest {
+        name,
+        ..Default::default()
+    };
+    case(
+        r,
+        "DeleteApplicationSecret: an application's name, not a secret's",
+        admin
+            .delete_application_secret(delete_secret(app.name.clone()))
+            .await,
+    );
+    case(
+        r,
+        "DeleteApplicationSecret: a secret ID not in canonical form",
+        admin
+            .delete_application_secret(delete_secret(format!(
+                "{}/secrets/{}",
+                app.name,
+                app.secrets[0].secret_id.to_uppercase()
+            )))
+            .await,
+    );
+    case(
+        r,
+        "DeleteApplicationSecret: an unknown secret",
+        admin
+            .delete_application_secret(delete_secret(format!(
+                "{}/secrets/00000000-0000-4000-8000-000000000000",
+                app.name
+            )))
+            .await,
+    );
+
     case(
         r,
         "DeleteApplication: bad name",
