@@ -25,14 +25,14 @@ pub struct DisplayName(String);
 
 /// Characters that reorder text (Unicode bidirectional controls): a name
 /// holding one can display as another.
-fn is_bidi_control(c: char) -> bool {
+pub(super) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Unicode's Default_Ignorable_Code_Point set (zero-width spaces and
 /// joiners, variation selectors, fillers, tags): characters that show
 /// nothing, yet make two strings differ.
-fn is_default_ignorable(c: char) -> bool {
+pub(super) fn is_default_ignorable(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
         | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'

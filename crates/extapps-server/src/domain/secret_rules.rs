@@ -4,6 +4,8 @@
 
 use time::{Duration, OffsetDateTime};
 
+use super::application::{is_bidi_control, is_default_ignorable};
+use super::clock::{from_micros, to_micros};
 use super::error::{Error, FieldViolation, Reason};
 
 /// Secrets live at once per application, as in the platform the seeds
@@ -14,8 +16,11 @@ pub const MAX_DESCRIPTION_CHARS: usize = 128;
 /// How far ahead a secret may expire: ten years.
 pub const MAX_SECRET_LIFETIME: Duration = Duration::days(3653);
 
-/// A secret's description: trimmed, at most 128 characters, none of them a
-/// control character (it is shown in listings and logs of tools).
+/// A secret's description: trimmed, at most 128 characters, on one line,
+/// and read as written: no control characters, line or paragraph
+/// separators, bidirectional controls or invisible format characters (it
+/// is shown in listings, tables and logs of tools, where any of those could
+/// hide or reorder what an administrator reads).
 pub fn description(field: &str, value: &str) -> Result<String, FieldViolation> {
     let value = value.trim();
     if value.chars().count() > MAX_DESCRIPTION_CHARS {
@@ -24,10 +29,16 @@ pub fn description(field: &str, value: &str) -> Result<String, FieldViolation> {
             format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}')
+            || is_bidi_control(c)
+            || is_default_ignorable(c)
+    }) {
         return Err(FieldViolation::new(
             field,
-            "must not contain control characters (line breaks, tabs, ...)",
+            "must be one line of visible text: no control characters (line breaks, tabs), \
+             line separators, bidirectional controls or invisible characters",
         ));
     }
     Ok(value.to_owned())
@@ -45,8 +56,9 @@ pub enum Expiration {
 }
 
 impl Expiration {
-    /// The instant the secret expires, checked: in the future, and at most
-    /// [`MAX_SECRET_LIFETIME`] ahead.
+    /// The instant the secret expires, as stored (to the microsecond),
+    /// checked: after `now` once stored, and at most [`MAX_SECRET_LIFETIME`]
+    /// ahead.
     pub fn resolve(self, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, FieldViolation> {
         let (field, end) = match self {
             Expiration::Never => return Ok(None),
@@ -61,6 +73,9 @@ impl Expiration {
                 ("ttl", now + ttl)
             }
         };
+        // Stored to the microsecond: an end within the current one would
+        // make a secret that never works.
+        let end = from_micros(to_micros(end));
         if end <= now {
             return Err(FieldViolation::new(field, "must be in the future"));
         }
@@ -112,6 +127,13 @@ mod tests {
         assert!(description("d", &"a".repeat(129)).is_err());
         assert!(description("d", "two\nlines").is_err());
         assert!(description("d", "tab\there").is_err());
+        for hidden in ['\u{2028}', '\u{202E}', '\u{200B}', '\u{2066}', '\u{FEFF}'] {
+            assert!(
+                description("d", &format!("a{hidden}b")).is_err(),
+                "{hidden:?}"
+            );
+        }
+        assert_eq!(description("d", "Büro — CI ✓").unwrap(), "Büro — CI ✓");
     }
 
     #[test]
@@ -144,6 +166,16 @@ mod tests {
             );
         }
         assert!(Expiration::After(MAX_SECRET_LIFETIME).resolve(now).is_ok());
+        // Less than the microsecond it is stored to: it would never work.
+        assert!(
+            Expiration::After(Duration::nanoseconds(500))
+                .resolve(now)
+                .is_err()
+        );
+        assert_eq!(
+            Expiration::After(Duration::microseconds(1)).resolve(now),
+            Ok(Some(now + Duration::microseconds(1)))
+        );
     }
 
     #[test]

@@ -78,6 +78,25 @@ impl Service {
             &name.organization,
             Error::application_not_found,
         )?;
+        // A saved answer first: it answered a request that was valid when it
+        // came, and a retry must get it even once an expiry it named has
+        // passed (checking first would refuse the retry and lose the secret).
+        let idempotency = match request.request_id {
+            Some(id) => {
+                let key = IdempotencyKey::derive(
+                    &self.seals.idempotency,
+                    &name.organization,
+                    "GenerateApplicationSecret",
+                    id,
+                )?;
+                let digest = request_digest(request.canonical(name).as_bytes());
+                if let Some(saved) = self.replay(&key, &digest, "request_id").await? {
+                    return Ok(saved);
+                }
+                Some((key, digest))
+            }
+            None => None,
+        };
         let now = self.clock.now();
         let mut violations = Violations::default();
         if request.grace_period.is_negative() || request.grace_period > MAX_GRACE_PERIOD {
@@ -103,22 +122,6 @@ impl Service {
         violations.into_result()?;
         let (Some(description), Some(expire_time)) = (description, expire_time) else {
             return Err(Error::Internal);
-        };
-        let idempotency = match request.request_id {
-            Some(id) => {
-                let key = IdempotencyKey::derive(
-                    &self.seals.idempotency,
-                    &name.organization,
-                    "GenerateApplicationSecret",
-                    id,
-                )?;
-                let digest = request_digest(request.canonical(name).as_bytes());
-                if let Some(saved) = self.replay(&key, &digest, "request_id").await? {
-                    return Ok(saved);
-                }
-                Some((key, digest))
-            }
-            None => None,
         };
         let (secret, phc) = new_client_secret()?;
         let rotation = RotateSecret {
@@ -203,5 +206,62 @@ fn confidential(app: &Application) -> Result<(), Error> {
             reason: Reason::ApplicationNotConfidential,
             message: "a non-confidential application never has a secret".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> SecretRequest {
+        SecretRequest {
+            etag: None,
+            grace_period: Duration::hours(1),
+            revoke_tokens: true,
+            keep_existing: false,
+            description: String::new(),
+            expiration: Expiration::Never,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn a_retry_reads_as_before_and_new_fields_tell_requests_apart() {
+        let name = ApplicationName::parse(
+            "name",
+            "organizations/acme/applications/6f1c1a36-4b1e-4c1e-9a0e-2b7d3c4d5e6f",
+        )
+        .unwrap();
+        // Exactly the text requests had before secrets had descriptions.
+        assert_eq!(
+            request().canonical(&name),
+            format!("{name}\n3600000000\ntrue\nNone")
+        );
+        let variants = [
+            request(),
+            SecretRequest {
+                keep_existing: true,
+                ..request()
+            },
+            SecretRequest {
+                description: "CI".into(),
+                ..request()
+            },
+            SecretRequest {
+                description: "CI\nfalse".into(),
+                ..request()
+            },
+            SecretRequest {
+                expiration: Expiration::After(Duration::days(90)),
+                ..request()
+            },
+            SecretRequest {
+                expiration: Expiration::At(time::OffsetDateTime::UNIX_EPOCH + Duration::days(90)),
+                ..request()
+            },
+        ];
+        let texts: std::collections::HashSet<String> =
+            variants.iter().map(|r| r.canonical(&name)).collect();
+        assert_eq!(texts.len(), variants.len(), "no two collide");
     }
 }
