@@ -179,6 +179,17 @@ async fn an_administrator_runs_the_whole_cycle_with_the_cli(backend: Backend) {
     let after: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(after["secrets"].as_array().unwrap().len(), 2, "{after}");
     assert!(!out.contains(third_id), "the deleted secret is gone");
+    let (code, out, err) = run(&["-o", "json", "audit", "list", "--organization", "acme"]);
+    assert_eq!(code, 0, "{err}");
+    let events: Value = serde_json::from_str(&out).unwrap();
+    let deleted = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "application_secret_deleted")
+        .unwrap_or_else(|| panic!("no secret deletion in {events}"));
+    assert_eq!(deleted["details"]["secret_id"], third_id, "{deleted}");
+    assert_eq!(deleted["details"]["revoke_tokens"], "true", "{deleted}");
     let (code, _, err) = run(&["apps", "secrets", "delete", &name, third_id]);
     assert_ne!(code, 0);
     assert!(

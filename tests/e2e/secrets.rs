@@ -19,6 +19,7 @@ crate::on_both_backends!(
     a_secret_expires_by_itself,
     bad_secret_requests_change_nothing,
     operators_see_secrets_that_expire_soon,
+    secrets_replaced_before_the_upgrade_are_not_reported_as_expiring,
 );
 
 fn days(days: i64) -> Option<Duration> {
@@ -288,6 +289,16 @@ async fn a_secret_expires_by_itself(backend: Backend) {
     assert_eq!(ids(&listed), [first.secret_id.as_str()], "no longer listed");
     let err = error_of(delete_secret(&mut admin, &short, false).await);
     assert_eq!(err.reason.as_deref(), Some("SECRET_NOT_FOUND"));
+    // Housekeeping removes what no longer works, so expired secrets never
+    // pile up in what each authentication reads.
+    let stored = crate::support::stored::stored_secret_hashes(&server, &client.app.client_id);
+    assert_eq!(stored.await.len(), 2);
+    server.service.housekeeping().await;
+    let stored = crate::support::stored::stored_secret_hashes(&server, &client.app.client_id);
+    assert_eq!(stored.await.len(), 1);
+    token(&server.url, &client, &client.secret, None)
+        .await
+        .unwrap();
 
     // An expiry given as an instant works the same way.
     let at = prost_types::Timestamp {
@@ -454,4 +465,63 @@ async fn operators_see_secrets_that_expire_soon(backend: Backend) {
         "29 days are now 4; the 5-day one expired"
     );
     assert_eq!(expiring(&text, "30d"), 1, "60 days are now 35");
+}
+
+async fn secrets_replaced_before_the_upgrade_are_not_reported_as_expiring(backend: Backend) {
+    use extapps_migrations::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let database = crate::support::harness::fresh_database(backend, &dir).await;
+    let db = sea_orm::Database::connect(&database).await.unwrap();
+    // The schema before secrets had descriptions, where an expiry meant a
+    // replacement's grace period. (Constants only: no placeholders needed.)
+    Migrator::up(&db, Some(8)).await.unwrap();
+    let app = uuid::Uuid::new_v4();
+    // Rows an hour old, one expiring a day later.
+    let now = (extapps_server::domain::clock::SystemClock
+        .now()
+        .unix_timestamp()
+        - 3600)
+        * 1_000_000;
+    let day = 86_400_000_000i64;
+    db.execute_unprepared(&format!(
+        "INSERT INTO applications (id, organization, display_name, display_name_key, \
+         app_type, grants, redirect_urls, revision, tokens_not_before, create_time, \
+         update_time) VALUES ('{app}', 'acme', 'Old', 'old', 'confidential', \
+         '{{\"OR\":{{\"user_scopes\":[],\"application_scopes\":[\"OR.Jobs\"]}}}}', \
+         '[]', 1, NULL, {now}, {now})"
+    ))
+    .await
+    .unwrap();
+    db.execute_unprepared(&format!(
+        "INSERT INTO application_secrets (id, application_id, phc, create_time, expire_time) \
+         VALUES ('{}', '{app}', 'x', {now}, {}), ('{}', '{app}', 'x', {now}, NULL)",
+        uuid::Uuid::new_v4(),
+        now + day,
+        uuid::Uuid::new_v4(),
+    ))
+    .await
+    .unwrap();
+
+    // Today's schema, and a server on it.
+    Migrator::up(&db, None).await.unwrap();
+    let server = TestServer::start_on_database(backend, database).await;
+    server.service.housekeeping().await;
+    let text = metrics(&server.url).await;
+    for within in ["7d", "30d"] {
+        let line = format!("extapps_client_secrets_expiring{{within=\"{within}\"}} 0");
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    // Marked as replaced by the upgrade, not by anyone's hand.
+    let marked = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM application_secrets WHERE replace_time IS NOT NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(marked, 1, "only the secret with an expiry");
 }

@@ -126,7 +126,7 @@ impl Default for Metrics {
         );
         registry.register(
             "client_secrets_expiring",
-            "Client secrets of every application that expire by themselves within the horizon \
+            "Client secrets, of all applications, that expire by themselves within the horizon \
              (replaced secrets in their grace period not included), as of the last housekeeping",
             secrets_expiring.clone(),
         );

@@ -180,8 +180,8 @@ impl Service {
 
     /// Forgets revocations of tokens that have expired, in memory and in
     /// the database, grants that ended, answers of expired authorization
-    /// requests, and budgets that are full again; counts the secrets about
-    /// to expire. A failure is logged and retried at the next round.
+    /// requests, secrets that expired, and budgets that are full again;
+    /// counts the secrets about to expire. A failure is logged and retried at the next round.
     pub async fn housekeeping(&self) {
         self.machinery.budget.prune();
         let now = self.clock.now();
@@ -202,6 +202,11 @@ impl Service {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged ended grants and answered requests"),
             Err(e) => tracing::warn!(error = %e, "could not purge ended grants; retrying later"),
+        }
+        match self.store.purge_expired_secrets(now).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "purged expired secrets"),
+            Err(e) => tracing::warn!(error = %e, "could not purge expired secrets; retrying later"),
         }
         let horizons = crate::metrics::EXPIRY_HORIZONS.map(|(_, horizon)| horizon);
         match self.store.secrets_expiring(now, &horizons).await {

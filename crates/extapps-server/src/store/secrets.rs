@@ -276,6 +276,19 @@ impl Store {
             .ok_or(Error::Internal)
     }
 
+    /// Deletes the secrets that no longer work (expired, or past their
+    /// grace period): they are never shown or accepted, and otherwise an
+    /// application adding secrets with an expiry would pile them up in
+    /// what every authentication reads. Returns how many went.
+    pub async fn purge_expired_secrets(&self, now: OffsetDateTime) -> Result<u64, Error> {
+        let purged = application_secret::Entity::delete_many()
+            .filter(application_secret::Column::ExpireTime.lte(to_micros(now)))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(purged.rows_affected)
+    }
+
     /// Secrets that expire by themselves (not ones a newer secret
     /// replaced) after `now` and no later than each of `horizons`, counted
     /// per horizon: what an operator alerts on before applications lose
