@@ -92,6 +92,54 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         .unwrap();
     assert!(is_active(&b_url, &introspect_key, &last).await);
 
+    // A second secret added through B, used on B, then deleted with its
+    // tokens through A: B refuses it and ends its token at once, and the
+    // other secret's token lives on.
+    let added = admin_b
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: client.app.name.clone(),
+            keep_existing_secrets: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    delivered(4);
+    let by_added = token(&b_url, &client, &added.client_secret, None)
+        .await
+        .unwrap();
+    let added_name = added
+        .application
+        .unwrap()
+        .secrets
+        .into_iter()
+        .find(|s| {
+            !revoke_tokens
+                .application
+                .as_ref()
+                .unwrap()
+                .secrets
+                .iter()
+                .any(|kept| kept.secret_id == s.secret_id)
+        })
+        .unwrap()
+        .name;
+    admin_a
+        .delete_application_secret(pb::DeleteApplicationSecretRequest {
+            name: added_name,
+            revoke_tokens: true,
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    delivered(5);
+    let refused = token(&b_url, &client, &added.client_secret, None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused["error"], "invalid_client");
+    assert!(!is_active(&b_url, &introspect_key, &by_added).await);
+    assert!(is_active(&b_url, &introspect_key, &last).await);
+
     // Deletion through B: A refuses the secret and every token at once.
     admin_b
         .delete_application(pb::DeleteApplicationRequest {
@@ -100,7 +148,7 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         })
         .await
         .unwrap();
-    delivered(4);
+    delivered(6);
     assert!(!is_active(&a_url, &introspect_key, &last).await);
     let refused = token(&a_url, &client, &revoke_tokens.client_secret, None)
         .await
@@ -118,7 +166,7 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
         .unwrap()
         .to_owned();
     assert!(run_with(dir.path(), &env, &["keys", "revoke", &introspect_id]).0);
-    delivered(5);
+    delivered(7);
     for url in [&a_url, &b_url] {
         let refused = extapps_client::connect(url, &introspect_key)
             .await
