@@ -5,7 +5,7 @@
 
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    sea_query::Expr,
+    UpdateMany, sea_query::Expr,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -128,12 +128,7 @@ impl Store {
             }
             insert_secret(txn, &client_id, &rotation.secret, now).await?;
 
-            let mut update = application::Entity::update_many()
-                .col_expr(
-                    application::Column::Revision,
-                    Expr::value(before.revision + 1),
-                )
-                .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)));
+            let mut update = next_revision(before, now);
             if let Some(kept_until) = rotation.revoke_tokens {
                 // By credential for tokens that name theirs; by time for
                 // those issued before tokens did, and for user grants.
@@ -157,13 +152,7 @@ impl Store {
                     );
                 super::user_grants::revoke_user_grants_of(txn, client_id, now).await?;
             }
-            let updated = update
-                .filter(application::Column::Id.eq(app_id))
-                .filter(application::Column::Revision.eq(before.revision))
-                .exec(txn)
-                .await
-                .map_err(db_error)?;
-            guarded(updated.rows_affected)?;
+            apply_revision(txn, update, &app_id, before).await?;
             let after = load(txn, organization, client_id, now)
                 .await?
                 .ok_or(Error::Internal)?;
@@ -225,12 +214,7 @@ impl Store {
                 .exec(txn)
                 .await
                 .map_err(db_error)?;
-            let mut update = application::Entity::update_many()
-                .col_expr(
-                    application::Column::Revision,
-                    Expr::value(before.revision + 1),
-                )
-                .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)));
+            let mut update = next_revision(before, now);
             if let Some(kept_until) = deletion.revoke_tokens {
                 // Not pruned here: a cut-off also ends refresh tokens, which
                 // outlive `kept_until`, and only a rotation that revokes
@@ -246,13 +230,7 @@ impl Store {
                     Expr::value(to_json(&cutoffs)?),
                 );
             }
-            let updated = update
-                .filter(application::Column::Id.eq(client_id.to_string()))
-                .filter(application::Column::Revision.eq(before.revision))
-                .exec(txn)
-                .await
-                .map_err(db_error)?;
-            guarded(updated.rows_affected)?;
+            apply_revision(txn, update, &client_id.to_string(), before).await?;
             let after = load(txn, organization, client_id, now)
                 .await?
                 .ok_or(Error::Internal)?;
@@ -311,6 +289,34 @@ impl Store {
         }
         Ok(counts)
     }
+}
+
+/// The update that moves an application from `before` to its next revision
+/// at `now`; callers add what else changes.
+fn next_revision(before: &Application, now: OffsetDateTime) -> UpdateMany<application::Entity> {
+    application::Entity::update_many()
+        .col_expr(
+            application::Column::Revision,
+            Expr::value(before.revision + 1),
+        )
+        .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)))
+}
+
+/// Applies `update` only if the application is still at the revision
+/// `before` was read at (else `ABORTED`: another change came first).
+async fn apply_revision(
+    txn: &DatabaseTransaction,
+    update: UpdateMany<application::Entity>,
+    app_id: &str,
+    before: &Application,
+) -> Result<(), Error> {
+    let updated = update
+        .filter(application::Column::Id.eq(app_id))
+        .filter(application::Column::Revision.eq(before.revision))
+        .exec(txn)
+        .await
+        .map_err(db_error)?;
+    guarded(updated.rows_affected)
 }
 
 /// The secrets of an application that still work at `now`.
