@@ -29,12 +29,24 @@ use crate::domain::{
 
 /// A client secret to store: its ID and argon2id PHC string, never the
 /// secret, with what it is for and when it ends by itself.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewSecret {
     pub id: String,
     pub phc: String,
     pub description: String,
     pub expire_time: Option<OffsetDateTime>,
+}
+
+/// Without the hash: a hash of a secret is not for logs either.
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSecret")
+            .field("id", &self.id)
+            .field("phc", &"[REDACTED]")
+            .field("description", &self.description)
+            .field("expire_time", &self.expire_time)
+            .finish()
+    }
 }
 
 /// Which application a change is for, who makes it and when.

@@ -317,5 +317,25 @@ mod tests {
         let shown = format!("{secret:?}");
         assert!(shown.contains(&Uuid::nil().to_string()) && shown.contains("REDACTED"));
         assert!(!shown.contains("argon2id"), "{shown}");
+
+        // Nor the secret about to be stored, nor a rotation holding it.
+        let new = crate::store::NewSecret {
+            id: "id-1".into(),
+            phc: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into(),
+            description: "CI".into(),
+            expire_time: None,
+        };
+        let rotation = crate::store::RotateSecret {
+            secret: new,
+            keep_existing: true,
+            grace_period: time::Duration::ZERO,
+            revoke_tokens: None,
+        };
+        let shown = format!("{rotation:?}");
+        assert!(
+            shown.contains("id-1") && shown.contains("REDACTED"),
+            "{shown}"
+        );
+        assert!(!shown.contains("argon2id"), "{shown}");
     }
 }
