@@ -141,6 +141,34 @@ mod tests {
         assert!(a.seal(&[0; 100]).is_err(), "longer than it may be");
     }
 
+    /// The layout of a sealed text, rebuilt with the portable
+    /// `chacha20poly1305` crate: prefix, then base64url of the key ID, the
+    /// nonce and the ciphertext with its tag, the prefix and key ID bound
+    /// in as additional data. Texts already handed out depend on it.
+    #[test]
+    fn a_sealed_text_keeps_its_layout() {
+        use chacha20poly1305::{KeyInit, XNonce, aead::Aead};
+        let keys = PurposeKeys::fixed([5; 32]);
+        let (id, key) = keys.sealing();
+        let sealer = Sealer::new("t_", 200, &keys);
+        let text = sealer.seal_with(b"hello", Nonce([7; NONCE_BYTES])).unwrap();
+        let sealed = chacha20poly1305::XChaCha20Poly1305::new(&(*key).into())
+            .encrypt(
+                &XNonce::from([7; NONCE_BYTES]),
+                chacha20poly1305::aead::Payload {
+                    msg: b"hello",
+                    aad: &[b"t_".as_slice(), &id].concat(),
+                },
+            )
+            .unwrap();
+        let expected = format!(
+            "t_{}",
+            URL_SAFE_NO_PAD.encode([id.as_slice(), &[7; NONCE_BYTES], &sealed].concat())
+        );
+        assert_eq!(text, expected);
+        assert_eq!(sealer.open(&expected).unwrap(), b"hello");
+    }
+
     proptest! {
         /// Whatever fits opens to exactly what was sealed, and any one
         /// changed character makes it unreadable.
