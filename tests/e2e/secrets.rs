@@ -20,6 +20,7 @@ crate::on_both_backends!(
     bad_secret_requests_change_nothing,
     operators_see_secrets_that_expire_soon,
     secrets_replaced_before_the_upgrade_are_not_reported_as_expiring,
+    revoking_every_token_reaches_secrets_deleted_or_purged_before,
 );
 
 fn days(days: i64) -> Option<Duration> {
@@ -524,4 +525,44 @@ async fn secrets_replaced_before_the_upgrade_are_not_reported_as_expiring(backen
         .try_get::<i64>("", "n")
         .unwrap();
     assert_eq!(marked, 1, "only the secret with an expiry");
+}
+
+async fn revoking_every_token_reaches_secrets_deleted_or_purged_before(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut admin = server.admin("acme").await;
+    let introspect = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let client = service_client(&server, "Everything").await;
+    let first = client.app.secrets[0].clone();
+    // One secret deleted without its tokens, one expired and purged: their
+    // tokens live on, issued before either went.
+    let (deleted_secret, after) = add_secret(&mut admin, &client.app.name, "deleted", None).await;
+    let deleted = newest(&after, &[&first]);
+    let (expiring_secret, _) = add_secret(
+        &mut admin,
+        &client.app.name,
+        "expiring",
+        Some(Duration {
+            seconds: 60,
+            nanos: 0,
+        }),
+    )
+    .await;
+    let by_deleted = token(&server.url, &client, &deleted_secret, None)
+        .await
+        .unwrap();
+    let by_expired = token(&server.url, &client, &expiring_secret, None)
+        .await
+        .unwrap();
+    delete_secret(&mut admin, &deleted, false).await.unwrap();
+    server.clock.advance(time::Duration::seconds(61));
+    server.service.housekeeping().await;
+    let stored = crate::support::stored::stored_secret_hashes(&server, &client.app.client_id);
+    assert_eq!(stored.await.len(), 1, "only the first secret is stored");
+    assert!(is_active(&server.url, &introspect, &by_deleted).await);
+    assert!(is_active(&server.url, &introspect, &by_expired).await);
+
+    // "Every token issued so far" ends them too.
+    rotate(&mut admin, &client.app.name, 0, true).await;
+    assert!(!is_active(&server.url, &introspect, &by_deleted).await);
+    assert!(!is_active(&server.url, &introspect, &by_expired).await);
 }

@@ -85,7 +85,8 @@ struct Cutoff {
 
 /// The credentials (secrets now; keys and federated credentials share the
 /// same space of UUIDs) whose tokens were ended, and from which
-/// revision on their tokens count again.
+/// revision on their tokens count again. The nil UUID, which no credential
+/// has (their IDs are random), stands for every credential at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CredentialCutoffs(BTreeMap<Uuid, Cutoff>);
@@ -95,6 +96,13 @@ impl CredentialCutoffs {
     /// than `revision`. `until` must come after every such token's expiry.
     pub fn end(&mut self, credential: Uuid, revision: i64, until: i64) {
         self.0.insert(credential, Cutoff { revision, until });
+    }
+
+    /// Ends every token any credential authenticated against a state older
+    /// than `revision`, including credentials no longer stored (a secret
+    /// deleted or expired since): what "every token issued so far" means.
+    pub fn end_all(&mut self, revision: i64, until: i64) {
+        self.end(Uuid::nil(), revision, until);
     }
 
     /// Forgets cut-offs whose tokens have all expired at `now` (µs). A
@@ -108,9 +116,11 @@ impl CredentialCutoffs {
     /// Whether a token `credential` authenticated at revision `decided_at`
     /// was ended.
     pub fn ended(&self, credential: Uuid, decided_at: i64) -> bool {
-        self.0
-            .get(&credential)
-            .is_some_and(|cutoff| decided_at < cutoff.revision)
+        [credential, Uuid::nil()].iter().any(|key| {
+            self.0
+                .get(key)
+                .is_some_and(|cutoff| decided_at < cutoff.revision)
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -126,6 +136,22 @@ impl CredentialCutoffs {
 mod tests {
     use super::*;
     use crate::domain::scope_grants::orchestrator_grants as grants;
+
+    #[test]
+    fn ending_all_credentials_ends_those_no_longer_stored_too() {
+        let (kept, gone) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut cutoffs = CredentialCutoffs::default();
+        cutoffs.end(kept, 3, 1_000);
+        assert!(cutoffs.ended(kept, 2) && !cutoffs.ended(gone, 2));
+        cutoffs.end_all(5, 2_000);
+        assert!(cutoffs.ended(gone, 4), "any credential decided before 5");
+        assert!(!cutoffs.ended(gone, 5), "what came after counts");
+        assert!(cutoffs.ended(kept, 4));
+        cutoffs.prune(1_500);
+        assert!(cutoffs.ended(kept, 4), "still ended by the later cut-off");
+        cutoffs.prune(2_000);
+        assert!(cutoffs.is_empty());
+    }
 
     #[test]
     fn a_removed_scope_never_returns_to_what_was_decided_before_its_removal() {

@@ -141,6 +141,10 @@ impl Store {
                     };
                     cutoffs.end(credential, before.revision + 1, to_micros(kept_until));
                 }
+                // The stored secrets are not all there were: one deleted or
+                // expired and purged since may still have live tokens.
+                // (Per-secret entries above are what earlier versions read.)
+                cutoffs.end_all(before.revision + 1, to_micros(kept_until));
                 update = update
                     .col_expr(
                         application::Column::CredentialCutoffs,
