@@ -448,13 +448,14 @@ async fn operators_see_secrets_that_expire_soon(backend: Backend) {
     add_secret(&mut admin, &one.app.name, "20 days", days(20)).await;
     add_secret(&mut admin, &two.app.name, "29 days", days(29)).await;
     add_secret(&mut admin, &two.app.name, "60 days", days(60)).await;
+    add_secret(&mut admin, &two.app.name, "10 days", days(10)).await;
     // Replaced with a grace period: expiring, but nothing to act on.
     rotate(&mut admin, &one.app.name, 86_400, false).await;
 
     server.service.housekeeping().await;
     let text = metrics(&server.url).await;
     assert_eq!(expiring(&text, "7d"), 0, "the 3-day one was replaced");
-    assert_eq!(expiring(&text, "30d"), 1, "two's 29-day secret");
+    assert_eq!(expiring(&text, "30d"), 2, "two's 10-day and 29-day secrets");
 
     add_secret(&mut admin, &two.app.name, "5 days", days(5)).await;
     server.clock.advance(time::Duration::days(25));
@@ -463,9 +464,13 @@ async fn operators_see_secrets_that_expire_soon(backend: Backend) {
     assert_eq!(
         expiring(&text, "7d"),
         1,
-        "29 days are now 4; the 5-day one expired"
+        "29 days are now 4; the 5-day and 10-day ones expired"
     );
-    assert_eq!(expiring(&text, "30d"), 1, "60 days are now 35");
+    assert_eq!(
+        expiring(&text, "30d"),
+        1,
+        "the same 4-day one (each horizon counts from now); 60 days are now 35"
+    );
 }
 
 async fn secrets_replaced_before_the_upgrade_are_not_reported_as_expiring(backend: Backend) {

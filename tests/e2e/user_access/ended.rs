@@ -305,6 +305,11 @@ async fn refresh_tokens_end_with_a_deleted_secret_and_no_other(backend: Backend)
     };
     let by_first = redeem_with(&web_app).await;
     let by_second = redeem_with(&second).await;
+    // It refreshes while its secret lives (the refresh token rotates, and
+    // the new one is again the second secret's).
+    let (status, body) = refresh(server, &second, &by_second).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let by_second = text(&body, "refresh_token").to_owned();
 
     let mut admin = server.admin("acme").await;
     admin
