@@ -63,7 +63,7 @@ cli_cycle() {
       --display-name "latency cli $round renamed $RANDOM$RANDOM"
     time_it UpdateApplicationScopes "$cli" --key "$EXTAPPS_ADMIN_KEY" apps scopes set "$name" \
       --user-scope OR:OR.Jobs --user-scope OR:OR.Queues --app-scope OR:OR.Jobs.Read --app-scope OR:OR.Queues
-    time_it GenerateApplicationSecret "$cli" --key "$EXTAPPS_ADMIN_KEY" -o json apps secret generate "$name"
+    time_it GenerateApplicationSecret "$cli" --key "$EXTAPPS_ADMIN_KEY" -o json apps secrets generate "$name"
     secret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' <"$work/out")
     token=$(curl -sf -u "$id:$secret" -d grant_type=client_credentials "$EXTAPPS_URL/oauth2/token" |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

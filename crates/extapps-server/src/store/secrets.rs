@@ -136,7 +136,7 @@ impl Store {
                 cutoffs.prune(to_micros(now));
                 for secret in &earlier {
                     let Ok(credential) = Uuid::parse_str(secret) else {
-                        tracing::error!(secret, "a stored secret ID is not a UUID");
+                        tracing::error!(secret_id = %secret, "a stored secret ID is not a UUID");
                         return Err(Error::Internal);
                     };
                     cutoffs.end(credential, before.revision + 1, to_micros(kept_until));
