@@ -95,45 +95,14 @@ async fn two_replicas_enforce_each_others_changes_at_once() {
     // A second secret added through B, used on B, then deleted with its
     // tokens through A: B refuses it and ends its token at once, and the
     // other secret's token lives on.
-    let added = admin_b
-        .generate_application_secret(pb::GenerateApplicationSecretRequest {
-            name: client.app.name.clone(),
-            keep_existing_secrets: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let kept = revoke_tokens.application.clone().unwrap();
+    let (added_secret, after) = add_secret(&mut admin_b, &client.app.name, "", None).await;
     delivered(4);
-    let by_added = token(&b_url, &client, &added.client_secret, None)
-        .await
-        .unwrap();
-    let added_name = added
-        .application
-        .unwrap()
-        .secrets
-        .into_iter()
-        .find(|s| {
-            !revoke_tokens
-                .application
-                .as_ref()
-                .unwrap()
-                .secrets
-                .iter()
-                .any(|kept| kept.secret_id == s.secret_id)
-        })
-        .unwrap()
-        .name;
-    admin_a
-        .delete_application_secret(pb::DeleteApplicationSecretRequest {
-            name: added_name,
-            revoke_tokens: true,
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
+    let by_added = token(&b_url, &client, &added_secret, None).await.unwrap();
+    let added = newest(&after, &kept.secrets.iter().collect::<Vec<_>>());
+    delete_secret(&mut admin_a, &added, true).await.unwrap();
     delivered(5);
-    let refused = token(&b_url, &client, &added.client_secret, None)
+    let refused = token(&b_url, &client, &added_secret, None)
         .await
         .unwrap_err();
     assert_eq!(refused["error"], "invalid_client");

@@ -30,39 +30,9 @@ fn days(days: i64) -> Option<Duration> {
     })
 }
 
-/// Adds a secret beside the others; returns it and the application after.
-async fn add_secret(
-    admin: &mut Client,
-    name: &str,
-    description: &str,
-    ttl: Option<Duration>,
-) -> (String, pb::Application) {
-    let added = admin
-        .generate_application_secret(pb::GenerateApplicationSecretRequest {
-            name: name.into(),
-            keep_existing_secrets: true,
-            description: description.into(),
-            expiration: ttl.map(pb::generate_application_secret_request::Expiration::Ttl),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    (added.client_secret, added.application.unwrap())
-}
-
 /// The IDs of the listed secrets (whose last use moves with every token).
 fn ids(app: &pb::Application) -> Vec<&str> {
     app.secrets.iter().map(|s| s.secret_id.as_str()).collect()
-}
-
-/// The listed secret that is not among `known`.
-fn newest(app: &pb::Application, known: &[&pb::ClientSecretInfo]) -> pb::ClientSecretInfo {
-    app.secrets
-        .iter()
-        .find(|s| known.iter().all(|k| k.secret_id != s.secret_id))
-        .unwrap()
-        .clone()
 }
 
 /// The newest audit event of `action` (events of one test share the
@@ -73,21 +43,6 @@ async fn last_event(admin: &mut Client, action: pb::AuditAction) -> pb::AuditEve
         .into_iter()
         .find(|e| e.action() == action)
         .unwrap_or_else(|| panic!("no {action:?} event"))
-}
-
-async fn delete_secret(
-    admin: &mut Client,
-    secret: &pb::ClientSecretInfo,
-    revoke_tokens: bool,
-) -> Result<pb::Application, tonic::Status> {
-    admin
-        .delete_application_secret(pb::DeleteApplicationSecretRequest {
-            name: secret.name.clone(),
-            revoke_tokens,
-            etag: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner().application.unwrap())
 }
 
 async fn secrets_added_beside_each_other_all_work_until_one_is_deleted(backend: Backend) {

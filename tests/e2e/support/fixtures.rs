@@ -141,3 +141,49 @@ pub async fn set_scopes(client: &mut Client, name: &str, grants: Vec<pb::Resourc
         .await
         .expect("update scopes");
 }
+
+/// Adds a secret beside the others; returns it and the application after.
+pub async fn add_secret(
+    admin: &mut Client,
+    name: &str,
+    description: &str,
+    ttl: Option<prost_types::Duration>,
+) -> (String, pb::Application) {
+    let added = admin
+        .generate_application_secret(pb::GenerateApplicationSecretRequest {
+            name: name.into(),
+            keep_existing_secrets: true,
+            description: description.into(),
+            expiration: ttl.map(pb::generate_application_secret_request::Expiration::Ttl),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (added.client_secret, added.application.unwrap())
+}
+
+/// The listed secret that is not among `known`.
+pub fn newest(app: &pb::Application, known: &[&pb::ClientSecretInfo]) -> pb::ClientSecretInfo {
+    app.secrets
+        .iter()
+        .find(|s| known.iter().all(|k| k.secret_id != s.secret_id))
+        .unwrap()
+        .clone()
+}
+
+/// Deletes one secret by its name, ending its tokens or not.
+pub async fn delete_secret(
+    admin: &mut Client,
+    secret: &pb::ClientSecretInfo,
+    revoke_tokens: bool,
+) -> Result<pb::Application, tonic::Status> {
+    admin
+        .delete_application_secret(pb::DeleteApplicationSecretRequest {
+            name: secret.name.clone(),
+            revoke_tokens,
+            etag: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().application.unwrap())
+}

@@ -261,31 +261,13 @@ async fn refresh_tokens_end_with_the_secret_they_were_issued_under(backend: Back
 async fn refresh_tokens_end_with_a_deleted_secret_and_no_other(backend: Backend) {
     let mut setup = setup(backend).await;
     let web_app = web(&mut setup, "Web").await;
-    let first_id = get(&mut setup.admin, &web_app.name).await.secrets[0]
-        .secret_id
-        .clone();
-    let added = setup
-        .admin
-        .generate_application_secret(pb::GenerateApplicationSecretRequest {
-            name: web_app.name.clone(),
-            keep_existing_secrets: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let second_name = added
-        .application
-        .unwrap()
-        .secrets
-        .into_iter()
-        .find(|s| s.secret_id != first_id)
-        .unwrap()
-        .name;
+    let first = get(&mut setup.admin, &web_app.name).await.secrets[0].clone();
+    let (second_secret, after) = add_secret(&mut setup.admin, &web_app.name, "", None).await;
+    let second_info = newest(&after, &[&first]);
     let second = App {
         name: web_app.name.clone(),
         id: web_app.id.clone(),
-        secret: Some(added.client_secret),
+        secret: Some(second_secret),
     };
     let server = &setup.server;
     let redeem_with = async |app: &App| {
@@ -312,14 +294,7 @@ async fn refresh_tokens_end_with_a_deleted_secret_and_no_other(backend: Backend)
     let by_second = text(&body, "refresh_token").to_owned();
 
     let mut admin = server.admin("acme").await;
-    admin
-        .delete_application_secret(pb::DeleteApplicationSecretRequest {
-            name: second_name,
-            revoke_tokens: true,
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
+    delete_secret(&mut admin, &second_info, true).await.unwrap();
     // The client refreshes with the secret it still has.
     let (status, body) = refresh(server, &web_app, &by_second).await;
     assert_eq!(
