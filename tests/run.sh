@@ -29,6 +29,14 @@ start_postgres() {
   exit 1
 }
 
+drop_test_databases() {
+  runuser -u postgres -- psql -Atq <<'SQL'
+SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', datname)
+  FROM pg_database WHERE datname LIKE 'extapps\_test\_%'
+\gexec
+SQL
+}
+
 if [ -z "${EXTAPPS_TEST_POSTGRES_URL:-}" ]; then
   start_postgres
   runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<'SQL'
@@ -38,10 +46,10 @@ DO $$ BEGIN
   END IF;
 END $$;
 SQL
-  # Each test makes its own database; drop those of earlier runs.
-  runuser -u postgres -- psql -Atq -c \
-    "SELECT datname FROM pg_database WHERE datname LIKE 'extapps\_test\_%'" |
-    while read -r db; do runuser -u postgres -- dropdb --if-exists "$db"; done
+  # Each test makes its own database: drop those a run left behind, and this
+  # run's when it ends, pass or fail, so that runs never fill the disk.
+  drop_test_databases
+  trap drop_test_databases EXIT
   # Loopback TLS only slows the tests down.
   export EXTAPPS_TEST_POSTGRES_URL="postgres://extapps:extapps@127.0.0.1:5432/postgres?sslmode=disable"
 fi
