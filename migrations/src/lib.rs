@@ -16,6 +16,7 @@ mod m20261206_000007_token_revisions;
 mod m20261206_000008_display_name_keys_without_ignorables;
 mod m20261207_000009_secret_descriptions;
 mod m20261207_000010_replaced_secrets_before_descriptions;
+mod m20261207_000011_client_keys_and_assertions;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000008_display_name_keys_without_ignorables::Migration),
             Box::new(m20261207_000009_secret_descriptions::Migration),
             Box::new(m20261207_000010_replaced_secrets_before_descriptions::Migration),
+            Box::new(m20261207_000011_client_keys_and_assertions::Migration),
         ]
     }
 }

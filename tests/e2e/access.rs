@@ -12,6 +12,7 @@ use crate::support::harness::{Backend, TestServer, error_of};
 use crate::support::oauth_http::{
     App, introspect_grpc, introspect_http, is_active, post_form, service_client, token,
 };
+use crate::support::signing::{Alg, SigningKey};
 
 crate::on_both_backends!(
     no_organization_reaches_another_organizations_tokens,
@@ -45,7 +46,33 @@ async fn call_every_rpc(
     let parent = format!("organizations/{organization}");
     let mut renamed = app.clone();
     renamed.display_name = format!("{} (renamed)", app.display_name);
+    // Changed below before it is renamed: no etag precondition.
+    renamed.etag.clear();
+    // A key is added first, so that deleting it has something to delete.
+    let added = client
+        .add_application_key(pb::AddApplicationKeyRequest {
+            name: app.name.clone(),
+            jwk: SigningKey::generate(Alg::EdDsa).public_jwk().to_string(),
+            ..Default::default()
+        })
+        .await;
+    let key_name = match &added {
+        Ok(response) => response.get_ref().key.as_ref().unwrap().name.clone(),
+        Err(_) => format!("{}/keys/{}", app.name, uuid::Uuid::new_v4()),
+    };
     vec![
+        ("AddApplicationKey", outcome(added)),
+        (
+            "DeleteApplicationKey",
+            outcome(
+                client
+                    .delete_application_key(pb::DeleteApplicationKeyRequest {
+                        name: key_name,
+                        ..Default::default()
+                    })
+                    .await,
+            ),
+        ),
         (
             "RegisterApplication",
             outcome(

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::support::harness::{Backend, TestServer, workspace_bin};
 use crate::support::oauth_http::post_form;
+use crate::support::signing::{Alg, SigningKey};
 
 crate::on_both_backends!(an_administrator_runs_the_whole_cycle_with_the_cli);
 
@@ -193,6 +194,56 @@ async fn an_administrator_runs_the_whole_cycle_with_the_cli(backend: Backend) {
     let (code, _, err) = run(&["apps", "secrets", "delete", &name, third_id]);
     assert_ne!(code, 0);
     assert!(err.contains("(reason: SECRET_NOT_FOUND)"), "{err}");
+
+    // A public key from a file, listed with its algorithm; then deleted.
+    let key = SigningKey::generate(Alg::Es256);
+    let dir = tempfile::tempdir().unwrap();
+    let jwk_file = dir.path().join("key.jwk");
+    std::fs::write(&jwk_file, key.public_jwk().to_string()).unwrap();
+    let jwk_path = jwk_file.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "-o",
+        "json",
+        "apps",
+        "keys",
+        "add",
+        &name,
+        "--jwk-file",
+        jwk_path,
+        "--description",
+        "deploy bot",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let with_key: Value = serde_json::from_str(&out).unwrap();
+    let listed = &with_key["keys"][0];
+    assert_eq!(listed["algorithm"], "ES256", "{with_key}");
+    assert_eq!(listed["description"], "deploy bot");
+    let key_id = listed["key_id"].as_str().unwrap();
+    let (code, out, err) = run(&["apps", "get", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("KEY ID") && out.contains(key_id), "{out}");
+    let mut private = key.public_jwk();
+    private["d"] = serde_json::json!("870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE");
+    std::fs::write(&jwk_file, private.to_string()).unwrap();
+    let (code, _, err) = run(&["apps", "keys", "add", &name, "--jwk-file", jwk_path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("jwk: holds private key material"), "{err}");
+    let (code, out, err) = run(&[
+        "-o",
+        "json",
+        "apps",
+        "keys",
+        "delete",
+        &name,
+        key_id,
+        "--revoke-tokens",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let after: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(after["keys"], serde_json::json!([]), "{after}");
+    let (code, _, err) = run(&["apps", "keys", "delete", &name, key_id]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("(reason: APPLICATION_KEY_NOT_FOUND)"), "{err}");
 
     // A resource server reads the application's token from the command line.
     let client_id = rotated["application"]["client_id"].as_str().unwrap();

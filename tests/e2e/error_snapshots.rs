@@ -364,6 +364,54 @@ async fn bad_input_to_each_rpc_is_refused_field_by_field(backend: Backend) {
             )))
             .await,
     );
+    let add_key = |jwk: &str| pb::AddApplicationKeyRequest {
+        name: app.name.clone(),
+        jwk: jwk.into(),
+        ..Default::default()
+    };
+    case(
+        r,
+        "AddApplicationKey: a JWK set, not one key",
+        admin.add_application_key(add_key(r#"{"keys":[]}"#)).await,
+    );
+    case(
+        r,
+        "AddApplicationKey: a private EC key, a bad description and expiry",
+        admin
+            .add_application_key(pb::AddApplicationKeyRequest {
+                description: "line\nbreak".into(),
+                expiration: Some(pb::add_application_key_request::Expiration::Ttl(
+                    prost_types::Duration {
+                        seconds: 11 * 366 * 86_400,
+                        nanos: 0,
+                    },
+                )),
+                ..add_key(
+                    r#"{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","d":"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"}"#,
+                )
+            })
+            .await,
+    );
+    case(
+        r,
+        "AddApplicationKey: an RSA key of 1024 bits",
+        admin
+            .add_application_key(add_key(&format!(
+                r#"{{"kty":"RSA","alg":"RS256","e":"AQAB","n":"{}"}}"#,
+                "w".repeat(171)
+            )))
+            .await,
+    );
+    case(
+        r,
+        "DeleteApplicationKey: a secret's name, not a key's",
+        admin
+            .delete_application_key(pb::DeleteApplicationKeyRequest {
+                name: app.secrets[0].name.clone(),
+                ..Default::default()
+            })
+            .await,
+    );
 
     case(
         r,

@@ -12,6 +12,7 @@ mod access;
 mod attacks;
 mod binary;
 mod cli;
+mod client_keys;
 mod database_faults;
 mod editing;
 mod ended;

@@ -47,6 +47,7 @@ fn every_readme_excerpt_is_code_the_tests_run() {
             "tests/sdk/python/smoke.py",
             "tests/sdk/typescript/smoke.ts",
             "tests/sdk/go/smoke.go",
+            "tests/walkthroughs/key_pair.sh",
         ]
     );
 }

@@ -1,6 +1,7 @@
 //! The SDKs in other languages, generated from `proto/` by `sdk/generate` (the
 //! documented command, which runs `buf generate`), each driven through the
-//! administrator's cycle by a smoke program against a live server.
+//! administrator's cycle by a smoke program against a live server; and an
+//! OAuth client library in one of them, authenticating with a key pair.
 
 use std::{
     path::{Path, PathBuf},
@@ -22,6 +23,21 @@ async fn the_python_sdk_runs_the_administrator_cycle() {
         .arg(workspace_root().join("tests/sdk/python/smoke.py"))
         .args(arguments);
     assert_succeeds(smoke, "python sdk: ok").await;
+}
+
+/// An application with no shared secret: the Python SDK registers its keys,
+/// and authlib (an OAuth client library of its own) signs its
+/// `private_key_jwt` assertions for tokens and revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_library_authenticates_with_private_key_jwt() {
+    let (_server, arguments) = live_server().await;
+    let sdk = generated().join("python");
+    let mut program = Command::new(tool("EXTAPPS_TEST_PYTHON", ".venv/bin/python"));
+    program
+        .env("PYTHONPATH", sdk)
+        .arg(workspace_root().join("tests/sdk/python/private_key_jwt.py"))
+        .args(arguments);
+    assert_succeeds(program, "python private_key_jwt: ok").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,8 @@ use crate::{
     Error, GeneratedClient, RetryPolicy,
     model::{
         Application, ApplicationName, ApplicationUpdate, AuditEvent, AuthorizationRequest, Grant,
-        Introspection, NewApplication, NewSecret, Page, PageRequest, Registered, Resource, Rotated,
-        SecretExpiry, UserAuthorization, application,
+        Introspection, KeyInfo, NewApplication, NewKey, NewSecret, Page, PageRequest, Registered,
+        Resource, Rotated, SecretExpiry, UserAuthorization, application,
     },
     v1,
     v1::generate_application_secret_request::Expiration,
@@ -157,20 +157,13 @@ impl Client {
         name: &ApplicationName,
         options: NewSecret,
     ) -> Result<Rotated, Error> {
-        // Beyond prost's range the server still answers: it names the field.
-        let duration = |period: std::time::Duration| {
-            prost_types::Duration::try_from(period).unwrap_or(prost_types::Duration {
-                seconds: i64::MAX,
-                nanos: 0,
-            })
-        };
         let expiration = options.expiry.map(|expiry| match expiry {
-            SecretExpiry::After(ttl) => Expiration::Ttl(duration(ttl)),
+            SecretExpiry::After(ttl) => Expiration::Ttl(proto_duration(ttl)),
             SecretExpiry::At(at) => Expiration::ExpireTime(at.into()),
         });
         let request = v1::GenerateApplicationSecretRequest {
             name: name.to_string(),
-            grace_period: options.grace_period.map(duration),
+            grace_period: options.grace_period.map(proto_duration),
             revoke_tokens: options.revoke_tokens,
             etag: options.etag.unwrap_or_default(),
             request_id: uuid::Uuid::new_v4().to_string(),
@@ -204,6 +197,61 @@ impl Client {
         let response = self
             .call(Repeat::Never, request, |mut api, r| async move {
                 api.delete_application_secret(r).await
+            })
+            .await?;
+        application(response.application)
+    }
+
+    /// Registers a public key on a confidential application, for
+    /// `private_key_jwt`. Returns the application after the change and the
+    /// new key. Never retried (a repeat is refused as the same key).
+    pub async fn add_key(
+        &self,
+        name: &ApplicationName,
+        options: NewKey,
+    ) -> Result<(Application, KeyInfo), Error> {
+        use v1::add_application_key_request::Expiration;
+        let expiration = options.expiry.map(|expiry| match expiry {
+            SecretExpiry::After(ttl) => Expiration::Ttl(proto_duration(ttl)),
+            SecretExpiry::At(at) => Expiration::ExpireTime(at.into()),
+        });
+        let request = v1::AddApplicationKeyRequest {
+            name: name.to_string(),
+            jwk: options.jwk,
+            description: options.description.unwrap_or_default(),
+            expiration,
+            etag: options.etag.unwrap_or_default(),
+        };
+        let response = self
+            .call(Repeat::Never, request, |mut api, r| async move {
+                api.add_application_key(r).await
+            })
+            .await?;
+        let key = response
+            .key
+            .ok_or(Error::Response("an added key that is missing"))?
+            .try_into()?;
+        Ok((application(response.application)?, key))
+    }
+
+    /// Deletes one public key of an application (its ID as listed in
+    /// [`Application::keys`]); with `revoke_tokens`, every token it
+    /// authenticated ends too. Never retried.
+    pub async fn delete_key(
+        &self,
+        name: &ApplicationName,
+        key_id: &str,
+        revoke_tokens: bool,
+        etag: Option<String>,
+    ) -> Result<Application, Error> {
+        let request = v1::DeleteApplicationKeyRequest {
+            name: format!("{name}/keys/{key_id}"),
+            revoke_tokens,
+            etag: etag.unwrap_or_default(),
+        };
+        let response = self
+            .call(Repeat::Never, request, |mut api, r| async move {
+                api.delete_application_key(r).await
             })
             .await?;
         application(response.application)
@@ -415,5 +463,14 @@ fn one_page<P, T: TryFrom<P, Error = Error>>(
             .map(T::try_from)
             .collect::<Result<_, _>>()?,
         next_page_token: (!next.is_empty()).then_some(next),
+    })
+}
+
+/// A duration as the API takes it. Beyond prost's range the server still
+/// answers: it names the field.
+fn proto_duration(period: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(period).unwrap_or(prost_types::Duration {
+        seconds: i64::MAX,
+        nanos: 0,
     })
 }

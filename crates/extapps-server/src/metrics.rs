@@ -64,6 +64,7 @@ pub struct Metrics {
     token_requests: Family<OutcomeLabels, Counter>,
     introspections: Family<OutcomeLabels, Counter>,
     secret_cache: Family<OutcomeLabels, Counter>,
+    client_assertions: Family<OutcomeLabels, Counter>,
     replica_cache: Family<CacheLabels, Counter>,
     hash_upgrades: Counter,
     secrets_expiring: Family<WithinLabels, Gauge>,
@@ -86,6 +87,7 @@ impl Default for Metrics {
         let token_requests = Family::<OutcomeLabels, Counter>::default();
         let introspections = Family::<OutcomeLabels, Counter>::default();
         let secret_cache = Family::<OutcomeLabels, Counter>::default();
+        let client_assertions = Family::<OutcomeLabels, Counter>::default();
         let replica_cache = Family::<CacheLabels, Counter>::default();
         let hash_upgrades = Counter::default();
         let secrets_expiring = Family::<WithinLabels, Gauge>::default();
@@ -115,6 +117,11 @@ impl Default for Metrics {
             secret_cache.clone(),
         );
         registry.register(
+            "client_assertions",
+            "Client assertions (private_key_jwt) presented, by outcome: accepted, or why refused",
+            client_assertions.clone(),
+        );
+        registry.register(
             "replica_cache_lookups",
             "Lookups in this replica's caches of caller keys and applications, by outcome (hit, miss, distrusted)",
             replica_cache.clone(),
@@ -137,6 +144,7 @@ impl Default for Metrics {
             token_requests,
             introspections,
             secret_cache,
+            client_assertions,
             replica_cache,
             hash_upgrades,
             secrets_expiring,
@@ -184,6 +192,13 @@ impl Metrics {
     pub fn secret_cache(&self, hit: bool) {
         let outcome = if hit { "hit" } else { "miss" };
         self.secret_cache
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A client assertion accepted (`accepted`) or refused, and why.
+    pub fn client_assertion(&self, outcome: &'static str) {
+        self.client_assertions
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }

@@ -187,3 +187,35 @@ pub async fn delete_secret(
         .await
         .map(|r| r.into_inner().application.unwrap())
 }
+
+/// Registers a public key (a JWK) on an application.
+pub async fn add_key(
+    admin: &mut Client,
+    name: &str,
+    jwk: &serde_json::Value,
+) -> Result<pb::AddApplicationKeyResponse, tonic::Status> {
+    admin
+        .add_application_key(pb::AddApplicationKeyRequest {
+            name: name.into(),
+            jwk: jwk.to_string(),
+            ..Default::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Deletes one key by its name, ending its tokens or not.
+pub async fn delete_key(
+    admin: &mut Client,
+    key: &pb::ClientKeyInfo,
+    revoke_tokens: bool,
+) -> Result<pb::Application, tonic::Status> {
+    admin
+        .delete_application_key(pb::DeleteApplicationKeyRequest {
+            name: key.name.clone(),
+            revoke_tokens,
+            etag: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().application.unwrap())
+}

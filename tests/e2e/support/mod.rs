@@ -7,6 +7,7 @@ pub(crate) mod harness;
 pub(crate) mod oauth_http;
 pub(crate) mod pki;
 pub(crate) mod processes;
+pub(crate) mod signing;
 pub(crate) mod snapshot;
 pub(crate) mod stored;
 pub(crate) mod user_flow;

@@ -181,7 +181,7 @@ async fn malformed_token_requests_get_rfc_6749_errors(backend: Backend) {
     let user_only_id = user_only.application.unwrap().client_id;
     let url = format!("{}/oauth2/token", server.url);
     let cc = [("grant_type", "client_credentials")];
-    let big = "x".repeat(9 * 1024);
+    let big = "x".repeat(extapps_server::oauth::MAX_BODY_BYTES + 1);
     let unknown = uuid::Uuid::new_v4().to_string();
     let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
         (

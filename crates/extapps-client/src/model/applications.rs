@@ -173,6 +173,8 @@ pub struct Application {
     pub redirect_urls: Vec<String>,
     /// The live secrets of a confidential application.
     pub secrets: Vec<SecretInfo>,
+    /// The live public keys it signs `private_key_jwt` assertions with.
+    pub keys: Vec<KeyInfo>,
     /// Pass it back to change the application only if nobody else has.
     pub etag: String,
     pub created: SystemTime,
@@ -203,6 +205,11 @@ impl TryFrom<v1::Application> for Application {
                 .secrets
                 .into_iter()
                 .map(SecretInfo::try_from)
+                .collect::<Result<_, _>>()?,
+            keys: app
+                .keys
+                .into_iter()
+                .map(KeyInfo::try_from)
                 .collect::<Result<_, _>>()?,
             etag: app.etag,
             created: required_time(app.create_time)?,
@@ -239,6 +246,56 @@ impl TryFrom<v1::ClientSecretInfo> for SecretInfo {
             description: info.description,
         })
     }
+}
+
+/// A public key registered for `private_key_jwt` (its public half only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: String,
+    /// `organizations/{organization}/applications/{client_id}/keys/{id}`.
+    pub name: String,
+    /// `ES256`, `EdDSA`, `RS256` or `PS256`.
+    pub algorithm: String,
+    /// RFC 7638 thumbprint, base64url.
+    pub thumbprint: String,
+    /// The public JWK as registered.
+    pub jwk: String,
+    /// What it is for; empty if nothing was said.
+    pub description: String,
+    pub created: SystemTime,
+    pub expires: Option<SystemTime>,
+    pub last_used: Option<SystemTime>,
+}
+
+impl TryFrom<v1::ClientKeyInfo> for KeyInfo {
+    type Error = Error;
+
+    fn try_from(info: v1::ClientKeyInfo) -> Result<Self, Error> {
+        Ok(Self {
+            id: info.key_id,
+            name: info.name,
+            algorithm: info.algorithm,
+            thumbprint: info.thumbprint,
+            jwk: info.jwk,
+            description: info.description,
+            created: required_time(info.create_time)?,
+            expires: time(info.expire_time)?,
+            last_used: time(info.last_use_time)?,
+        })
+    }
+}
+
+/// A public key to register on an application.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewKey {
+    /// One JWK (RFC 7517) of the public key, as JSON.
+    pub jwk: String,
+    /// What the key is for, shown in listings (at most 128 characters).
+    pub description: Option<String>,
+    /// When the key stops working by itself; by default never.
+    pub expiry: Option<SecretExpiry>,
+    /// Only if the application still has this etag.
+    pub etag: Option<String>,
 }
 
 /// A client secret, returned once. `Debug` prints `[REDACTED]`; store it
@@ -309,7 +366,7 @@ pub struct NewSecret {
     pub etag: Option<String>,
 }
 
-/// When a new secret expires.
+/// When a new secret or key expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretExpiry {
     /// At this instant.

@@ -13,7 +13,8 @@ mod tokens;
 
 pub use applications::{
     Application, ApplicationName, ApplicationType, ApplicationUpdate, ClientSecret, Grant,
-    InvalidName, NewApplication, NewSecret, Registered, Rotated, SecretExpiry, SecretInfo,
+    InvalidName, KeyInfo, NewApplication, NewKey, NewSecret, Registered, Rotated, SecretExpiry,
+    SecretInfo,
 };
 pub use audit::AuditEvent;
 pub use resources::Resource;

@@ -139,6 +139,22 @@ pub struct SecretInfo {
     pub description: String,
 }
 
+/// Metadata of one registered public key (its public JWK is no secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub algorithm: String,
+    pub thumbprint: String,
+    pub jwk: String,
+    pub description: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub create_time: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expire_time: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_use_time: Option<OffsetDateTime>,
+}
+
 /// A registered application as stored and shown (never with a secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Application {
@@ -149,6 +165,10 @@ pub struct Application {
     pub grants: ScopeGrants,
     pub redirect_urls: Vec<RedirectUrl>,
     pub secrets: Vec<SecretInfo>,
+    /// Public keys for `private_key_jwt`; none in records written before
+    /// applications had keys.
+    #[serde(default)]
+    pub keys: Vec<KeyInfo>,
     pub revision: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub create_time: OffsetDateTime,

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::application_type::ApplicationType;
 use super::catalog::ScopeSet;
+use super::client_key::VerifyingKey;
 use super::clock::from_micros;
 use super::names::OrganizationId;
 use super::redirect_url::RedirectUrl;
@@ -60,6 +61,9 @@ pub struct ClientState {
     /// Every stored secret, including one whose grace period has ended but
     /// that is not purged yet: use [`ClientState::live_secrets`].
     pub secrets: Vec<StoredSecret>,
+    /// Every stored public key, including expired ones not purged yet: use
+    /// [`ClientState::live_keys`].
+    pub keys: Vec<VerifyingKey>,
 }
 
 impl ClientState {
@@ -68,6 +72,11 @@ impl ClientState {
         self.secrets
             .iter()
             .filter(move |s| s.expire_time.is_none_or(|end| end > now))
+    }
+
+    /// The keys that still work at `now`.
+    pub fn live_keys(&self, now: OffsetDateTime) -> impl Iterator<Item = &VerifyingKey> {
+        self.keys.iter().filter(move |k| k.is_live(now))
     }
 
     /// Whether a token or user grant decided at revision `decided_at` still
@@ -138,6 +147,7 @@ mod tests {
             scope_removals: ScopeRemovals::default(),
             credential_cutoffs: CredentialCutoffs::default(),
             secrets: Vec::new(),
+            keys: Vec::new(),
         }
     }
 

@@ -27,6 +27,9 @@ pub enum Reason {
     UserAuthorizationNotFound,
     SecretNotFound,
     TooManySecrets,
+    ApplicationKeyNotFound,
+    TooManyKeys,
+    KeyAlreadyRegistered,
     Internal,
 }
 
@@ -54,6 +57,9 @@ impl Reason {
             Reason::UserAuthorizationNotFound => "USER_AUTHORIZATION_NOT_FOUND",
             Reason::SecretNotFound => "SECRET_NOT_FOUND",
             Reason::TooManySecrets => "TOO_MANY_SECRETS",
+            Reason::ApplicationKeyNotFound => "APPLICATION_KEY_NOT_FOUND",
+            Reason::TooManyKeys => "TOO_MANY_KEYS",
+            Reason::KeyAlreadyRegistered => "KEY_ALREADY_REGISTERED",
             Reason::Internal => "INTERNAL",
         }
     }

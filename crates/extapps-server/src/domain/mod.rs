@@ -7,6 +7,8 @@ pub mod audit;
 pub mod authorization;
 pub mod caller;
 pub mod catalog;
+pub mod client_assertion;
+pub mod client_key;
 pub mod client_state;
 pub mod clock;
 pub mod credential;

@@ -132,17 +132,7 @@ pub struct SecretName {
 
 impl SecretName {
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
-        let shape = || {
-            FieldViolation::new(
-                field,
-                "must be `organizations/{organization}/applications/{client_id}/secrets/{secret_id}`",
-            )
-        };
-        let (application, secret_id) = value.rsplit_once("/secrets/").ok_or_else(shape)?;
-        let application = ApplicationName::parse(field, application)?;
-        let secret_id = canonical_uuid(secret_id).ok_or_else(|| {
-            FieldViolation::new(field, "secret ID must be a lowercase hyphenated UUID")
-        })?;
+        let (application, secret_id) = parse_child(field, value, "secrets", "secret_id")?;
         Ok(Self {
             application,
             secret_id,
@@ -154,6 +144,62 @@ impl fmt::Display for SecretName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/secrets/{}", self.application, self.secret_id)
     }
+}
+
+/// A parsed
+/// `organizations/{organization}/applications/{client_id}/keys/{key_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName {
+    pub application: ApplicationName,
+    pub key_id: Uuid,
+}
+
+impl KeyName {
+    pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
+        let (application, key_id) = parse_child(field, value, "keys", "key_id")?;
+        Ok(Self {
+            application,
+            key_id,
+        })
+    }
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/keys/{}", self.application, self.key_id)
+    }
+}
+
+/// `{application}/{collection}/{id}`: an application's name, then a UUID in
+/// its canonical spelling.
+fn parse_child(
+    field: &str,
+    value: &str,
+    collection: &str,
+    id: &str,
+) -> Result<(ApplicationName, Uuid), FieldViolation> {
+    let shape = || {
+        FieldViolation::new(
+            field,
+            format!(
+                "must be `organizations/{{organization}}/applications/{{client_id}}/{collection}/{{{id}}}`"
+            ),
+        )
+    };
+    let (application, child) = value
+        .rsplit_once(&format!("/{collection}/"))
+        .ok_or_else(shape)?;
+    let application = ApplicationName::parse(field, application)?;
+    let child = canonical_uuid(child).ok_or_else(|| {
+        FieldViolation::new(
+            field,
+            format!(
+                "{} ID must be a lowercase hyphenated UUID",
+                collection.trim_end_matches('s')
+            ),
+        )
+    })?;
+    Ok((application, child))
 }
 
 /// Parses `organizations/{organization}`.
@@ -186,6 +232,22 @@ mod tests {
         ] {
             assert!(SecretName::parse("name", &bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_key_name_parses_only_as_a_key_of_an_application() {
+        let name = "organizations/acme/applications/6f1c1a36-4b1e-4c1e-9a0e-2b7d3c4d5e6f\
+                    /keys/0b9d7c2e-5a4f-4e3d-8c2b-1a0f9e8d7c6b";
+        let parsed = KeyName::parse("name", name).unwrap();
+        assert_eq!(parsed.to_string(), name);
+        let secret = name.replace("/keys/", "/secrets/");
+        assert!(KeyName::parse("name", &secret).is_err());
+        assert!(SecretName::parse("name", name).is_err());
+        let refused = KeyName::parse("name", &name.replace("0b9d7c2e-", "0B9D7C2E-")).unwrap_err();
+        assert_eq!(
+            refused.description,
+            "key ID must be a lowercase hyphenated UUID"
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub enum OAuthError {
     InvalidRequest(String),
     /// Unknown client, wrong secret, or no client authentication.
     InvalidClient,
+    /// A client assertion refused, and why: the client wrote it, so the
+    /// reason tells it nothing it did not know.
+    InvalidAssertion(super::client_assertion::Refusal),
     /// A requested scope is not granted to the client.
     InvalidScope(String),
     /// The client may not use this grant type.
@@ -40,7 +43,7 @@ impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
             OAuthError::InvalidRequest(_) => "invalid_request",
-            OAuthError::InvalidClient => "invalid_client",
+            OAuthError::InvalidClient | OAuthError::InvalidAssertion(_) => "invalid_client",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::InvalidGrant(_) => "invalid_grant",
@@ -86,6 +89,7 @@ impl OAuthError {
             | OAuthError::InvalidGrant(why)
             | OAuthError::TemporarilyUnavailable(why) => why.clone(),
             OAuthError::InvalidClient => "client authentication failed".into(),
+            OAuthError::InvalidAssertion(refusal) => refusal.description().into(),
             OAuthError::UnsupportedGrantType => {
                 "this grant type is not supported; use `client_credentials`, `authorization_code` or `refresh_token`".into()
             }
@@ -93,7 +97,7 @@ impl OAuthError {
                 "only `response_type=code` is supported".into()
             }
             OAuthError::TooManyAttempts { .. } => format!(
-                "too many secret verifications for this client or from this address; retry in {} s",
+                "too many failed client authentications from this address; retry in {} s",
                 self.retry_after_seconds()
             ),
             OAuthError::Busy => "the server is busy verifying secrets; retry in 1 s".into(),

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Error,
-    application::{Application, SecretInfo},
+    application::{Application, KeyInfo, SecretInfo},
     application_type::ApplicationType,
     audit::{AuditAction, AuditEvent},
     catalog::Resource,
@@ -58,9 +58,28 @@ fn secret_to_proto(application: &str, secret: &SecretInfo) -> pb::ClientSecretIn
     }
 }
 
+pub fn key_to_proto(application: &str, key: &KeyInfo) -> pb::ClientKeyInfo {
+    pb::ClientKeyInfo {
+        key_id: key.key_id.clone(),
+        name: format!("{application}/keys/{}", key.key_id),
+        algorithm: key.algorithm.clone(),
+        thumbprint: key.thumbprint.clone(),
+        jwk: key.jwk.clone(),
+        description: key.description.clone(),
+        create_time: Some(timestamp(key.create_time)),
+        expire_time: key.expire_time.map(timestamp),
+        last_use_time: key.last_use_time.map(timestamp),
+    }
+}
+
 pub fn application_to_proto(app: &Application) -> pb::Application {
     let name = app.name().to_string();
     pb::Application {
+        keys: app
+            .keys
+            .iter()
+            .map(|key| key_to_proto(&name, key))
+            .collect(),
         secrets: app
             .secrets
             .iter()
@@ -115,6 +134,8 @@ fn action_to_proto(action: AuditAction) -> pb::AuditAction {
         AuditAction::ApplicationScopesUpdated => pb::AuditAction::ApplicationScopesUpdated,
         AuditAction::ApplicationSecretGenerated => pb::AuditAction::ApplicationSecretGenerated,
         AuditAction::ApplicationSecretDeleted => pb::AuditAction::ApplicationSecretDeleted,
+        AuditAction::ApplicationKeyAdded => pb::AuditAction::ApplicationKeyAdded,
+        AuditAction::ApplicationKeyDeleted => pb::AuditAction::ApplicationKeyDeleted,
         AuditAction::ApplicationDeleted => pb::AuditAction::ApplicationDeleted,
         AuditAction::KeyCreated => pb::AuditAction::KeyCreated,
         AuditAction::KeyRevoked => pb::AuditAction::KeyRevoked,

@@ -17,14 +17,14 @@ use crate::domain::{
     application::{Etag, RegistrationInput},
     caller::{Caller, Role},
     idempotency::parse_request_id,
-    names::{ApplicationName, SecretName, parse_organization_name},
+    names::{ApplicationName, KeyName, SecretName, parse_organization_name},
     secret_rules::Expiration,
 };
-use crate::service::{ApplicationUpdate, SecretRequest, Service, WithSecret};
+use crate::service::{ApplicationUpdate, KeyRequest, SecretRequest, Service, WithSecret};
 use convert::{
     app_type_from_proto, application_to_proto, audit_event_to_proto,
-    authorization_request_to_proto, duration, grant_inputs, instant, resource_to_proto,
-    user_authorization_to_proto,
+    authorization_request_to_proto, duration, grant_inputs, instant, key_to_proto,
+    resource_to_proto, user_authorization_to_proto,
 };
 
 /// The `ExternalApplications` service over a [`Service`].
@@ -322,6 +322,66 @@ impl ExternalApplications for GrpcApi {
                 .delete_application_secret(&caller, &name, etag, req.revoke_tokens)
                 .await?;
             Ok(pb::DeleteApplicationSecretResponse {
+                application: Some(application_to_proto(&app)),
+            })
+        })
+        .await
+    }
+
+    async fn add_application_key(
+        &self,
+        request: Request<pb::AddApplicationKeyRequest>,
+    ) -> Result<Response<pb::AddApplicationKeyResponse>, Status> {
+        answer(&self.service, "AddApplicationKey", async {
+            let caller = self.caller(&request).await?;
+            let req = request.into_inner();
+            let name = app_name("name", &req.name)?;
+            let etag = Etag::parse_optional("etag", &req.etag)?;
+            let expiration = match req.expiration {
+                None => Expiration::Never,
+                Some(pb::add_application_key_request::Expiration::ExpireTime(at)) => {
+                    Expiration::At(instant("expire_time", at)?)
+                }
+                Some(pb::add_application_key_request::Expiration::Ttl(ttl)) => {
+                    Expiration::After(duration("ttl", Some(ttl))?)
+                }
+            };
+            let (app, key) = self
+                .service
+                .add_application_key(
+                    &caller,
+                    &name,
+                    KeyRequest {
+                        jwk: req.jwk,
+                        description: req.description,
+                        expiration,
+                        etag,
+                    },
+                )
+                .await?;
+            let application = application_to_proto(&app);
+            Ok(pb::AddApplicationKeyResponse {
+                key: Some(key_to_proto(&application.name, &key)),
+                application: Some(application),
+            })
+        })
+        .await
+    }
+
+    async fn delete_application_key(
+        &self,
+        request: Request<pb::DeleteApplicationKeyRequest>,
+    ) -> Result<Response<pb::DeleteApplicationKeyResponse>, Status> {
+        answer(&self.service, "DeleteApplicationKey", async {
+            let caller = self.caller(&request).await?;
+            let req = request.into_inner();
+            let name = KeyName::parse("name", &req.name).map_err(|v| Error::invalid(vec![v]))?;
+            let etag = Etag::parse_optional("etag", &req.etag)?;
+            let app = self
+                .service
+                .delete_application_key(&caller, &name, etag, req.revoke_tokens)
+                .await?;
+            Ok(pb::DeleteApplicationKeyResponse {
                 application: Some(application_to_proto(&app)),
             })
         })

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, header};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use secrecy::SecretString;
 
+use crate::domain::client_assertion::JWT_BEARER;
 use crate::domain::oauth::OAuthError;
 use crate::service::{ClientCredentials, SourceKey};
 
@@ -64,11 +65,13 @@ impl Form {
 }
 
 /// The parameters the OAuth endpoints read.
-const KNOWN_PARAMETERS: [&str; 16] = [
+const KNOWN_PARAMETERS: [&str; 18] = [
     "grant_type",
     "scope",
     "client_id",
     "client_secret",
+    "client_assertion",
+    "client_assertion_type",
     "token",
     "token_type_hint",
     "code",
@@ -105,14 +108,32 @@ fn form_decode(value: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-/// The client's credentials, from exactly one of the two methods, or a
-/// client ID alone (RFC 6749 section 2.3: a public client sends `client_id`).
+/// The client's credentials, from exactly one method (HTTP Basic, a secret
+/// in the body, or a client assertion), or a client ID alone (RFC 6749
+/// section 2.3: a public client sends `client_id`). `audience_paths` are
+/// the endpoints an assertion may name as its audience.
 pub fn client_credentials(
     headers: &HeaderMap,
     form: &mut Form,
     source: Option<SourceKey>,
+    audience_paths: &'static [&'static str],
 ) -> Result<ClientCredentials, OAuthError> {
+    let assertion = client_assertion(form)?;
     let in_body = (form.take("client_id"), form.take("client_secret"));
+    if let Some(assertion) = assertion {
+        if in_body.1.is_some() || headers.contains_key(header::AUTHORIZATION) {
+            return Err(OAuthError::InvalidRequest(
+                "use one client authentication method: a client assertion, HTTP Basic or client_secret, not several".into(),
+            ));
+        }
+        return Ok(ClientCredentials {
+            client_id: in_body.0.unwrap_or_default(),
+            secret: None,
+            assertion: Some(assertion),
+            audience_paths,
+            source,
+        });
+    }
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -155,8 +176,33 @@ pub fn client_credentials(
         // No secret (or an empty one in Basic): a non-confidential client
         // that identifies itself by its ID alone.
         secret: secret.filter(|s| !s.is_empty()).map(SecretString::from),
+        assertion: None,
+        audience_paths,
         source,
     })
+}
+
+/// `client_assertion` with its type (RFC 7521 section 4.2), if the client
+/// sent one: the two come together, and the type is the JWT one.
+fn client_assertion(form: &mut Form) -> Result<Option<SecretString>, OAuthError> {
+    match (
+        form.take("client_assertion"),
+        form.take("client_assertion_type"),
+    ) {
+        (None, None) => Ok(None),
+        (Some(assertion), Some(kind)) if kind == JWT_BEARER => {
+            Ok(Some(SecretString::from(assertion)))
+        }
+        (Some(_), Some(_)) => Err(OAuthError::InvalidRequest(format!(
+            "`client_assertion_type` must be `{JWT_BEARER}`"
+        ))),
+        (Some(_), None) => Err(OAuthError::InvalidRequest(format!(
+            "`client_assertion` needs `client_assertion_type` `{JWT_BEARER}`"
+        ))),
+        (None, Some(_)) => Err(OAuthError::InvalidRequest(
+            "`client_assertion_type` came without a `client_assertion`".into(),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -182,7 +228,8 @@ mod tests {
         let encoded = STANDARD.encode("my%20id:s%2Bcret+x");
         let headers = form_headers(Some(&format!("Basic {encoded}")));
         let mut form = Form::parse(&headers, b"grant_type=client_credentials").unwrap();
-        let credentials = client_credentials(&headers, &mut form, None).unwrap();
+        let credentials =
+            client_credentials(&headers, &mut form, None, &["/oauth2/token"]).unwrap();
         assert_eq!(credentials.client_id, "my id");
         assert_eq!(
             secrecy::ExposeSecret::expose_secret(credentials.secret.as_ref().unwrap()),
@@ -194,13 +241,14 @@ mod tests {
     fn a_body_client_id_beside_basic_must_name_the_same_client() {
         let headers = form_headers(Some(&format!("Basic {}", STANDARD.encode("app:s3cret"))));
         let mut same = Form::parse(&headers, b"client_id=app").unwrap();
-        let credentials = client_credentials(&headers, &mut same, None).unwrap();
+        let credentials =
+            client_credentials(&headers, &mut same, None, &["/oauth2/token"]).unwrap();
         assert_eq!(credentials.client_id, "app");
         let mut other = Form::parse(&headers, b"client_id=another").unwrap();
-        let error = client_credentials(&headers, &mut other, None).unwrap_err();
+        let error = client_credentials(&headers, &mut other, None, &["/oauth2/token"]).unwrap_err();
         assert!(matches!(error, OAuthError::InvalidRequest(_)), "{error:?}");
         let mut both = Form::parse(&headers, b"client_id=app&client_secret=s3cret").unwrap();
-        let error = client_credentials(&headers, &mut both, None).unwrap_err();
+        let error = client_credentials(&headers, &mut both, None, &["/oauth2/token"]).unwrap_err();
         assert!(
             error
                 .description()
@@ -239,7 +287,7 @@ mod tests {
             if let Ok(mut form) = Form::parse(&headers, &body) {
                 let body_id = form.get("client_id").map(str::to_owned);
                 let body_secret = form.get("client_secret").is_some();
-                match client_credentials(&headers, &mut form, None) {
+                match client_credentials(&headers, &mut form, None, &["/oauth2/token"]) {
                     Ok(credentials) => {
                         let basic = headers.contains_key(header::AUTHORIZATION);
                         prop_assert!(!(basic && body_secret), "never both methods");

@@ -18,12 +18,13 @@ use axum::{
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::domain::{Error, Reason, caller::Role, oauth::OAuthError};
+use crate::domain::{Error, Reason, caller::Role, client_key::SigningAlgorithm, oauth::OAuthError};
 use crate::service::{ClientCredentials, Service, SourceKey};
 use form::{Form, client_credentials};
 
-/// Largest request body the OAuth endpoints read.
-pub const MAX_BODY_BYTES: usize = 8 * 1024;
+/// Largest request body the OAuth endpoints read: room for a client
+/// assertion of the largest size accepted (8 KiB) and the other parameters.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -61,7 +62,7 @@ fn no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
 /// The HTTP status of an OAuth error.
 fn status_of(error: &OAuthError) -> StatusCode {
     match error {
-        OAuthError::InvalidClient => StatusCode::UNAUTHORIZED,
+        OAuthError::InvalidClient | OAuthError::InvalidAssertion(_) => StatusCode::UNAUTHORIZED,
         OAuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
         OAuthError::Unavailable | OAuthError::Busy | OAuthError::TemporarilyUnavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE
@@ -116,9 +117,10 @@ fn client_request(
     headers: &HeaderMap,
     source: Source,
     raw: Result<Bytes, BytesRejection>,
+    audience_paths: &'static [&'static str],
 ) -> Result<(Form, ClientCredentials), OAuthError> {
     let mut form = Form::parse(headers, &body(raw)?)?;
-    let credentials = client_credentials(headers, &mut form, source.0)?;
+    let credentials = client_credentials(headers, &mut form, source.0, audience_paths)?;
     Ok((form, credentials))
 }
 
@@ -174,7 +176,7 @@ async fn token(
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let (form, credentials) = client_request(&headers, source, raw)?;
+        let (form, credentials) = client_request(&headers, source, raw, &[TOKEN_PATH])?;
         match form.require("grant_type")? {
             "client_credentials" => {
                 service
@@ -314,7 +316,8 @@ async fn revoke(
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let (form, credentials) = client_request(&headers, source, raw)?;
+        let (form, credentials) =
+            client_request(&headers, source, raw, &[REVOKE_PATH, TOKEN_PATH])?;
         let token = form.require("token")?.to_owned();
         service.revoke(&credentials, &token).await
     }
@@ -325,8 +328,20 @@ async fn revoke(
     }
 }
 
+/// How clients may authenticate at the token and revocation endpoints.
+const CLIENT_AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
+
 async fn metadata(State(service): State<Service>) -> Response {
     let issuer = service.issuer();
+    let assertion_algorithms: Vec<&str> = SigningAlgorithm::ALL
+        .iter()
+        .map(|algorithm| algorithm.as_str())
+        .collect();
     let scopes: std::collections::BTreeSet<&str> = service
         .catalog()
         .resources()
@@ -347,8 +362,10 @@ async fn metadata(State(service): State<Service>) -> Response {
             "response_modes_supported": ["query"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+            "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+            "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
             "introspection_endpoint_auth_methods_supported": ["bearer"],
             "scopes_supported": scopes,
         })),

@@ -206,6 +206,7 @@ impl Service {
                     description: String::new(),
                 })
                 .collect(),
+            keys: Vec::new(),
             revision: 1,
             create_time: now,
             update_time: now,

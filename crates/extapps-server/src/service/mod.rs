@@ -4,6 +4,7 @@
 
 mod applications;
 mod audit;
+mod client_keys;
 mod flows;
 mod keys;
 mod machinery;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 pub use applications::{ApplicationUpdate, WithSecret};
+pub use client_keys::KeyRequest;
 pub use flows::{
     ActiveToken, AuthorizationRequestView, AuthorizeOutcome, AuthorizeParams, ClientCredentials,
     IssuedToken, MAX_TOKEN_TTL, ScopeView, TokenSettings, UserAccessSettings,
@@ -180,7 +182,8 @@ impl Service {
 
     /// Forgets revocations of tokens that have expired, in memory and in
     /// the database, grants that ended, answers of expired authorization
-    /// requests, secrets that expired, and budgets that are full again;
+    /// requests, secrets and keys that expired, the `jti` of expired client
+    /// assertions, and budgets that are full again;
     /// counts the secrets about to expire. A failure is logged and retried at the next round.
     pub async fn housekeeping(&self) {
         self.machinery.budget.prune();
@@ -207,6 +210,19 @@ impl Service {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged expired secrets"),
             Err(e) => tracing::warn!(error = %e, "could not purge expired secrets; retrying later"),
+        }
+        match self.store.purge_expired_assertions_and_keys(now).await {
+            Ok((0, 0)) => {}
+            Ok((assertions, keys)) => {
+                tracing::debug!(
+                    assertions,
+                    keys,
+                    "forgot expired client assertions and keys"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not purge expired client assertions and keys; retrying later")
+            }
         }
         let horizons = crate::metrics::EXPIRY_HORIZONS.map(|(_, horizon)| horizon);
         match self.store.secrets_expiring(now, &horizons).await {

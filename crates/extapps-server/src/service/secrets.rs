@@ -61,7 +61,7 @@ impl SecretRequest {
 /// token lifetime of now, plus the seconds a request lasts and the clock
 /// skew between replicas: twice the longest lifetime any replica may give
 /// is beyond every one.
-fn tokens_all_expired_by(now: time::OffsetDateTime) -> time::OffsetDateTime {
+pub(super) fn tokens_all_expired_by(now: time::OffsetDateTime) -> time::OffsetDateTime {
     now + MAX_TOKEN_TTL * 2
 }
 

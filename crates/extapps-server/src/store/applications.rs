@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, UpdateMany, sea_query::Expr,
 };
 use time::OffsetDateTime;
 
@@ -14,7 +14,7 @@ use super::audit::insert_audit;
 use super::convert::{
     application_from_row, application_row, grants_json, redirect_urls_from_json, redirect_urls_json,
 };
-use super::entities::{application, application_secret, idempotency_record};
+use super::entities::{application, application_key, application_secret, idempotency_record};
 use super::shared_cache::Change;
 use super::{Store, commit, db_error, is_unique_violation};
 use crate::domain::{
@@ -164,9 +164,10 @@ impl Store {
             .map_err(db_error)?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut secrets: HashMap<String, Vec<application_secret::Model>> = HashMap::new();
+        let mut keys: HashMap<String, Vec<application_key::Model>> = HashMap::new();
         if !ids.is_empty() {
             for secret in live_secrets(now)
-                .filter(application_secret::Column::ApplicationId.is_in(ids))
+                .filter(application_secret::Column::ApplicationId.is_in(ids.clone()))
                 .all(&self.db)
                 .await
                 .map_err(db_error)?
@@ -176,11 +177,22 @@ impl Store {
                     .or_default()
                     .push(secret);
             }
+            for key in live_keys(now)
+                .filter(application_key::Column::ApplicationId.is_in(ids))
+                .all(&self.db)
+                .await
+                .map_err(db_error)?
+            {
+                keys.entry(key.application_id.clone())
+                    .or_default()
+                    .push(key);
+            }
         }
         rows.into_iter()
             .map(|row| {
                 let own = secrets.remove(&row.id).unwrap_or_default();
-                application_from_row(row, own)
+                let own_keys = keys.remove(&row.id).unwrap_or_default();
+                application_from_row(row, own, own_keys)
             })
             .collect()
     }
@@ -299,6 +311,7 @@ impl Store {
                 .exec(txn)
                 .await
                 .map_err(db_error)?;
+            super::client_keys::delete_keys_of(txn, &app_id).await?;
             super::user_grants::delete_user_grants_of(txn, of.client_id).await?;
             let deleted = application::Entity::delete_many()
                 .filter(application::Column::Id.eq(app_id))
@@ -448,11 +461,25 @@ pub(super) async fn load(
         return Ok(None);
     };
     let secrets = live_secrets(now)
-        .filter(application_secret::Column::ApplicationId.eq(id))
+        .filter(application_secret::Column::ApplicationId.eq(id.clone()))
         .all(conn)
         .await
         .map_err(db_error)?;
-    application_from_row(row, secrets).map(Some)
+    let keys = live_keys(now)
+        .filter(application_key::Column::ApplicationId.eq(id))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    application_from_row(row, secrets, keys).map(Some)
+}
+
+/// The keys that still work at `now`.
+pub(super) fn live_keys(now: OffsetDateTime) -> sea_orm::Select<application_key::Entity> {
+    application_key::Entity::find().filter(
+        Condition::any()
+            .add(application_key::Column::ExpireTime.is_null())
+            .add(application_key::Column::ExpireTime.gt(to_micros(now))),
+    )
 }
 
 /// Loads an application to change it: `NOT_FOUND` if absent, `ABORTED` if the
@@ -491,4 +518,35 @@ pub(super) async fn insert_secret(
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+/// The update that moves an application from `before` to its next revision
+/// at `now`; callers add what else changes.
+pub(super) fn next_revision(
+    before: &Application,
+    now: OffsetDateTime,
+) -> UpdateMany<application::Entity> {
+    application::Entity::update_many()
+        .col_expr(
+            application::Column::Revision,
+            Expr::value(before.revision + 1),
+        )
+        .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)))
+}
+
+/// Applies `update` only if the application is still at the revision
+/// `before` was read at (else `ABORTED`: another change came first).
+pub(super) async fn apply_revision(
+    txn: &DatabaseTransaction,
+    update: UpdateMany<application::Entity>,
+    app_id: &str,
+    before: &Application,
+) -> Result<(), Error> {
+    let updated = update
+        .filter(application::Column::Id.eq(app_id))
+        .filter(application::Column::Revision.eq(before.revision))
+        .exec(txn)
+        .await
+        .map_err(db_error)?;
+    guarded(updated.rows_affected)
 }

@@ -3,7 +3,7 @@
 
 use crate::domain::{
     Error,
-    application::{Application, DisplayName, SecretInfo},
+    application::{Application, DisplayName, KeyInfo, SecretInfo},
     application_type::ApplicationType,
     clock::{from_micros, to_micros},
     names::{ClientId, OrganizationId},
@@ -11,7 +11,7 @@ use crate::domain::{
     scope_grants::ScopeGrants,
 };
 
-use super::entities::{application, application_secret};
+use super::entities::{application, application_key, application_secret};
 
 fn corrupt(what: &str, id: &str) -> Error {
     tracing::error!(row = id, what, "stored row does not parse");
@@ -29,6 +29,7 @@ pub fn redirect_urls_from_json(json: &str, id: &str) -> Result<Vec<RedirectUrl>,
 pub fn application_from_row(
     row: application::Model,
     secrets: Vec<application_secret::Model>,
+    keys: Vec<application_key::Model>,
 ) -> Result<Application, Error> {
     let id = row.id.as_str();
     let grants: ScopeGrants =
@@ -36,6 +37,8 @@ pub fn application_from_row(
     let redirect_urls = redirect_urls_from_json(&row.redirect_urls, id)?;
     let mut secrets: Vec<SecretInfo> = secrets.into_iter().map(secret_from_row).collect();
     secrets.sort_by_key(|s| (s.create_time, s.secret_id.clone()));
+    let mut keys: Vec<KeyInfo> = keys.into_iter().map(key_from_row).collect();
+    keys.sort_by_key(|k| (k.create_time, k.key_id.clone()));
     Ok(Application {
         organization: OrganizationId::parse(&row.organization)
             .map_err(|_| corrupt("organization", id))?,
@@ -45,6 +48,7 @@ pub fn application_from_row(
         grants,
         redirect_urls,
         secrets,
+        keys,
         revision: row.revision,
         create_time: from_micros(row.create_time),
         update_time: from_micros(row.update_time),
@@ -58,6 +62,19 @@ fn secret_from_row(row: application_secret::Model) -> SecretInfo {
         expire_time: row.expire_time.map(from_micros),
         last_use_time: row.last_use_time.map(from_micros),
         description: row.description,
+    }
+}
+
+fn key_from_row(row: application_key::Model) -> KeyInfo {
+    KeyInfo {
+        key_id: row.id,
+        algorithm: row.algorithm,
+        thumbprint: row.thumbprint,
+        jwk: row.jwk,
+        description: row.description,
+        create_time: from_micros(row.create_time),
+        expire_time: row.expire_time.map(from_micros),
+        last_use_time: row.last_use_time.map(from_micros),
     }
 }
 

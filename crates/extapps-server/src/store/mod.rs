@@ -4,6 +4,7 @@
 
 mod applications;
 mod audit;
+mod client_keys;
 mod convert;
 mod entities;
 mod keys;
@@ -22,6 +23,7 @@ use sea_orm::{
 };
 
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret};
+pub use client_keys::{DeleteKey, FirstUse, NewKey};
 pub use keys::{CallerKeyRecord, NewCallerKey};
 pub use secrets::{DeleteSecret, RotateSecret};
 pub use tokens::IntrospectionState;

@@ -14,8 +14,10 @@ use super::entities::*;
 
 /// Unique indexes over several columns that the store relies on (a
 /// violation is how it tells a taken display name), per table.
-const COMPOSITE_UNIQUES: &[(&str, &[&str])] =
-    &[("applications", &["organization", "display_name_key"])];
+const COMPOSITE_UNIQUES: &[(&str, &[&str])] = &[
+    ("applications", &["organization", "display_name_key"]),
+    ("application_keys", &["application_id", "thumbprint"]),
+];
 
 /// What a column holds, as far as reading and writing it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -197,11 +199,13 @@ pub(super) async fn differences(db: &DatabaseConnection) -> Result<Vec<String>, 
     let tables = [
         expected::<answered_authorization_request::Entity>(),
         expected::<application::Entity>(),
+        expected::<application_key::Entity>(),
         expected::<application_secret::Entity>(),
         expected::<audit_event::Entity>(),
         expected::<caller_key::Entity>(),
         expected::<idempotency_record::Entity>(),
         expected::<revoked_token::Entity>(),
+        expected::<used_assertion::Entity>(),
         expected::<user_grant::Entity>(),
     ];
     let mut found = Vec::new();

@@ -5,14 +5,14 @@
 
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    UpdateMany, sea_query::Expr,
+    sea_query::Expr,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::applications::{
-    ChangeOf, IdempotencyWrite, Inserted, NewSecret, Written, guarded, insert_idempotency,
-    insert_secret, live_secrets, load, to_json, token_rules,
+    ChangeOf, IdempotencyWrite, Inserted, NewSecret, Written, apply_revision, insert_idempotency,
+    insert_secret, live_secrets, load, next_revision, to_json, token_rules,
 };
 use super::entities::{application, application_secret};
 use super::{Store, db_error};
@@ -293,34 +293,6 @@ impl Store {
         }
         Ok(counts)
     }
-}
-
-/// The update that moves an application from `before` to its next revision
-/// at `now`; callers add what else changes.
-fn next_revision(before: &Application, now: OffsetDateTime) -> UpdateMany<application::Entity> {
-    application::Entity::update_many()
-        .col_expr(
-            application::Column::Revision,
-            Expr::value(before.revision + 1),
-        )
-        .col_expr(application::Column::UpdateTime, Expr::value(to_micros(now)))
-}
-
-/// Applies `update` only if the application is still at the revision
-/// `before` was read at (else `ABORTED`: another change came first).
-async fn apply_revision(
-    txn: &DatabaseTransaction,
-    update: UpdateMany<application::Entity>,
-    app_id: &str,
-    before: &Application,
-) -> Result<(), Error> {
-    let updated = update
-        .filter(application::Column::Id.eq(app_id))
-        .filter(application::Column::Revision.eq(before.revision))
-        .exec(txn)
-        .await
-        .map_err(db_error)?;
-    guarded(updated.rows_affected)
 }
 
 /// The secrets of an application that still work at `now`.

@@ -12,12 +12,13 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::entities::{application, application_secret, revoked_token};
+use super::entities::{application, application_key, application_secret, revoked_token};
 use super::shared_cache::Change;
 use super::{Store, commit, db_error, retrying};
 use crate::domain::{
     Error,
     application_type::ApplicationType,
+    client_key::VerifyingKey,
     client_state::{ClientState, StoredSecret},
     clock::{from_micros, to_micros},
     credential,
@@ -124,7 +125,12 @@ impl Store {
             return Ok(None);
         };
         let secrets = application_secret::Entity::find()
-            .filter(application_secret::Column::ApplicationId.eq(id))
+            .filter(application_secret::Column::ApplicationId.eq(id.clone()))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let keys = application_key::Entity::find()
+            .filter(application_key::Column::ApplicationId.eq(id))
             .all(&self.db)
             .await
             .map_err(db_error)?;
@@ -153,6 +159,21 @@ impl Store {
                     })
                 })
                 .collect::<Result<_, Error>>()?,
+            // A key today's rules refuse (registered under looser ones)
+            // verifies nothing, but leaves the application's other
+            // credentials working.
+            keys: keys
+                .into_iter()
+                .filter_map(|k| {
+                    let key = Uuid::parse_str(&k.id).ok().and_then(|id| {
+                        VerifyingKey::from_stored(id, &k.jwk, k.expire_time.map(from_micros))
+                    });
+                    if key.is_none() {
+                        tracing::warn!(key_id = %k.id, "a stored client key does not pass today's checks: it verifies nothing");
+                    }
+                    key
+                })
+                .collect(),
         }))
     }
 

@@ -215,6 +215,10 @@ pub enum AppsCommand {
     /// Client secrets of an application (at most 5 live at once).
     #[command(subcommand, visible_alias = "secret")]
     Secrets(SecretCommand),
+    /// Public keys an application signs `private_key_jwt` client assertions
+    /// with (at most 10).
+    #[command(subcommand, visible_alias = "key")]
+    Keys(KeyCommand),
     /// Delete an application: its secret and all its tokens stop working at once.
     Delete {
         name: ApplicationName,
@@ -273,7 +277,35 @@ pub enum SecretCommand {
     },
 }
 
-/// What a new secret says about itself.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Register a public key (a JWK file: EC P-256, Ed25519, or RSA of 2048
+    /// bits or more with `alg` RS256 or PS256). Only the public half: the
+    /// private key stays with the application.
+    Add {
+        name: ApplicationName,
+        /// A file holding one JWK, in JSON; `-` reads standard input.
+        #[arg(long)]
+        jwk_file: std::path::PathBuf,
+        #[command(flatten)]
+        new: NewSecretArgs,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Delete one key: assertions it signed are refused at once.
+    Delete {
+        name: ApplicationName,
+        /// The key's ID, as `apps get` lists it.
+        key_id: String,
+        /// Also end every token this key authenticated.
+        #[arg(long)]
+        revoke_tokens: bool,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+}
+
+/// What a new secret (or key) says about itself.
 #[derive(Debug, Args)]
 pub struct NewSecretArgs {
     /// What the secret is for, shown in listings (at most 128 characters).

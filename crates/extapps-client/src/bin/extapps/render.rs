@@ -54,6 +54,16 @@ fn application_json(app: &Application) -> Value {
             "expire_time": s.expires.map(time),
             "last_use_time": s.last_used.map(time),
         })).collect::<Vec<_>>(),
+        "keys": app.keys.iter().map(|k| json!({
+            "key_id": k.id,
+            "name": k.name,
+            "algorithm": k.algorithm,
+            "thumbprint": k.thumbprint,
+            "description": k.description,
+            "create_time": time(k.created),
+            "expire_time": k.expires.map(time),
+            "last_use_time": k.last_used.map(time),
+        })).collect::<Vec<_>>(),
         "etag": app.etag,
         "create_time": time(app.created),
         "update_time": time(app.updated),
@@ -146,6 +156,36 @@ impl Render {
                     "DESCRIPTION",
                 ],
                 &secrets,
+            );
+        }
+        if !app.keys.is_empty() {
+            println!();
+            let keys: Vec<Vec<String>> = app
+                .keys
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.id.clone(),
+                        k.algorithm.clone(),
+                        k.thumbprint.clone(),
+                        time(k.created),
+                        maybe_time(k.expires),
+                        maybe_time(k.last_used),
+                        k.description.clone(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "KEY ID",
+                    "ALGORITHM",
+                    "THUMBPRINT",
+                    "CREATED",
+                    "EXPIRES",
+                    "LAST USED",
+                    "DESCRIPTION",
+                ],
+                &keys,
             );
         }
     }

@@ -21,7 +21,7 @@ impl Service {
     ) -> Result<IssuedToken, OAuthError> {
         // A non-confidential client is told that it may not use this grant,
         // not that it failed to authenticate.
-        if credentials.secret.is_none() {
+        if credentials.secret.is_none() && credentials.assertion.is_none() {
             // Authenticated by its ID alone (its failure counted once,
             // there), it is a non-confidential client.
             self.authenticate_any_client(credentials).await?;

@@ -71,9 +71,17 @@ pub struct IssuedToken {
 /// A client's credentials as presented, and where they came from.
 #[derive(Debug)]
 pub struct ClientCredentials {
+    /// Empty when the client sent only a client assertion, which names it.
     pub client_id: String,
     /// `None` for a client that sent only its ID (a non-confidential one).
     pub secret: Option<SecretString>,
+    /// A signed JWT instead of a secret (RFC 7523 section 2.2): single-use
+    /// and short-lived, but kept out of `Debug` like a secret.
+    pub assertion: Option<SecretString>,
+    /// The paths of the endpoints whose URL a client assertion may name as
+    /// its audience (beside the issuer): the endpoint the request came to,
+    /// and the token endpoint.
+    pub audience_paths: &'static [&'static str],
     /// The source address's budget key; `None` where there is no peer
     /// address (in-process callers).
     pub source: Option<SourceKey>,

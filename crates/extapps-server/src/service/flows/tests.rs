@@ -142,6 +142,8 @@ impl Fixture {
         ClientCredentials {
             client_id: self.client.clone(),
             secret: None,
+            assertion: None,
+            audience_paths: &["/oauth2/token"],
             source: None,
         }
     }

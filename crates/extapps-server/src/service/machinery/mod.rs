@@ -1,11 +1,12 @@
 //! What keeps the use cases cheap and bounded, apart from what they decide:
 //! budgets per source address ([`auth_budget`]), the bounded pool for
-//! password-grade hashes ([`verify_pool`]), the memory of verified secrets
-//! ([`verified_secrets`]), and the small paces that spare the database
+//! password-grade hashes ([`verify_pool`]), the memories of verified secrets
+//! ([`verified_secrets`]) and keys ([`known_keys`]), and the small paces that spare the database
 //! ([`paces`]). None of it changes an answer; each only decides how much
 //! work a request may cost.
 
 pub mod auth_budget;
+pub mod known_keys;
 pub mod paces;
 pub mod verified_secrets;
 pub mod verify_pool;
@@ -18,6 +19,8 @@ use crate::domain::{Error, clock::Clock};
 pub struct Machinery {
     /// Secrets verified recently, to skip argon2id on repeat requests.
     pub verified: verified_secrets::VerifiedSecrets,
+    /// Keys that verified assertions recently, per client.
+    pub known_keys: known_keys::KnownKeys,
     /// Budgets per source address: failures, and slow verifications.
     pub budget: auth_budget::AuthBudget,
     /// Where the verification of a password-grade hash runs.
@@ -35,6 +38,7 @@ impl Machinery {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         Ok(Self {
+            known_keys: known_keys::KnownKeys::new(std::time::Duration::from_secs(24 * 3600)),
             verified,
             budget: auth_budget::AuthBudget::new(budget, clock),
             pool: verify_pool::VerifyPool::new(pool)?,

@@ -163,6 +163,7 @@ mod tests {
                 phc: String::new(),
                 expire_time,
             }],
+            keys: vec![],
         }
     }
 

@@ -3,9 +3,11 @@
 
 pub mod answered_authorization_request;
 pub mod application;
+pub mod application_key;
 pub mod application_secret;
 pub mod audit_event;
 pub mod caller_key;
 pub mod idempotency_record;
 pub mod revoked_token;
+pub mod used_assertion;
 pub mod user_grant;

@@ -1,0 +1,273 @@
+//! An application's public keys for `private_key_jwt`, and the assertions
+//! they signed: adding and deleting a key (one transaction with its audit
+//! event, which every replica hears about), and remembering each accepted
+//! assertion's `jti` until it expires, so that it is accepted once on any
+//! replica.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, sea_query::Expr,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::applications::{
+    ChangeOf, Written, apply_revision, live_keys, load, next_revision, to_json, token_rules,
+};
+use super::entities::{application, application_key, used_assertion};
+use super::{Store, db_error, is_unique_violation};
+use crate::domain::{
+    Error,
+    application::{Application, KeyInfo},
+    audit::AuditAction,
+    client_key::{PublicKey, check_key_count, key_already_registered, key_not_found},
+    clock::to_micros,
+};
+
+/// A key to add.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: Uuid,
+    pub key: PublicKey,
+    pub description: String,
+    pub expire_time: Option<OffsetDateTime>,
+}
+
+/// Deleting one key.
+#[derive(Debug, Clone, Copy)]
+pub struct DeleteKey {
+    pub key_id: Uuid,
+    /// End every token the key authenticated: `Some` with an instant after
+    /// which none of them can be live any more.
+    pub revoke_tokens: Option<OffsetDateTime>,
+}
+
+/// Whether an assertion's `jti` was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstUse {
+    Yes,
+    /// Seen before: a replay.
+    No,
+}
+
+impl Store {
+    /// Adds a public key to an application, checked by `precondition`
+    /// against the application as it is in the transaction; answers the
+    /// application after the change and the new key's metadata.
+    pub async fn add_key(
+        &self,
+        of: ChangeOf<'_>,
+        new: &NewKey,
+        precondition: impl FnOnce(&Application) -> Result<(), Error>,
+    ) -> Result<(Application, KeyInfo), Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            now,
+            ..
+        } = of;
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            precondition(before)?;
+            let app_id = client_id.to_string();
+            let live = live_keys(now)
+                .filter(application_key::Column::ApplicationId.eq(app_id.clone()))
+                .count(txn)
+                .await
+                .map_err(db_error)?;
+            check_key_count(usize::try_from(live).map_err(|_| Error::Internal)? + 1)?;
+            // An expired key with the same thumbprint is no reason to refuse
+            // it again: it goes, and the key comes back with a new ID.
+            application_key::Entity::delete_many()
+                .filter(application_key::Column::ApplicationId.eq(app_id.clone()))
+                .filter(application_key::Column::Thumbprint.eq(new.key.thumbprint.clone()))
+                .filter(application_key::Column::ExpireTime.lte(to_micros(now)))
+                .exec(txn)
+                .await
+                .map_err(db_error)?;
+            let inserted = application_key::Entity::insert(application_key::ActiveModel {
+                id: Set(new.id.to_string()),
+                application_id: Set(app_id.clone()),
+                algorithm: Set(new.key.algorithm.as_str().to_owned()),
+                thumbprint: Set(new.key.thumbprint.clone()),
+                jwk: Set(new.key.jwk.clone()),
+                description: Set(new.description.clone()),
+                create_time: Set(to_micros(now)),
+                expire_time: Set(new.expire_time.map(to_micros)),
+                last_use_time: Set(None),
+            })
+            .exec(txn)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(key_already_registered()),
+                Err(e) => return Err(db_error(e)),
+            }
+            apply_revision(txn, next_revision(before, now), &app_id, before).await?;
+            let after = load(txn, organization, client_id, now)
+                .await?
+                .ok_or(Error::Internal)?;
+            let key_id = new.id.to_string();
+            let key = after
+                .keys
+                .iter()
+                .find(|k| k.key_id == key_id)
+                .cloned()
+                .ok_or(Error::Internal)?;
+            let details = [
+                ("key_id".to_owned(), key_id),
+                (
+                    "algorithm".to_owned(),
+                    new.key.algorithm.as_str().to_owned(),
+                ),
+                ("thumbprint".to_owned(), new.key.thumbprint.clone()),
+            ]
+            .into();
+            Ok(Some(Written {
+                action: AuditAction::ApplicationKeyAdded,
+                after: Some(after.clone()),
+                details,
+                answer: (after, key),
+            }))
+        };
+        self.change_application(of, write)
+            .await?
+            .ok_or(Error::Internal)
+    }
+
+    /// Deletes one live key of an application; with `revoke_tokens`, every
+    /// access and refresh token it authenticated ends, by the credential
+    /// each records.
+    pub async fn delete_key(
+        &self,
+        of: ChangeOf<'_>,
+        deletion: DeleteKey,
+    ) -> Result<Application, Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            now,
+            ..
+        } = of;
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            let key_id = deletion.key_id.to_string();
+            let app_id = client_id.to_string();
+            live_keys(now)
+                .filter(application_key::Column::Id.eq(key_id.clone()))
+                .filter(application_key::Column::ApplicationId.eq(app_id.clone()))
+                .one(txn)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(key_not_found)?;
+            application_key::Entity::delete_by_id(key_id.clone())
+                .exec(txn)
+                .await
+                .map_err(db_error)?;
+            let mut update = next_revision(before, now);
+            if let Some(kept_until) = deletion.revoke_tokens {
+                // Not pruned here, as for a deleted secret: a cut-off also
+                // ends refresh tokens, which outlive `kept_until`.
+                let (_, mut cutoffs) = token_rules(txn, client_id).await?;
+                cutoffs.end(deletion.key_id, before.revision + 1, to_micros(kept_until));
+                update = update.col_expr(
+                    application::Column::CredentialCutoffs,
+                    Expr::value(to_json(&cutoffs)?),
+                );
+            }
+            apply_revision(txn, update, &app_id, before).await?;
+            let after = load(txn, organization, client_id, now)
+                .await?
+                .ok_or(Error::Internal)?;
+            let details = [
+                ("key_id".to_owned(), key_id),
+                (
+                    "revoke_tokens".to_owned(),
+                    deletion.revoke_tokens.is_some().to_string(),
+                ),
+            ]
+            .into();
+            Ok(Some(Written {
+                action: AuditAction::ApplicationKeyDeleted,
+                after: Some(after.clone()),
+                details,
+                answer: after,
+            }))
+        };
+        self.change_application(of, write)
+            .await?
+            .ok_or(Error::Internal)
+    }
+
+    /// Remembers an accepted assertion's `jti` until `expire_time`; `No` if
+    /// it was remembered already (by this replica or another).
+    pub async fn first_use_of_assertion(
+        &self,
+        application_id: Uuid,
+        issuer: &str,
+        jti: &str,
+        expire_time: OffsetDateTime,
+    ) -> Result<FirstUse, Error> {
+        let inserted = used_assertion::Entity::insert(used_assertion::ActiveModel {
+            application_id: Set(application_id.to_string()),
+            issuer: Set(issuer.to_owned()),
+            jti: Set(jti.to_owned()),
+            expire_time: Set(to_micros(expire_time)),
+        })
+        .exec(&self.db)
+        .await;
+        match inserted {
+            Ok(_) => Ok(FirstUse::Yes),
+            Err(e) if is_unique_violation(&e) => Ok(FirstUse::No),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    /// Forgets the assertions that have expired (they are refused for
+    /// their `exp` now) and deletes the keys that have: housekeeping.
+    /// Returns how many of each went.
+    pub async fn purge_expired_assertions_and_keys(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<(u64, u64), Error> {
+        let assertions = used_assertion::Entity::delete_many()
+            .filter(used_assertion::Column::ExpireTime.lte(to_micros(now)))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        let keys = application_key::Entity::delete_many()
+            .filter(application_key::Column::ExpireTime.lte(to_micros(now)))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok((assertions.rows_affected, keys.rows_affected))
+    }
+
+    /// Notes that a key authenticated a request at `when`.
+    pub async fn touch_key(&self, key_id: Uuid, when: OffsetDateTime) -> Result<(), Error> {
+        application_key::Entity::update_many()
+            .col_expr(
+                application_key::Column::LastUseTime,
+                Expr::value(to_micros(when)),
+            )
+            .filter(application_key::Column::Id.eq(key_id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+/// Deletes the keys and remembered assertions of an application that is
+/// being deleted.
+pub(super) async fn delete_keys_of(conn: &impl ConnectionTrait, app_id: &str) -> Result<(), Error> {
+    application_key::Entity::delete_many()
+        .filter(application_key::Column::ApplicationId.eq(app_id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    used_assertion::Entity::delete_many()
+        .filter(used_assertion::Column::ApplicationId.eq(app_id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
