@@ -17,6 +17,7 @@ mod m20261206_000008_display_name_keys_without_ignorables;
 mod m20261207_000009_secret_descriptions;
 mod m20261207_000010_replaced_secrets_before_descriptions;
 mod m20261207_000011_client_keys_and_assertions;
+mod m20261207_000012_federated_credentials;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000009_secret_descriptions::Migration),
             Box::new(m20261207_000010_replaced_secrets_before_descriptions::Migration),
             Box::new(m20261207_000011_client_keys_and_assertions::Migration),
+            Box::new(m20261207_000012_federated_credentials::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ mod database_faults;
 mod editing;
 mod ended;
 mod error_snapshots;
+mod federation;
 mod hostile_input;
 mod hot_path;
 mod key_ring;

@@ -30,13 +30,15 @@ async fn the_python_sdk_runs_the_administrator_cycle() {
 /// `private_key_jwt` assertions for tokens and revocation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oauth_library_authenticates_with_private_key_jwt() {
-    let (_server, arguments) = live_server().await;
+    let (server, arguments) = live_server().await;
+    let introspect = server.key(Some("acme"), Role::Introspect, &[]).await;
     let sdk = generated().join("python");
     let mut program = Command::new(tool("EXTAPPS_TEST_PYTHON", ".venv/bin/python"));
     program
         .env("PYTHONPATH", sdk)
         .arg(workspace_root().join("tests/sdk/python/private_key_jwt.py"))
-        .args(arguments);
+        .args(arguments)
+        .arg(introspect);
     assert_succeeds(program, "python private_key_jwt: ok").await;
 }
 

@@ -8,9 +8,10 @@ use tonic::{Code, Request, Response, Status};
 use crate::{
     Error, GeneratedClient, RetryPolicy,
     model::{
-        Application, ApplicationName, ApplicationUpdate, AuditEvent, AuthorizationRequest, Grant,
-        Introspection, KeyInfo, NewApplication, NewKey, NewSecret, Page, PageRequest, Registered,
-        Resource, Rotated, SecretExpiry, UserAuthorization, application,
+        Application, ApplicationName, ApplicationUpdate, AuditEvent, AuthorizationRequest,
+        FederatedCredential, Grant, Introspection, KeyInfo, NewApplication, NewKey, NewSecret,
+        Page, PageRequest, Registered, Resource, Rotated, SecretExpiry, UserAuthorization,
+        application,
     },
     v1,
     v1::generate_application_secret_request::Expiration,
@@ -252,6 +253,63 @@ impl Client {
         let response = self
             .call(Repeat::Never, request, |mut api, r| async move {
                 api.delete_application_key(r).await
+            })
+            .await?;
+        application(response.application)
+    }
+
+    /// Lets an application authenticate with an outside provider's tokens
+    /// for exactly `issuer`, `subject` and `audience` (the issuer must be
+    /// one the server's operator allows). Returns the application after the
+    /// change and the new credential. Never retried (a repeat is refused as
+    /// the same credential).
+    pub async fn add_federated_credential(
+        &self,
+        name: &ApplicationName,
+        issuer: &str,
+        subject: &str,
+        audience: &str,
+        description: Option<String>,
+    ) -> Result<(Application, FederatedCredential), Error> {
+        let request = v1::AddFederatedCredentialRequest {
+            name: name.to_string(),
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            audience: audience.to_owned(),
+            description: description.unwrap_or_default(),
+            etag: String::new(),
+        };
+        let response = self
+            .call(Repeat::Never, request, |mut api, r| async move {
+                api.add_federated_credential(r).await
+            })
+            .await?;
+        let credential = response
+            .federated_credential
+            .ok_or(Error::Response(
+                "an added federated credential that is missing",
+            ))?
+            .try_into()?;
+        Ok((application(response.application)?, credential))
+    }
+
+    /// Deletes one federated credential (its ID as listed in
+    /// [`Application::federated_credentials`]); with `revoke_tokens`, every
+    /// token it authenticated ends too. Never retried.
+    pub async fn delete_federated_credential(
+        &self,
+        name: &ApplicationName,
+        credential_id: &str,
+        revoke_tokens: bool,
+    ) -> Result<Application, Error> {
+        let request = v1::DeleteFederatedCredentialRequest {
+            name: format!("{name}/federatedCredentials/{credential_id}"),
+            revoke_tokens,
+            etag: String::new(),
+        };
+        let response = self
+            .call(Repeat::Never, request, |mut api, r| async move {
+                api.delete_federated_credential(r).await
             })
             .await?;
         application(response.application)

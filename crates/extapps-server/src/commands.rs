@@ -13,9 +13,11 @@ use crate::domain::{
     catalog::Catalog,
     catalog::DEFAULT_CATALOG,
     clock::{Clock, SystemClock},
+    federation::AllowedIssuers,
     key_ring::KeyRing,
     names::OrganizationId,
 };
+use crate::issuers::FederationSettings;
 use crate::server::ConnectionLimits;
 use crate::service::{
     BudgetSettings, ClientAuthSettings, PoolSettings, Service, TokenSettings, UserAccessSettings,
@@ -158,6 +160,12 @@ async fn serve(
             failures_per_source: options.failures_per_source,
         },
         trusted_proxies: options.trusted_proxies,
+        federation: FederationSettings {
+            allowed: AllowedIssuers::parse(&options.federation_allowed_issuers)
+                .map_err(|e| format!("--federation-allowed-issuers: {e}"))?,
+            timeout: options.federation_fetch_timeout,
+            ..FederationSettings::default()
+        },
     };
     let limits = ConnectionLimits {
         header_read_timeout: options.header_read_timeout,

@@ -265,6 +265,23 @@ pub struct ServeOptions {
     #[arg(long, env = "EXTAPPS_TRUSTED_PROXIES", default_value_t = 0)]
     pub trusted_proxies: usize,
 
+    /// Outside identity providers whose tokens applications may present as
+    /// federated credentials, as URL prefixes separated by commas (for
+    /// example `https://token.actions.githubusercontent.com`). Their
+    /// metadata and keys are fetched only under these prefixes, over https;
+    /// plain http only on a loopback host named here (development, tests).
+    /// None by default: no federated credential works.
+    #[arg(
+        long,
+        env = "EXTAPPS_FEDERATION_ALLOWED_ISSUERS",
+        value_delimiter = ','
+    )]
+    pub federation_allowed_issuers: Vec<String>,
+
+    /// How long fetching an issuer's metadata or keys may take, in all.
+    #[arg(long, env = "EXTAPPS_FEDERATION_FETCH_TIMEOUT", default_value = "5s", value_parser = timeout)]
+    pub federation_fetch_timeout: Duration,
+
     /// PEM certificate chain to serve TLS with (gRPC and OAuth alike).
     /// Without it the port speaks plaintext: keep it on loopback or behind a
     /// TLS proxy.

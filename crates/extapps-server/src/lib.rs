@@ -10,6 +10,7 @@ pub mod config;
 pub mod connections;
 pub mod domain;
 pub mod grpc;
+pub mod issuers;
 pub mod key_file;
 pub mod metrics;
 pub mod oauth;

@@ -65,6 +65,7 @@ pub struct Metrics {
     introspections: Family<OutcomeLabels, Counter>,
     secret_cache: Family<OutcomeLabels, Counter>,
     client_assertions: Family<OutcomeLabels, Counter>,
+    signature_checks: Counter,
     replica_cache: Family<CacheLabels, Counter>,
     hash_upgrades: Counter,
     secrets_expiring: Family<WithinLabels, Gauge>,
@@ -88,6 +89,7 @@ impl Default for Metrics {
         let introspections = Family::<OutcomeLabels, Counter>::default();
         let secret_cache = Family::<OutcomeLabels, Counter>::default();
         let client_assertions = Family::<OutcomeLabels, Counter>::default();
+        let signature_checks = Counter::default();
         let replica_cache = Family::<CacheLabels, Counter>::default();
         let hash_upgrades = Counter::default();
         let secrets_expiring = Family::<WithinLabels, Gauge>::default();
@@ -118,8 +120,13 @@ impl Default for Metrics {
         );
         registry.register(
             "client_assertions",
-            "Client assertions (private_key_jwt) presented, by outcome: accepted, or why refused",
+            "Client assertions (private_key_jwt and federated credentials) presented, by outcome: accepted, or why refused",
             client_assertions.clone(),
+        );
+        registry.register(
+            "client_assertion_signature_checks",
+            "Signatures of client assertions checked (at most one per request from an address refused for its failures)",
+            signature_checks.clone(),
         );
         registry.register(
             "replica_cache_lookups",
@@ -145,6 +152,7 @@ impl Default for Metrics {
             introspections,
             secret_cache,
             client_assertions,
+            signature_checks,
             replica_cache,
             hash_upgrades,
             secrets_expiring,
@@ -201,6 +209,11 @@ impl Metrics {
         self.client_assertions
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    /// One client assertion signature checked.
+    pub fn signature_checked(&self) {
+        self.signature_checks.inc();
     }
 
     pub fn secret_hash_upgraded(&self) {

@@ -15,5 +15,6 @@ pub(crate) fn budget(failures: u32, trusted_proxies: usize) -> ClientAuthSetting
             failures_per_source: NonZeroU32::new(failures).unwrap(),
         },
         trusted_proxies,
+        ..ClientAuthSettings::default()
     }
 }

@@ -219,3 +219,19 @@ pub async fn delete_key(
         .await
         .map(|r| r.into_inner().application.unwrap())
 }
+
+/// Deletes one federated credential by its name, ending its tokens or not.
+pub async fn delete_federated(
+    admin: &mut Client,
+    credential: &pb::FederatedCredentialInfo,
+    revoke_tokens: bool,
+) -> Result<pb::Application, tonic::Status> {
+    admin
+        .delete_federated_credential(pb::DeleteFederatedCredentialRequest {
+            name: credential.name.clone(),
+            revoke_tokens,
+            etag: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().application.unwrap())
+}

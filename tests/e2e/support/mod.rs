@@ -4,6 +4,7 @@
 pub(crate) mod client_auth;
 pub(crate) mod fixtures;
 pub(crate) mod harness;
+pub(crate) mod issuer;
 pub(crate) mod oauth_http;
 pub(crate) mod pki;
 pub(crate) mod processes;

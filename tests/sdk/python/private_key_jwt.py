@@ -4,7 +4,7 @@ and deletes the application's secret; authlib's PrivateKeyJWT then signs the
 client assertions (RFC 7523) with which the application gets tokens and
 revokes one. Exits non-zero on the first thing that is not as expected.
 
-    python private_key_jwt.py HOST:PORT KEY ORGANIZATION
+    python private_key_jwt.py HOST:PORT KEY ORGANIZATION INTROSPECT_KEY
 """
 
 import json
@@ -34,7 +34,7 @@ class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
         )
 
 
-def main(target: str, key: str, organization: str) -> None:
+def main(target: str, key: str, organization: str, introspect_key: str) -> None:
     metadata = (("authorization", f"Bearer {key}"),)
     stub = api_grpc.ExternalApplicationsStub(grpc.insecure_channel(target))
     base = f"http://{target}"
@@ -91,8 +91,22 @@ def main(target: str, key: str, organization: str) -> None:
         again = session.fetch_token(token_endpoint, grant_type="client_credentials")
         assert again["access_token"] != token["access_token"]
 
+        def active(access_token: str) -> bool:
+            answer = requests.post(
+                f"{base}/oauth2/introspect",
+                headers={"Authorization": f"Bearer {introspect_key}"},
+                data={"token": access_token},
+                timeout=30,
+            ).json()
+            return answer["active"]
+
+        assert active(token["access_token"])
         revoked = session.revoke_token(f"{base}/oauth2/revoke", token["access_token"])
         assert revoked.status_code == 200, revoked.text
+        # A 200 is also the answer for a token revocation does not know
+        # (RFC 7009): the token itself must have ended, and only it.
+        assert not active(token["access_token"])
+        assert active(again["access_token"])
 
     # A key the application does not hold is refused.
     stranger = OAuth2Session(
@@ -113,4 +127,4 @@ def main(target: str, key: str, organization: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -175,6 +175,8 @@ pub struct Application {
     pub secrets: Vec<SecretInfo>,
     /// The live public keys it signs `private_key_jwt` assertions with.
     pub keys: Vec<KeyInfo>,
+    /// The outside providers' tokens it accepts as client assertions.
+    pub federated_credentials: Vec<FederatedCredential>,
     /// Pass it back to change the application only if nobody else has.
     pub etag: String,
     pub created: SystemTime,
@@ -210,6 +212,11 @@ impl TryFrom<v1::Application> for Application {
                 .keys
                 .into_iter()
                 .map(KeyInfo::try_from)
+                .collect::<Result<_, _>>()?,
+            federated_credentials: app
+                .federated_credentials
+                .into_iter()
+                .map(FederatedCredential::try_from)
                 .collect::<Result<_, _>>()?,
             etag: app.etag,
             created: required_time(app.create_time)?,
@@ -280,6 +287,39 @@ impl TryFrom<v1::ClientKeyInfo> for KeyInfo {
             description: info.description,
             created: required_time(info.create_time)?,
             expires: time(info.expire_time)?,
+            last_used: time(info.last_use_time)?,
+        })
+    }
+}
+
+/// A federated credential: the tokens of an outside provider (`issuer`)
+/// for exactly `subject` and `audience`, accepted as client assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedCredential {
+    pub id: String,
+    /// `organizations/{organization}/applications/{client_id}/federatedCredentials/{id}`.
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audience: String,
+    /// What it is for; empty if nothing was said.
+    pub description: String,
+    pub created: SystemTime,
+    pub last_used: Option<SystemTime>,
+}
+
+impl TryFrom<v1::FederatedCredentialInfo> for FederatedCredential {
+    type Error = Error;
+
+    fn try_from(info: v1::FederatedCredentialInfo) -> Result<Self, Error> {
+        Ok(Self {
+            id: info.credential_id,
+            name: info.name,
+            issuer: info.issuer,
+            subject: info.subject,
+            audience: info.audience,
+            description: info.description,
+            created: required_time(info.create_time)?,
             last_used: time(info.last_use_time)?,
         })
     }

@@ -12,9 +12,9 @@ mod signin;
 mod tokens;
 
 pub use applications::{
-    Application, ApplicationName, ApplicationType, ApplicationUpdate, ClientSecret, Grant,
-    InvalidName, KeyInfo, NewApplication, NewKey, NewSecret, Registered, Rotated, SecretExpiry,
-    SecretInfo,
+    Application, ApplicationName, ApplicationType, ApplicationUpdate, ClientSecret,
+    FederatedCredential, Grant, InvalidName, KeyInfo, NewApplication, NewKey, NewSecret,
+    Registered, Rotated, SecretExpiry, SecretInfo,
 };
 pub use audit::AuditEvent;
 pub use resources::Resource;

@@ -155,6 +155,20 @@ pub struct KeyInfo {
     pub last_use_time: Option<OffsetDateTime>,
 }
 
+/// Metadata of one federated credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedInfo {
+    pub credential_id: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audience: String,
+    pub description: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub create_time: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_use_time: Option<OffsetDateTime>,
+}
+
 /// A registered application as stored and shown (never with a secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Application {
@@ -169,6 +183,10 @@ pub struct Application {
     /// applications had keys.
     #[serde(default)]
     pub keys: Vec<KeyInfo>,
+    /// Federated credentials; none in records written before applications
+    /// had them.
+    #[serde(default)]
+    pub federated: Vec<FederatedInfo>,
     pub revision: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub create_time: OffsetDateTime,

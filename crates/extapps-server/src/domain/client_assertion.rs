@@ -19,6 +19,10 @@ pub const MAX_ASSERTION_BYTES: usize = 8 * 1024;
 /// How far ahead an assertion may expire: it is for one request, and its
 /// `jti` is remembered until then.
 pub const MAX_LIFETIME: Duration = Duration::minutes(5);
+/// How far ahead an outside provider's token may expire (the provider,
+/// not the client, decides its lifetime; CI and cluster tokens live up to
+/// an hour).
+pub const MAX_FEDERATED_LIFETIME: Duration = Duration::hours(1);
 /// How far a client's clock may run ahead of this server's.
 pub const CLOCK_SKEW: Duration = Duration::seconds(30);
 /// Characters of a `jti`.
@@ -38,10 +42,15 @@ pub enum Refusal {
     Expired,
     TooLong,
     NotYetValid,
+    IssuedAt,
     Jti,
     NoKey,
     Signature,
     Replayed,
+    FederatedAlgorithm,
+    FederatedTooLong,
+    IssuerNotAllowed,
+    NoFederatedCredential,
 }
 
 impl Refusal {
@@ -55,7 +64,10 @@ impl Refusal {
                 "the client assertion's `alg` must be ES256, EdDSA, RS256 or PS256, as its key"
             }
             Refusal::Critical => "the client assertion names `crit` header parameters",
-            Refusal::Subject => "the client assertion's `iss` and `sub` must both be the client ID",
+            Refusal::Subject => {
+                "the client assertion's `iss` and `sub` must both be the client ID \
+                 (or, for an outside provider's token, send `client_id` beside it)"
+            }
             Refusal::ClientMismatch => {
                 "`client_id` names another client than the client assertion's `sub`"
             }
@@ -63,14 +75,27 @@ impl Refusal {
                 "the client assertion's `aud` must name this server: its issuer or the endpoint's URL"
             }
             Refusal::Expired => "the client assertion has expired (or has no `exp`)",
-            Refusal::TooLong => "the client assertion's `exp` is more than 5 minutes ahead",
+            Refusal::TooLong => {
+                "the client assertion's `exp` is more than 5 minutes after its `iat`"
+            }
             Refusal::NotYetValid => "the client assertion's `iat` or `nbf` is in the future",
-            Refusal::Jti => "the client assertion needs a `jti` of 1 to 256 characters",
+            Refusal::IssuedAt => "the client assertion needs an `iat` (when it was made)",
+            Refusal::Jti => {
+                "the client assertion needs a `jti` of 1 to 256 visible ASCII characters"
+            }
             Refusal::NoKey => {
                 "no registered key of the client matches the client assertion's `alg` and `kid`"
             }
             Refusal::Signature => "the client assertion's signature does not verify",
             Refusal::Replayed => "the client assertion was used before: make a new one per request",
+            Refusal::FederatedAlgorithm => "an outside provider's token must be signed with RS256",
+            Refusal::FederatedTooLong => "the token's `exp` is more than 1 hour after its `iat`",
+            Refusal::IssuerNotAllowed => {
+                "the token's issuer is not one this server's operator allows"
+            }
+            Refusal::NoFederatedCredential => {
+                "no federated credential of the client matches the token's `iss`, `sub` and `aud` exactly"
+            }
         }
     }
 
@@ -87,10 +112,15 @@ impl Refusal {
             Refusal::Expired => "expired",
             Refusal::TooLong => "too_long",
             Refusal::NotYetValid => "not_yet_valid",
+            Refusal::IssuedAt => "issued_at",
             Refusal::Jti => "jti",
             Refusal::NoKey => "no_key",
             Refusal::Signature => "signature",
             Refusal::Replayed => "replayed",
+            Refusal::FederatedAlgorithm => "federated_algorithm",
+            Refusal::FederatedTooLong => "federated_too_long",
+            Refusal::IssuerNotAllowed => "issuer_not_allowed",
+            Refusal::NoFederatedCredential => "no_federated_credential",
         }
     }
 }
@@ -105,10 +135,22 @@ pub struct Assertion<'a> {
     pub signature: &'a str,
     pub algorithm: SigningAlgorithm,
     pub kid: Option<String>,
-    /// `iss` = `sub`: the client ID as the client wrote it.
+    pub issuer: String,
+    /// For `private_key_jwt`, the client ID as the client wrote it (`iss`
+    /// too); for an outside provider's token, whom it names.
     pub subject: String,
+    /// `aud`, as one or several values.
+    pub audiences: Vec<String>,
     pub jti: String,
     pub expire_time: OffsetDateTime,
+}
+
+impl Assertion<'_> {
+    /// Whether the client signed it itself (`private_key_jwt`), rather than
+    /// an outside provider (a federated credential's token).
+    pub fn is_self_signed(&self) -> bool {
+        self.issuer == self.subject
+    }
 }
 
 #[derive(Deserialize)]
@@ -174,37 +216,64 @@ pub fn read<'a>(
     if header.crit.is_some() {
         return Err(Refusal::Critical);
     }
-    let subject = match (claims.iss, claims.sub) {
-        (Some(iss), Some(sub)) if iss == sub && !sub.is_empty() => sub,
+    let (issuer, subject) = match (claims.iss, claims.sub) {
+        (Some(iss), Some(sub)) if !iss.is_empty() && !sub.is_empty() => (iss, sub),
         _ => return Err(Refusal::Subject),
     };
-    if client_id.is_some_and(|id| id != subject) {
-        return Err(Refusal::ClientMismatch);
-    }
-    let addressed = match &claims.aud {
-        Some(Audience::One(aud)) => for_us(aud),
-        Some(Audience::Many(auds)) => auds.iter().any(|aud| for_us(aud)),
-        None => false,
+    let audiences = match claims.aud {
+        Some(Audience::One(aud)) => vec![aud],
+        Some(Audience::Many(auds)) => auds,
+        None => Vec::new(),
     };
-    if !addressed {
-        return Err(Refusal::Audience);
+    let self_signed = issuer == subject;
+    if self_signed {
+        if client_id.is_some_and(|id| id != subject) {
+            return Err(Refusal::ClientMismatch);
+        }
+        if !audiences.iter().any(|aud| for_us(aud)) {
+            return Err(Refusal::Audience);
+        }
+    } else {
+        // An outside provider's token names a workload, not the client:
+        // the client names itself beside it.
+        if client_id.is_none() {
+            return Err(Refusal::Subject);
+        }
+        if algorithm != SigningAlgorithm::Rs256 {
+            return Err(Refusal::FederatedAlgorithm);
+        }
     }
     let expire_time = claims
         .exp
         .and_then(instant)
         .filter(|exp| *exp > now)
         .ok_or(Refusal::Expired)?;
-    if expire_time > now + MAX_LIFETIME + CLOCK_SKEW {
-        return Err(Refusal::TooLong);
+    // Its life is measured from when it was made, not from when it is
+    // used: an assertion made to last an hour is refused in its last
+    // minutes as in its first, and a signer cannot make one now for later.
+    let issued_at = claims.iat.and_then(instant).ok_or(Refusal::IssuedAt)?;
+    if issued_at > now + CLOCK_SKEW
+        || claims
+            .nbf
+            .is_some_and(|nbf| instant(nbf).is_none_or(|nbf| nbf > now + CLOCK_SKEW))
+    {
+        return Err(Refusal::NotYetValid);
     }
-    for at in [claims.nbf, claims.iat].into_iter().flatten() {
-        if instant(at).is_none_or(|at| at > now + CLOCK_SKEW) {
-            return Err(Refusal::NotYetValid);
-        }
+    let (lifetime, too_long) = match self_signed {
+        true => (MAX_LIFETIME, Refusal::TooLong),
+        false => (MAX_FEDERATED_LIFETIME, Refusal::FederatedTooLong),
+    };
+    if expire_time - issued_at > lifetime {
+        return Err(too_long);
     }
+    // Visible ASCII: it is stored, and compared byte for byte.
     let jti = claims
         .jti
-        .filter(|jti| !jti.is_empty() && jti.chars().count() <= MAX_JTI_CHARS)
+        .filter(|jti| {
+            !jti.is_empty()
+                && jti.len() <= MAX_JTI_CHARS
+                && jti.bytes().all(|b| b.is_ascii_graphic())
+        })
         .ok_or(Refusal::Jti)?;
     let signed = &text[..text.len() - signature.len() - 1];
     Ok(Assertion {
@@ -212,7 +281,9 @@ pub fn read<'a>(
         signature,
         algorithm,
         kid: header.kid,
+        issuer,
         subject,
+        audiences,
         jti,
         expire_time,
     })
@@ -336,7 +407,11 @@ mod tests {
             (serde_json::json!({"exp": null}), Refusal::Expired),
             (serde_json::json!({"exp": 1_800_000_000}), Refusal::Expired),
             (serde_json::json!({"exp": "1800000060"}), Refusal::Malformed),
-            (serde_json::json!({"exp": 1_800_000_331}), Refusal::TooLong),
+            (serde_json::json!({"exp": 1_800_000_301}), Refusal::TooLong),
+            (serde_json::json!({"iat": 1_799_999_000}), Refusal::TooLong),
+            (serde_json::json!({"iat": null}), Refusal::IssuedAt),
+            (serde_json::json!({"jti": "a b"}), Refusal::Jti),
+            (serde_json::json!({"jti": "a\u{0}"}), Refusal::Jti),
             (serde_json::json!({"exp": 1e300}), Refusal::Expired),
             (
                 serde_json::json!({"iat": 1_800_000_031}),
@@ -363,10 +438,58 @@ mod tests {
             serde_json::json!({"iat": 1_800_000_030, "nbf": 1_800_000_030, "exp": 1_800_000_330}),
         );
         assert!(read(&jwt(header(), ahead), None, &ours, now()).is_ok());
+        // Made a little earlier, within its five minutes, it is fine (one
+        // made to last an hour is refused even in its last minutes: the
+        // `iat` case above).
+        let made_early = with(
+            claims(),
+            serde_json::json!({"iat": 1_799_999_900, "exp": 1_800_000_200}),
+        );
+        assert!(read(&jwt(header(), made_early), None, &ours, now()).is_ok());
+        let ahead = with(
+            claims(),
+            serde_json::json!({"iat": 1_800_000_030, "exp": 1_800_000_330}),
+        );
+        assert!(read(&jwt(header(), ahead), None, &ours, now()).is_ok());
         let text = jwt(header(), claims());
         assert_eq!(
             read(&text, Some("another"), &ours, now()).unwrap_err(),
             Refusal::ClientMismatch
+        );
+    }
+
+    #[test]
+    fn an_outside_providers_token_is_read_with_its_own_rules() {
+        let ci = with(
+            claims(),
+            serde_json::json!({
+                "iss": "https://ci.example", "sub": "repo:acme/app", "aud": ["extapps", "other"],
+                "exp": 1_800_003_000,
+            }),
+        );
+        let rs256 = with(header(), serde_json::json!({"alg": "RS256"}));
+        let text = jwt(rs256.clone(), ci.clone());
+        // Its audience is the credential's, not this server: not checked here.
+        let assertion = read(&text, Some("client"), &ours, now()).unwrap();
+        assert!(!assertion.is_self_signed());
+        assert_eq!(assertion.issuer, "https://ci.example");
+        assert_eq!(assertion.subject, "repo:acme/app");
+        assert_eq!(assertion.audiences, ["extapps", "other"]);
+        // Without the client's ID beside it, it names no client.
+        assert_eq!(
+            read(&text, None, &ours, now()).unwrap_err(),
+            Refusal::Subject
+        );
+        // RS256 only, and an hour at most.
+        let es256 = jwt(header(), ci.clone());
+        assert_eq!(
+            read(&es256, Some("client"), &ours, now()).unwrap_err(),
+            Refusal::FederatedAlgorithm
+        );
+        let long = jwt(rs256, with(ci, serde_json::json!({"exp": 1_800_003_601})));
+        assert_eq!(
+            read(&long, Some("client"), &ours, now()).unwrap_err(),
+            Refusal::FederatedTooLong
         );
     }
 

@@ -217,8 +217,20 @@ pub fn parse_public_jwk(field: &str, text: &str) -> Result<PublicKey, FieldViola
             if ec.curve != EllipticCurve::P256 {
                 return Err(refuse("an EC key must be on P-256 (ES256)"));
             }
-            if decoded_len(&ec.x) != Some(32) || decoded_len(&ec.y) != Some(32) {
+            let (Some(x), Some(y)) = (base64url(&ec.x), base64url(&ec.y)) else {
+                return Err(refuse("an EC P-256 key needs `x` and `y` in base64url"));
+            };
+            if x.len() != 32 || y.len() != 32 {
                 return Err(refuse("an EC P-256 key needs `x` and `y` of 32 bytes each"));
+            }
+            let point = [&[4u8][..], &x, &y].concat();
+            if aws_lc_rs::signature::ParsedPublicKey::new(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                point,
+            )
+            .is_err()
+            {
+                return Err(refuse("is not a point on P-256: not a usable public key"));
             }
             agree(named, KeyAlgorithm::ES256, SigningAlgorithm::Es256)
         }
@@ -232,12 +244,30 @@ pub fn parse_public_jwk(field: &str, text: &str) -> Result<PublicKey, FieldViola
             agree(named, KeyAlgorithm::EdDSA, SigningAlgorithm::EdDsa)
         }
         AlgorithmParameters::RSA(rsa) => {
+            // RFC 7518 section 6.3.1: the fewest octets, so that one key has
+            // one thumbprint; and an RSA modulus and exponent are odd.
+            let (Some(n), Some(e)) = (base64url(&rsa.n), base64url(&rsa.e)) else {
+                return Err(refuse("an RSA key needs `n` and `e` in base64url"));
+            };
+            if n.first() == Some(&0) || e.first() == Some(&0) {
+                return Err(refuse(
+                    "an RSA key's `n` and `e` must not begin with zero octets (RFC 7518 section 6.3.1)",
+                ));
+            }
             let bits = modulus_bits(&rsa.n)
                 .ok_or_else(|| refuse("an RSA key needs `n` and `e` in base64url"))?;
             if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                 return Err(refuse(&format!(
                     "an RSA key must have {MIN_RSA_BITS} to {MAX_RSA_BITS} bits; this one has {bits}"
                 )));
+            }
+            if n.last().is_none_or(|b| b % 2 == 0)
+                || e.last().is_none_or(|b| b % 2 == 0)
+                || (e.len() == 1 && e[0] < 3)
+            {
+                return Err(refuse(
+                    "is not a usable RSA public key (`n` and `e` odd, `e` at least 3)",
+                ));
             }
             if decoded_len(&rsa.e).is_none_or(|len| len == 0 || len > 4) {
                 return Err(refuse("an RSA key needs an `e` of 1 to 4 bytes"));
@@ -388,6 +418,15 @@ mod tests {
                 "RS256 or PS256",
             ),
             (rsa("RS256").replace(RFC_7638_N, &RFC_7638_N[..172]), "bits"),
+            (
+                rsa("RS256").replace(RFC_7638_N, &format!("AA{RFC_7638_N}")),
+                "zero octets",
+            ),
+            (rsa("RS256").replace("AQAB", "AQ"), "at least 3"),
+            (
+                with(EC, r#"{"y":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#),
+                "not a point",
+            ),
             (format!(r#"{{"keys":[{EC}]}}"#), "not a JWK set"),
             ("not json".to_owned(), "JSON object"),
             (format!("{:width$}", EC, width = MAX_JWK_BYTES + 1), "8 KiB"),

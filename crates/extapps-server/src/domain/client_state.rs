@@ -14,6 +14,7 @@ use super::application_type::ApplicationType;
 use super::catalog::ScopeSet;
 use super::client_key::VerifyingKey;
 use super::clock::from_micros;
+use super::federation::FederatedCredential;
 use super::names::OrganizationId;
 use super::redirect_url::RedirectUrl;
 use super::scope_grants::ScopeGrants;
@@ -64,6 +65,8 @@ pub struct ClientState {
     /// Every stored public key, including expired ones not purged yet: use
     /// [`ClientState::live_keys`].
     pub keys: Vec<VerifyingKey>,
+    /// The outside providers' tokens it accepts.
+    pub federated: Vec<FederatedCredential>,
 }
 
 impl ClientState {
@@ -148,6 +151,7 @@ mod tests {
             credential_cutoffs: CredentialCutoffs::default(),
             secrets: Vec::new(),
             keys: Vec::new(),
+            federated: Vec::new(),
         }
     }
 

@@ -30,6 +30,9 @@ pub enum Reason {
     ApplicationKeyNotFound,
     TooManyKeys,
     KeyAlreadyRegistered,
+    FederatedCredentialNotFound,
+    TooManyFederatedCredentials,
+    FederatedCredentialAlreadyExists,
     Internal,
 }
 
@@ -60,6 +63,9 @@ impl Reason {
             Reason::ApplicationKeyNotFound => "APPLICATION_KEY_NOT_FOUND",
             Reason::TooManyKeys => "TOO_MANY_KEYS",
             Reason::KeyAlreadyRegistered => "KEY_ALREADY_REGISTERED",
+            Reason::FederatedCredentialNotFound => "FEDERATED_CREDENTIAL_NOT_FOUND",
+            Reason::TooManyFederatedCredentials => "TOO_MANY_FEDERATED_CREDENTIALS",
+            Reason::FederatedCredentialAlreadyExists => "FEDERATED_CREDENTIAL_ALREADY_EXISTS",
             Reason::Internal => "INTERNAL",
         }
     }

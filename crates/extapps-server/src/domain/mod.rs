@@ -13,6 +13,7 @@ pub mod client_state;
 pub mod clock;
 pub mod credential;
 pub mod error;
+pub mod federation;
 pub mod idempotency;
 pub mod key_ring;
 pub mod names;

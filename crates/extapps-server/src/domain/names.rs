@@ -132,7 +132,7 @@ pub struct SecretName {
 
 impl SecretName {
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
-        let (application, secret_id) = parse_child(field, value, "secrets", "secret_id")?;
+        let (application, secret_id) = parse_child(field, value, "secrets", "secret_id", "secret")?;
         Ok(Self {
             application,
             secret_id,
@@ -156,7 +156,7 @@ pub struct KeyName {
 
 impl KeyName {
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
-        let (application, key_id) = parse_child(field, value, "keys", "key_id")?;
+        let (application, key_id) = parse_child(field, value, "keys", "key_id", "key")?;
         Ok(Self {
             application,
             key_id,
@@ -170,6 +170,39 @@ impl fmt::Display for KeyName {
     }
 }
 
+/// A parsed `organizations/{organization}/applications/{client_id}/federatedCredentials/{credential_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedCredentialName {
+    pub application: ApplicationName,
+    pub credential_id: Uuid,
+}
+
+impl FederatedCredentialName {
+    pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
+        let (application, credential_id) = parse_child(
+            field,
+            value,
+            "federatedCredentials",
+            "credential_id",
+            "federated credential",
+        )?;
+        Ok(Self {
+            application,
+            credential_id,
+        })
+    }
+}
+
+impl fmt::Display for FederatedCredentialName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/federatedCredentials/{}",
+            self.application, self.credential_id
+        )
+    }
+}
+
 /// `{application}/{collection}/{id}`: an application's name, then a UUID in
 /// its canonical spelling.
 fn parse_child(
@@ -177,6 +210,7 @@ fn parse_child(
     value: &str,
     collection: &str,
     id: &str,
+    noun: &str,
 ) -> Result<(ApplicationName, Uuid), FieldViolation> {
     let shape = || {
         FieldViolation::new(
@@ -193,10 +227,7 @@ fn parse_child(
     let child = canonical_uuid(child).ok_or_else(|| {
         FieldViolation::new(
             field,
-            format!(
-                "{} ID must be a lowercase hyphenated UUID",
-                collection.trim_end_matches('s')
-            ),
+            format!("{noun} ID must be a lowercase hyphenated UUID"),
         )
     })?;
     Ok((application, child))

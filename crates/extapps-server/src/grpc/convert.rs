@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Error,
-    application::{Application, KeyInfo, SecretInfo},
+    application::{Application, FederatedInfo, KeyInfo, SecretInfo},
     application_type::ApplicationType,
     audit::{AuditAction, AuditEvent},
     catalog::Resource,
@@ -72,6 +72,25 @@ pub fn key_to_proto(application: &str, key: &KeyInfo) -> pb::ClientKeyInfo {
     }
 }
 
+pub fn federated_to_proto(
+    application: &str,
+    credential: &FederatedInfo,
+) -> pb::FederatedCredentialInfo {
+    pb::FederatedCredentialInfo {
+        credential_id: credential.credential_id.clone(),
+        name: format!(
+            "{application}/federatedCredentials/{}",
+            credential.credential_id
+        ),
+        issuer: credential.issuer.clone(),
+        subject: credential.subject.clone(),
+        audience: credential.audience.clone(),
+        description: credential.description.clone(),
+        create_time: Some(timestamp(credential.create_time)),
+        last_use_time: credential.last_use_time.map(timestamp),
+    }
+}
+
 pub fn application_to_proto(app: &Application) -> pb::Application {
     let name = app.name().to_string();
     pb::Application {
@@ -79,6 +98,11 @@ pub fn application_to_proto(app: &Application) -> pb::Application {
             .keys
             .iter()
             .map(|key| key_to_proto(&name, key))
+            .collect(),
+        federated_credentials: app
+            .federated
+            .iter()
+            .map(|credential| federated_to_proto(&name, credential))
             .collect(),
         secrets: app
             .secrets
@@ -136,6 +160,8 @@ fn action_to_proto(action: AuditAction) -> pb::AuditAction {
         AuditAction::ApplicationSecretDeleted => pb::AuditAction::ApplicationSecretDeleted,
         AuditAction::ApplicationKeyAdded => pb::AuditAction::ApplicationKeyAdded,
         AuditAction::ApplicationKeyDeleted => pb::AuditAction::ApplicationKeyDeleted,
+        AuditAction::FederatedCredentialAdded => pb::AuditAction::FederatedCredentialAdded,
+        AuditAction::FederatedCredentialDeleted => pb::AuditAction::FederatedCredentialDeleted,
         AuditAction::ApplicationDeleted => pb::AuditAction::ApplicationDeleted,
         AuditAction::KeyCreated => pb::AuditAction::KeyCreated,
         AuditAction::KeyRevoked => pb::AuditAction::KeyRevoked,

@@ -17,14 +17,18 @@ use crate::domain::{
     application::{Etag, RegistrationInput},
     caller::{Caller, Role},
     idempotency::parse_request_id,
-    names::{ApplicationName, KeyName, SecretName, parse_organization_name},
+    names::{
+        ApplicationName, FederatedCredentialName, KeyName, SecretName, parse_organization_name,
+    },
     secret_rules::Expiration,
 };
-use crate::service::{ApplicationUpdate, KeyRequest, SecretRequest, Service, WithSecret};
+use crate::service::{
+    ApplicationUpdate, FederatedRequest, KeyRequest, SecretRequest, Service, WithSecret,
+};
 use convert::{
     app_type_from_proto, application_to_proto, audit_event_to_proto,
-    authorization_request_to_proto, duration, grant_inputs, instant, key_to_proto,
-    resource_to_proto, user_authorization_to_proto,
+    authorization_request_to_proto, duration, federated_to_proto, grant_inputs, instant,
+    key_to_proto, resource_to_proto, user_authorization_to_proto,
 };
 
 /// The `ExternalApplications` service over a [`Service`].
@@ -382,6 +386,59 @@ impl ExternalApplications for GrpcApi {
                 .delete_application_key(&caller, &name, etag, req.revoke_tokens)
                 .await?;
             Ok(pb::DeleteApplicationKeyResponse {
+                application: Some(application_to_proto(&app)),
+            })
+        })
+        .await
+    }
+
+    async fn add_federated_credential(
+        &self,
+        request: Request<pb::AddFederatedCredentialRequest>,
+    ) -> Result<Response<pb::AddFederatedCredentialResponse>, Status> {
+        answer(&self.service, "AddFederatedCredential", async {
+            let caller = self.caller(&request).await?;
+            let req = request.into_inner();
+            let name = app_name("name", &req.name)?;
+            let etag = Etag::parse_optional("etag", &req.etag)?;
+            let (app, credential) = self
+                .service
+                .add_federated_credential(
+                    &caller,
+                    &name,
+                    FederatedRequest {
+                        issuer: req.issuer,
+                        subject: req.subject,
+                        audience: req.audience,
+                        description: req.description,
+                        etag,
+                    },
+                )
+                .await?;
+            let application = application_to_proto(&app);
+            Ok(pb::AddFederatedCredentialResponse {
+                federated_credential: Some(federated_to_proto(&application.name, &credential)),
+                application: Some(application),
+            })
+        })
+        .await
+    }
+
+    async fn delete_federated_credential(
+        &self,
+        request: Request<pb::DeleteFederatedCredentialRequest>,
+    ) -> Result<Response<pb::DeleteFederatedCredentialResponse>, Status> {
+        answer(&self.service, "DeleteFederatedCredential", async {
+            let caller = self.caller(&request).await?;
+            let req = request.into_inner();
+            let name = FederatedCredentialName::parse("name", &req.name)
+                .map_err(|v| Error::invalid(vec![v]))?;
+            let etag = Etag::parse_optional("etag", &req.etag)?;
+            let app = self
+                .service
+                .delete_federated_credential(&caller, &name, etag, req.revoke_tokens)
+                .await?;
+            Ok(pb::DeleteFederatedCredentialResponse {
                 application: Some(application_to_proto(&app)),
             })
         })

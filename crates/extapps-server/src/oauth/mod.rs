@@ -84,7 +84,7 @@ fn oauth_error(error: OAuthError) -> Response {
 fn with_error_headers(mut response: Response, error: &OAuthError) -> Response {
     let headers = response.headers_mut();
     match error {
-        OAuthError::InvalidClient => {
+        OAuthError::InvalidClient | OAuthError::InvalidAssertion(_) => {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"extapps\""),

@@ -207,6 +207,7 @@ impl Service {
                 })
                 .collect(),
             keys: Vec::new(),
+            federated: Vec::new(),
             revision: 1,
             create_time: now,
             update_time: now,

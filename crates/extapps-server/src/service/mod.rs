@@ -5,6 +5,7 @@
 mod applications;
 mod audit;
 mod client_keys;
+mod federation;
 mod flows;
 mod keys;
 mod machinery;
@@ -16,6 +17,7 @@ use secrecy::SecretString;
 
 pub use applications::{ApplicationUpdate, WithSecret};
 pub use client_keys::KeyRequest;
+pub use federation::FederatedRequest;
 pub use flows::{
     ActiveToken, AuthorizationRequestView, AuthorizeOutcome, AuthorizeParams, ClientCredentials,
     IssuedToken, MAX_TOKEN_TTL, ScopeView, TokenSettings, UserAccessSettings,
@@ -26,12 +28,14 @@ pub use machinery::verify_pool::PoolSettings;
 pub use secrets::SecretRequest;
 
 /// Bounds on the work unauthenticated clients can cause.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientAuthSettings {
     pub pool: PoolSettings,
     pub budget: BudgetSettings,
     /// Proxies whose `X-Forwarded-For` entries are trusted (0: none).
     pub trusted_proxies: usize,
+    /// Which outside identity providers' keys may be fetched, and how.
+    pub federation: crate::issuers::FederationSettings,
 }
 
 use crate::domain::{
@@ -77,6 +81,8 @@ pub struct Shared {
     /// Budgets, pools and caches: how much work a request may cost.
     machinery: machinery::Machinery,
     client_auth: ClientAuthSettings,
+    /// Outside identity providers' keys, for federated credentials.
+    issuers: crate::issuers::IssuerKeys,
     metrics: crate::metrics::Metrics,
 }
 
@@ -125,6 +131,11 @@ impl Service {
             client_auth.pool,
             clock.clone(),
         )?;
+        let issuers =
+            crate::issuers::IssuerKeys::new(client_auth.federation.clone()).map_err(|e| {
+                tracing::error!(error = %e, "cannot make the HTTP client of federated issuers");
+                Error::Internal
+            })?;
         let metrics = crate::metrics::Metrics::default();
         store.count_in(metrics.clone());
         Ok(Self(Arc::new(Shared {
@@ -135,6 +146,7 @@ impl Service {
             seals,
             machinery,
             client_auth,
+            issuers,
             metrics,
         })))
     }

@@ -14,7 +14,9 @@ use super::audit::insert_audit;
 use super::convert::{
     application_from_row, application_row, grants_json, redirect_urls_from_json, redirect_urls_json,
 };
-use super::entities::{application, application_key, application_secret, idempotency_record};
+use super::entities::{
+    application, application_key, application_secret, federated_credential, idempotency_record,
+};
 use super::shared_cache::Change;
 use super::{Store, commit, db_error, is_unique_violation};
 use crate::domain::{
@@ -165,7 +167,19 @@ impl Store {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut secrets: HashMap<String, Vec<application_secret::Model>> = HashMap::new();
         let mut keys: HashMap<String, Vec<application_key::Model>> = HashMap::new();
+        let mut federated: HashMap<String, Vec<federated_credential::Model>> = HashMap::new();
         if !ids.is_empty() {
+            for credential in federated_credential::Entity::find()
+                .filter(federated_credential::Column::ApplicationId.is_in(ids.clone()))
+                .all(&self.db)
+                .await
+                .map_err(db_error)?
+            {
+                federated
+                    .entry(credential.application_id.clone())
+                    .or_default()
+                    .push(credential);
+            }
             for secret in live_secrets(now)
                 .filter(application_secret::Column::ApplicationId.is_in(ids.clone()))
                 .all(&self.db)
@@ -192,7 +206,8 @@ impl Store {
             .map(|row| {
                 let own = secrets.remove(&row.id).unwrap_or_default();
                 let own_keys = keys.remove(&row.id).unwrap_or_default();
-                application_from_row(row, own, own_keys)
+                let own_federated = federated.remove(&row.id).unwrap_or_default();
+                application_from_row(row, own, own_keys, own_federated)
             })
             .collect()
     }
@@ -312,6 +327,7 @@ impl Store {
                 .await
                 .map_err(db_error)?;
             super::client_keys::delete_keys_of(txn, &app_id).await?;
+            super::federation::delete_federated_of(txn, &app_id).await?;
             super::user_grants::delete_user_grants_of(txn, of.client_id).await?;
             let deleted = application::Entity::delete_many()
                 .filter(application::Column::Id.eq(app_id))
@@ -466,11 +482,16 @@ pub(super) async fn load(
         .await
         .map_err(db_error)?;
     let keys = live_keys(now)
-        .filter(application_key::Column::ApplicationId.eq(id))
+        .filter(application_key::Column::ApplicationId.eq(id.clone()))
         .all(conn)
         .await
         .map_err(db_error)?;
-    application_from_row(row, secrets, keys).map(Some)
+    let federated = federated_credential::Entity::find()
+        .filter(federated_credential::Column::ApplicationId.eq(id))
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    application_from_row(row, secrets, keys, federated).map(Some)
 }
 
 /// The keys that still work at `now`.

@@ -15,7 +15,7 @@ use super::applications::{
     ChangeOf, Written, apply_revision, live_keys, load, next_revision, to_json, token_rules,
 };
 use super::entities::{application, application_key, used_assertion};
-use super::{Store, db_error, is_unique_violation};
+use super::{Store, db_error, is_foreign_key_violation, is_unique_violation};
 use crate::domain::{
     Error,
     application::{Application, KeyInfo},
@@ -48,7 +48,13 @@ pub enum FirstUse {
     Yes,
     /// Seen before: a replay.
     No,
+    /// The application was deleted meanwhile.
+    ApplicationGone,
 }
+
+/// How long past its expiry an assertion's `jti` is kept: replicas whose
+/// clocks run this much apart still all refuse its replay.
+const USED_ASSERTION_MARGIN: time::Duration = time::Duration::minutes(10);
 
 impl Store {
     /// Adds a public key to an application, checked by `precondition`
@@ -151,17 +157,17 @@ impl Store {
         let write = async |txn: &DatabaseTransaction, before: &Application| {
             let key_id = deletion.key_id.to_string();
             let app_id = client_id.to_string();
-            live_keys(now)
+            // An expired key not purged yet may be deleted too, with its
+            // tokens.
+            let deleted = application_key::Entity::delete_many()
                 .filter(application_key::Column::Id.eq(key_id.clone()))
                 .filter(application_key::Column::ApplicationId.eq(app_id.clone()))
-                .one(txn)
-                .await
-                .map_err(db_error)?
-                .ok_or_else(key_not_found)?;
-            application_key::Entity::delete_by_id(key_id.clone())
                 .exec(txn)
                 .await
                 .map_err(db_error)?;
+            if deleted.rows_affected == 0 {
+                return Err(key_not_found());
+            }
             let mut update = next_revision(before, now);
             if let Some(kept_until) = deletion.revoke_tokens {
                 // Not pruned here, as for a deleted secret: a cut-off also
@@ -217,19 +223,21 @@ impl Store {
         match inserted {
             Ok(_) => Ok(FirstUse::Yes),
             Err(e) if is_unique_violation(&e) => Ok(FirstUse::No),
+            Err(e) if is_foreign_key_violation(&e) => Ok(FirstUse::ApplicationGone),
             Err(e) => Err(db_error(e)),
         }
     }
 
-    /// Forgets the assertions that have expired (they are refused for
-    /// their `exp` now) and deletes the keys that have: housekeeping.
+    /// Forgets the assertions that expired a while ago (they are refused
+    /// for their `exp` now, by every replica whose clock is within the
+    /// margin) and deletes the keys that have expired: housekeeping.
     /// Returns how many of each went.
     pub async fn purge_expired_assertions_and_keys(
         &self,
         now: OffsetDateTime,
     ) -> Result<(u64, u64), Error> {
         let assertions = used_assertion::Entity::delete_many()
-            .filter(used_assertion::Column::ExpireTime.lte(to_micros(now)))
+            .filter(used_assertion::Column::ExpireTime.lte(to_micros(now - USED_ASSERTION_MARGIN)))
             .exec(&self.db)
             .await
             .map_err(db_error)?;

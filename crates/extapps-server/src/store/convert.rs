@@ -3,7 +3,7 @@
 
 use crate::domain::{
     Error,
-    application::{Application, DisplayName, KeyInfo, SecretInfo},
+    application::{Application, DisplayName, FederatedInfo, KeyInfo, SecretInfo},
     application_type::ApplicationType,
     clock::{from_micros, to_micros},
     names::{ClientId, OrganizationId},
@@ -11,7 +11,7 @@ use crate::domain::{
     scope_grants::ScopeGrants,
 };
 
-use super::entities::{application, application_key, application_secret};
+use super::entities::{application, application_key, application_secret, federated_credential};
 
 fn corrupt(what: &str, id: &str) -> Error {
     tracing::error!(row = id, what, "stored row does not parse");
@@ -30,6 +30,7 @@ pub fn application_from_row(
     row: application::Model,
     secrets: Vec<application_secret::Model>,
     keys: Vec<application_key::Model>,
+    federated: Vec<federated_credential::Model>,
 ) -> Result<Application, Error> {
     let id = row.id.as_str();
     let grants: ScopeGrants =
@@ -39,6 +40,8 @@ pub fn application_from_row(
     secrets.sort_by_key(|s| (s.create_time, s.secret_id.clone()));
     let mut keys: Vec<KeyInfo> = keys.into_iter().map(key_from_row).collect();
     keys.sort_by_key(|k| (k.create_time, k.key_id.clone()));
+    let mut federated: Vec<FederatedInfo> = federated.into_iter().map(federated_from_row).collect();
+    federated.sort_by_key(|f| (f.create_time, f.credential_id.clone()));
     Ok(Application {
         organization: OrganizationId::parse(&row.organization)
             .map_err(|_| corrupt("organization", id))?,
@@ -49,6 +52,7 @@ pub fn application_from_row(
         redirect_urls,
         secrets,
         keys,
+        federated,
         revision: row.revision,
         create_time: from_micros(row.create_time),
         update_time: from_micros(row.update_time),
@@ -74,6 +78,18 @@ fn key_from_row(row: application_key::Model) -> KeyInfo {
         description: row.description,
         create_time: from_micros(row.create_time),
         expire_time: row.expire_time.map(from_micros),
+        last_use_time: row.last_use_time.map(from_micros),
+    }
+}
+
+fn federated_from_row(row: federated_credential::Model) -> FederatedInfo {
+    FederatedInfo {
+        credential_id: row.id,
+        issuer: row.issuer,
+        subject: row.subject,
+        audience: row.audience,
+        description: row.description,
+        create_time: from_micros(row.create_time),
         last_use_time: row.last_use_time.map(from_micros),
     }
 }

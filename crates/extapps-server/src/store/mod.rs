@@ -7,6 +7,7 @@ mod audit;
 mod client_keys;
 mod convert;
 mod entities;
+mod federation;
 mod keys;
 mod schema;
 mod secrets;
@@ -24,6 +25,7 @@ use sea_orm::{
 
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret};
 pub use client_keys::{DeleteKey, FirstUse, NewKey};
+pub use federation::{DeleteFederated, NewFederated};
 pub use keys::{CallerKeyRecord, NewCallerKey};
 pub use secrets::{DeleteSecret, RotateSecret};
 pub use tokens::IntrospectionState;
@@ -299,6 +301,15 @@ where
 /// Whether `err` is a unique-constraint violation.
 pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Whether `err` is a foreign-key violation (a row of something deleted
+/// meanwhile).
+pub(crate) fn is_foreign_key_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    )
 }
 
 /// Commits, mapping the error.

@@ -17,6 +17,10 @@ use super::entities::*;
 const COMPOSITE_UNIQUES: &[(&str, &[&str])] = &[
     ("applications", &["organization", "display_name_key"]),
     ("application_keys", &["application_id", "thumbprint"]),
+    (
+        "federated_credentials",
+        &["application_id", "issuer", "subject", "audience"],
+    ),
 ];
 
 /// What a column holds, as far as reading and writing it goes.
@@ -203,6 +207,7 @@ pub(super) async fn differences(db: &DatabaseConnection) -> Result<Vec<String>, 
         expected::<application_secret::Entity>(),
         expected::<audit_event::Entity>(),
         expected::<caller_key::Entity>(),
+        expected::<federated_credential::Entity>(),
         expected::<idempotency_record::Entity>(),
         expected::<revoked_token::Entity>(),
         expected::<used_assertion::Entity>(),

@@ -12,7 +12,9 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::entities::{application, application_key, application_secret, revoked_token};
+use super::entities::{
+    application, application_key, application_secret, federated_credential, revoked_token,
+};
 use super::shared_cache::Change;
 use super::{Store, commit, db_error, retrying};
 use crate::domain::{
@@ -22,6 +24,7 @@ use crate::domain::{
     client_state::{ClientState, StoredSecret},
     clock::{from_micros, to_micros},
     credential,
+    federation::FederatedCredential,
     names::{ClientId, OrganizationId},
 };
 
@@ -130,7 +133,12 @@ impl Store {
             .await
             .map_err(db_error)?;
         let keys = application_key::Entity::find()
-            .filter(application_key::Column::ApplicationId.eq(id))
+            .filter(application_key::Column::ApplicationId.eq(id.clone()))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let federated = federated_credential::Entity::find()
+            .filter(federated_credential::Column::ApplicationId.eq(id))
             .all(&self.db)
             .await
             .map_err(db_error)?;
@@ -174,6 +182,17 @@ impl Store {
                     key
                 })
                 .collect(),
+            federated: federated
+                .into_iter()
+                .map(|f| {
+                    Ok(FederatedCredential {
+                        id: Uuid::parse_str(&f.id).map_err(|_| corrupt())?,
+                        issuer: f.issuer,
+                        subject: f.subject,
+                        audience: f.audience,
+                    })
+                })
+                .collect::<Result<_, Error>>()?,
         }))
     }
 

@@ -219,6 +219,10 @@ pub enum AppsCommand {
     /// with (at most 10).
     #[command(subcommand, visible_alias = "key")]
     Keys(KeyCommand),
+    /// Outside identity providers' tokens an application accepts instead of
+    /// a secret (federated credentials, at most 20).
+    #[command(subcommand)]
+    Federated(FederatedCommand),
     /// Delete an application: its secret and all its tokens stop working at once.
     Delete {
         name: ApplicationName,
@@ -302,6 +306,35 @@ pub enum KeyCommand {
         revoke_tokens: bool,
         #[arg(long)]
         etag: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederatedCommand {
+    /// Trust the tokens of `--issuer` whose `sub` is `--subject` and whose
+    /// `aud` holds `--audience`, exactly.
+    Add {
+        name: ApplicationName,
+        /// The provider's issuer URL, as its tokens' `iss` says it.
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        audience: String,
+        /// What the credential is for, shown in listings.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete one federated credential: its provider's tokens are refused at
+    /// once.
+    Delete {
+        name: ApplicationName,
+        /// The credential's ID, as `apps get` lists it.
+        credential_id: String,
+        /// Also end every token this credential authenticated.
+        #[arg(long)]
+        revoke_tokens: bool,
     },
 }
 

@@ -12,8 +12,8 @@ mod render;
 use std::process::ExitCode;
 
 use args::{
-    AppsCommand, AuditCommand, Cli, Command, KeyCommand, ResourcesCommand, ScopeArgs,
-    ScopesCommand, SecretCommand, TokensCommand,
+    AppsCommand, AuditCommand, Cli, Command, FederatedCommand, KeyCommand, ResourcesCommand,
+    ScopeArgs, ScopesCommand, SecretCommand, TokensCommand,
 };
 use clap::{CommandFactory, Parser};
 use extapps_client::{
@@ -332,6 +332,31 @@ async fn apps(client: &Client, out: &Render, command: AppsCommand) -> Result<(),
             out.application(
                 &client
                     .delete_key(&name, &key_id, revoke_tokens, etag)
+                    .await?,
+            );
+            Ok(())
+        }
+        AppsCommand::Federated(FederatedCommand::Add {
+            name,
+            issuer,
+            subject,
+            audience,
+            description,
+        }) => {
+            let (application, _) = client
+                .add_federated_credential(&name, &issuer, &subject, &audience, description)
+                .await?;
+            out.application(&application);
+            Ok(())
+        }
+        AppsCommand::Federated(FederatedCommand::Delete {
+            name,
+            credential_id,
+            revoke_tokens,
+        }) => {
+            out.application(
+                &client
+                    .delete_federated_credential(&name, &credential_id, revoke_tokens)
                     .await?,
             );
             Ok(())

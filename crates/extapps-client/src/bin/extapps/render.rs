@@ -64,6 +64,16 @@ fn application_json(app: &Application) -> Value {
             "expire_time": k.expires.map(time),
             "last_use_time": k.last_used.map(time),
         })).collect::<Vec<_>>(),
+        "federated_credentials": app.federated_credentials.iter().map(|f| json!({
+            "credential_id": f.id,
+            "name": f.name,
+            "issuer": f.issuer,
+            "subject": f.subject,
+            "audience": f.audience,
+            "description": f.description,
+            "create_time": time(f.created),
+            "last_use_time": f.last_used.map(time),
+        })).collect::<Vec<_>>(),
         "etag": app.etag,
         "create_time": time(app.created),
         "update_time": time(app.updated),
@@ -186,6 +196,32 @@ impl Render {
                     "DESCRIPTION",
                 ],
                 &keys,
+            );
+        }
+        if !app.federated_credentials.is_empty() {
+            println!();
+            let federated: Vec<Vec<String>> = app
+                .federated_credentials
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.id.clone(),
+                        f.issuer.clone(),
+                        f.subject.clone(),
+                        f.audience.clone(),
+                        maybe_time(f.last_used),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "FEDERATED CREDENTIAL ID",
+                    "ISSUER",
+                    "SUBJECT",
+                    "AUDIENCE",
+                    "LAST USED",
+                ],
+                &federated,
             );
         }
     }

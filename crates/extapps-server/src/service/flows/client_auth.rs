@@ -16,13 +16,11 @@ use crate::domain::client_state::{ClientState, StoredSecret};
 use crate::domain::user_grant::IssuedUnder;
 use crate::domain::{
     application_type::ApplicationType,
-    client_assertion::{self, Refusal},
     credential::{self, CredentialKind},
     names::ClientId,
     oauth::OAuthError,
 };
 use crate::service::Service;
-use crate::store::FirstUse;
 
 /// A client that proved who it is, and how.
 #[derive(Debug)]
@@ -203,103 +201,6 @@ impl Service {
             .await
     }
 
-    /// Authenticates a client by a `private_key_jwt` assertion (RFC 7523
-    /// section 2.2): everything a key is not needed for first (size, form,
-    /// algorithm, issuer, audience, lifetime), then the source's budget,
-    /// then one signature check per key the header can mean, and last the
-    /// `jti`, remembered on every replica until the assertion expires. A
-    /// refused source gets no database read, as with secrets, unless this
-    /// replica holds the client in memory or a key that verified the client
-    /// lately verifies this assertion.
-    async fn check_assertion(
-        &self,
-        credentials: &ClientCredentials,
-        text: &SecretString,
-    ) -> Result<AuthenticatedClient, OAuthError> {
-        let now = self.clock.now();
-        let refuse = |refusal: Refusal| {
-            self.metrics.client_assertion(refusal.label());
-            OAuthError::InvalidAssertion(refusal)
-        };
-        let issuer = self.issuer();
-        let for_us = |aud: &str| {
-            aud == issuer
-                || aud
-                    .strip_prefix(issuer)
-                    .is_some_and(|path| credentials.audience_paths.contains(&path))
-        };
-        let named = Some(credentials.client_id.as_str()).filter(|id| !id.is_empty());
-        let assertion =
-            client_assertion::read(text.expose_secret(), named, &for_us, now).map_err(refuse)?;
-        let client_id = ClientId::parse(&assertion.subject).ok_or(OAuthError::InvalidClient)?;
-        let refused = self.machinery.budget.refused_for(credentials.source);
-        let (state, remembered) = match (refused, self.store.cached_client_state(client_id)) {
-            (_, Some(state)) => (state, true),
-            (Some(retry_after), None)
-                if !self
-                    .machinery
-                    .known_keys
-                    .signed_by_known_key(client_id, &assertion) =>
-            {
-                return Err(OAuthError::TooManyAttempts { retry_after });
-            }
-            _ => self
-                .store
-                .client_state_and_origin(client_id)
-                .await?
-                .ok_or(OAuthError::InvalidClient)?,
-        };
-        let (state, key_id) = match signing_key(&state, &assertion, now) {
-            Ok(key_id) => (state, key_id),
-            // A key added a moment ago through another replica may not have
-            // reached this one's memory yet: read once more, at most once per
-            // client in a while, as for secrets.
-            Err(refusal)
-                if remembered
-                    && refused.is_none()
-                    && self.machinery.rereads.claim(client_id, now) =>
-            {
-                let fresh = self
-                    .store
-                    .reread_client_state(client_id)
-                    .await?
-                    .ok_or(OAuthError::InvalidClient)?;
-                match signing_key(&fresh, &assertion, now) {
-                    Ok(key_id) => (fresh, key_id),
-                    Err(_) => return Err(refuse(refusal)),
-                }
-            }
-            Err(refusal) => return Err(refuse(refusal)),
-        };
-        match self
-            .store
-            .first_use_of_assertion(
-                *client_id.as_uuid(),
-                &assertion.subject,
-                &assertion.jti,
-                assertion.expire_time,
-            )
-            .await?
-        {
-            FirstUse::Yes => {}
-            FirstUse::No => return Err(refuse(Refusal::Replayed)),
-        }
-        self.metrics.client_assertion("accepted");
-        if let Some(key) = state.keys.iter().find(|key| key.id == key_id) {
-            self.machinery.known_keys.remember(client_id, key);
-        }
-        if self.machinery.secret_use.due(key_id, now)
-            && let Err(e) = self.store.touch_key(key_id, now).await
-        {
-            tracing::warn!(error = %e, "could not record a key's last use");
-        }
-        Ok(AuthenticatedClient {
-            id: client_id,
-            state,
-            credential: Some(key_id),
-        })
-    }
-
     /// The ID of the live secret of today's hash parameters that `secret`
     /// is, remembered for the next request.
     fn verify_current(
@@ -416,32 +317,4 @@ impl Service {
             credential: None,
         })
     }
-}
-
-/// The live key of a confidential client that signed `assertion`: among
-/// those of the assertion's algorithm (and `kid`, if it names one), checked
-/// with the key's own algorithm. A client holds at most ten keys, so this
-/// costs at most ten verifications, and one when the header names its key.
-fn signing_key(
-    state: &ClientState,
-    assertion: &client_assertion::Assertion<'_>,
-    now: OffsetDateTime,
-) -> Result<Uuid, Refusal> {
-    if state.app_type != ApplicationType::Confidential {
-        return Err(Refusal::NoKey);
-    }
-    let mut candidates = state
-        .live_keys(now)
-        .filter(|key| {
-            key.algorithm == assertion.algorithm
-                && assertion.kid.as_deref().is_none_or(|kid| key.is_named(kid))
-        })
-        .peekable();
-    if candidates.peek().is_none() {
-        return Err(Refusal::NoKey);
-    }
-    candidates
-        .find(|key| key.verifies(assertion.signed, assertion.signature))
-        .map(|key| key.id)
-        .ok_or(Refusal::Signature)
 }

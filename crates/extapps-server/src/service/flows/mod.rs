@@ -10,6 +10,7 @@
 //! here; the HTTP side (`crate::oauth`) only parses and answers.
 
 mod authorize;
+mod client_assertion;
 mod client_auth;
 mod client_credentials;
 mod code_grant;

@@ -40,17 +40,23 @@ impl KnownKeys {
         }
     }
 
-    /// Whether a key that verified an assertion of `client_id` lately
-    /// verifies this one: one verification, no database read.
-    pub fn signed_by_known_key(&self, client_id: ClientId, assertion: &Assertion<'_>) -> bool {
-        self.entries.get(&client_id).is_some_and(|keys| {
-            keys.iter()
-                .filter(|key| {
-                    key.algorithm == assertion.algorithm
-                        && assertion.kid.as_deref().is_none_or(|kid| key.is_named(kid))
-                })
-                .any(|key| key.verifies(assertion.signed, assertion.signature))
-        })
+    /// The one key that verified an assertion of `client_id` lately and
+    /// that this assertion's header can mean, if there is exactly one: the
+    /// caller checks it with one verification and no database read.
+    pub fn candidate(
+        &self,
+        client_id: ClientId,
+        assertion: &Assertion<'_>,
+    ) -> Option<VerifyingKey> {
+        let keys = self.entries.get(&client_id)?;
+        let mut candidates = keys.iter().filter(|key| {
+            key.algorithm == assertion.algorithm
+                && assertion.kid.as_deref().is_none_or(|kid| key.is_named(kid))
+        });
+        match (candidates.next(), candidates.next()) {
+            (Some(only), None) => Some(only.clone()),
+            _ => None,
+        }
     }
 
     /// Notes that `key` verified an assertion of `client_id`.
@@ -69,5 +75,43 @@ impl KnownKeys {
             keys.remove(0);
         }
         self.entries.insert(client_id, Arc::new(keys));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::client_assertion;
+
+    /// An Ed25519 key (RFC 8037 A.2) and an assertion it signed, read
+    /// with the assertion rules.
+    const JWK: &str =
+        r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+
+    fn key(id: u128) -> VerifyingKey {
+        VerifyingKey::from_stored(uuid::Uuid::from_u128(id), JWK, None).unwrap()
+    }
+
+    #[test]
+    fn remembers_each_key_once_and_names_a_candidate_only_when_one_fits() {
+        let known = KnownKeys::new(Duration::from_secs(60));
+        let client = ClientId::generate();
+        let text = "eyJhbGciOiJFZERTQSJ9.eyJpc3MiOiJjIiwic3ViIjoiYyIsImF1ZCI6ImEiLCJpYXQiOjEsImV4cCI6MiwianRpIjoiaiJ9.c2ln";
+        let now = time::OffsetDateTime::from_unix_timestamp(1).unwrap();
+        let assertion = client_assertion::read(text, None, &|_| true, now).unwrap();
+        assert!(
+            known.candidate(client, &assertion).is_none(),
+            "nothing known"
+        );
+        known.remember(client, &key(1));
+        known.remember(client, &key(1));
+        assert_eq!(known.candidate(client, &assertion).unwrap().id, key(1).id);
+        assert!(
+            known.candidate(ClientId::generate(), &assertion).is_none(),
+            "per client"
+        );
+        // Two keys the header could mean: none is tried.
+        known.remember(client, &key(2));
+        assert!(known.candidate(client, &assertion).is_none());
     }
 }

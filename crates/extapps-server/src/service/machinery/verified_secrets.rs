@@ -164,6 +164,7 @@ mod tests {
                 expire_time,
             }],
             keys: vec![],
+            federated: vec![],
         }
     }
 

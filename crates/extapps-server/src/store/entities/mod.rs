@@ -7,6 +7,7 @@ pub mod application_key;
 pub mod application_secret;
 pub mod audit_event;
 pub mod caller_key;
+pub mod federated_credential;
 pub mod idempotency_record;
 pub mod revoked_token;
 pub mod used_assertion;

@@ -1,0 +1,205 @@
+//! An application's federated credentials: adding and deleting one (one
+//! transaction with its audit event, which every replica hears about), and
+//! noting their use.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, sea_query::Expr,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::applications::{
+    ChangeOf, Written, apply_revision, load, next_revision, to_json, token_rules,
+};
+use super::entities::{application, federated_credential};
+use super::{Store, db_error, is_unique_violation};
+use crate::domain::{
+    Error,
+    application::{Application, FederatedInfo},
+    audit::AuditAction,
+    clock::to_micros,
+    federation::{self, FederatedCredential},
+};
+
+/// A federated credential to add.
+#[derive(Debug, Clone)]
+pub struct NewFederated {
+    pub credential: FederatedCredential,
+    pub description: String,
+}
+
+/// Deleting one federated credential.
+#[derive(Debug, Clone, Copy)]
+pub struct DeleteFederated {
+    pub credential_id: Uuid,
+    /// End every token it authenticated: `Some` with an instant after which
+    /// none of them can be live any more.
+    pub revoke_tokens: Option<OffsetDateTime>,
+}
+
+impl Store {
+    /// Adds a federated credential to an application, checked by
+    /// `precondition` against the application as it is in the transaction.
+    pub async fn add_federated(
+        &self,
+        of: ChangeOf<'_>,
+        new: &NewFederated,
+        precondition: impl FnOnce(&Application) -> Result<(), Error>,
+    ) -> Result<(Application, FederatedInfo), Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            now,
+            ..
+        } = of;
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            precondition(before)?;
+            let app_id = client_id.to_string();
+            let held = federated_credential::Entity::find()
+                .filter(federated_credential::Column::ApplicationId.eq(app_id.clone()))
+                .count(txn)
+                .await
+                .map_err(db_error)?;
+            federation::check_count(usize::try_from(held).map_err(|_| Error::Internal)? + 1)?;
+            let credential = &new.credential;
+            let inserted =
+                federated_credential::Entity::insert(federated_credential::ActiveModel {
+                    id: Set(credential.id.to_string()),
+                    application_id: Set(app_id.clone()),
+                    issuer: Set(credential.issuer.clone()),
+                    subject: Set(credential.subject.clone()),
+                    audience: Set(credential.audience.clone()),
+                    description: Set(new.description.clone()),
+                    create_time: Set(to_micros(now)),
+                    last_use_time: Set(None),
+                })
+                .exec(txn)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(federation::already_exists()),
+                Err(e) => return Err(db_error(e)),
+            }
+            apply_revision(txn, next_revision(before, now), &app_id, before).await?;
+            let after = load(txn, organization, client_id, now)
+                .await?
+                .ok_or(Error::Internal)?;
+            let id = credential.id.to_string();
+            let info = after
+                .federated
+                .iter()
+                .find(|f| f.credential_id == id)
+                .cloned()
+                .ok_or(Error::Internal)?;
+            let details = [
+                ("credential_id".to_owned(), id),
+                ("issuer".to_owned(), credential.issuer.clone()),
+                ("subject".to_owned(), credential.subject.clone()),
+                ("audience".to_owned(), credential.audience.clone()),
+            ]
+            .into();
+            Ok(Some(Written {
+                action: AuditAction::FederatedCredentialAdded,
+                after: Some(after.clone()),
+                details,
+                answer: (after, info),
+            }))
+        };
+        self.change_application(of, write)
+            .await?
+            .ok_or(Error::Internal)
+    }
+
+    /// Deletes one federated credential of an application; with
+    /// `revoke_tokens`, every access and refresh token it authenticated
+    /// ends, by the credential each records.
+    pub async fn delete_federated(
+        &self,
+        of: ChangeOf<'_>,
+        deletion: DeleteFederated,
+    ) -> Result<Application, Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            now,
+            ..
+        } = of;
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            let id = deletion.credential_id.to_string();
+            let app_id = client_id.to_string();
+            let deleted = federated_credential::Entity::delete_many()
+                .filter(federated_credential::Column::Id.eq(id.clone()))
+                .filter(federated_credential::Column::ApplicationId.eq(app_id.clone()))
+                .exec(txn)
+                .await
+                .map_err(db_error)?;
+            if deleted.rows_affected == 0 {
+                return Err(federation::not_found());
+            }
+            let mut update = next_revision(before, now);
+            if let Some(kept_until) = deletion.revoke_tokens {
+                // Not pruned here, as for a deleted secret: a cut-off also
+                // ends refresh tokens, which outlive `kept_until`.
+                let (_, mut cutoffs) = token_rules(txn, client_id).await?;
+                cutoffs.end(
+                    deletion.credential_id,
+                    before.revision + 1,
+                    to_micros(kept_until),
+                );
+                update = update.col_expr(
+                    application::Column::CredentialCutoffs,
+                    Expr::value(to_json(&cutoffs)?),
+                );
+            }
+            apply_revision(txn, update, &app_id, before).await?;
+            let after = load(txn, organization, client_id, now)
+                .await?
+                .ok_or(Error::Internal)?;
+            let details = [
+                ("credential_id".to_owned(), id),
+                (
+                    "revoke_tokens".to_owned(),
+                    deletion.revoke_tokens.is_some().to_string(),
+                ),
+            ]
+            .into();
+            Ok(Some(Written {
+                action: AuditAction::FederatedCredentialDeleted,
+                after: Some(after.clone()),
+                details,
+                answer: after,
+            }))
+        };
+        self.change_application(of, write)
+            .await?
+            .ok_or(Error::Internal)
+    }
+
+    /// Notes that a federated credential authenticated a request at `when`.
+    pub async fn touch_federated(&self, id: Uuid, when: OffsetDateTime) -> Result<(), Error> {
+        federated_credential::Entity::update_many()
+            .col_expr(
+                federated_credential::Column::LastUseTime,
+                Expr::value(to_micros(when)),
+            )
+            .filter(federated_credential::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+/// Deletes the federated credentials of an application being deleted.
+pub(super) async fn delete_federated_of(
+    conn: &impl ConnectionTrait,
+    app_id: &str,
+) -> Result<(), Error> {
+    federated_credential::Entity::delete_many()
+        .filter(federated_credential::Column::ApplicationId.eq(app_id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
