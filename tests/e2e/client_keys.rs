@@ -24,6 +24,7 @@ crate::on_both_backends!(
     deleting_a_key_ends_its_tokens_only_when_asked,
     an_assertion_is_accepted_once_across_replicas,
     strangers_assertions_cost_bounded_work_and_the_owner_is_served,
+    a_client_introspects_its_own_tokens_and_no_others,
 );
 
 /// The access token of a successful token response, or the response.
@@ -731,4 +732,81 @@ async fn the_readme_walk_through_gets_a_token_with_a_key_pair() {
     assert!(app.secrets.is_empty());
     assert_eq!(app.keys.len(), 1);
     assert_eq!(app.keys[0].algorithm, "EdDSA");
+}
+
+async fn a_client_introspects_its_own_tokens_and_no_others(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut admin = server.admin("acme").await;
+    let key = SigningKey::generate(Alg::EdDsa);
+    let (keyed, _) = keyed_client(&server, &mut admin, "Introspecting", &[&key]).await;
+    let other = service_client(&server, "Other").await;
+    let id = keyed.app.client_id.as_str();
+    let own = access_token(token_by_assertion(&server, &key.assertion(&server, id), &[]).await);
+    let foreign = crate::support::oauth_http::token(&server.url, &other, &other.secret, None)
+        .await
+        .unwrap();
+    let introspect_with = |assertion: String, token: String| {
+        let url = server.url.clone();
+        async move {
+            post_form(
+                &url,
+                "/oauth2/introspect",
+                None,
+                &[
+                    ("token", token.as_str()),
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", assertion.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    // Its own token, with an assertion addressed to the introspection
+    // endpoint.
+    let at_introspect = key.sign(
+        &key.header(),
+        &with(
+            claims(&server, id),
+            json!({"aud": format!("{}/oauth2/introspect", server.url)}),
+        ),
+    );
+    let (status, body) = introspect_with(at_introspect, own.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["active"], true, "{body}");
+    assert_eq!(body["client_id"], id);
+    assert!(body.get("organization").is_none());
+    // Another client's token is inactive to it, and says nothing more.
+    let (status, body) = introspect_with(key.assertion(&server, id), foreign.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"active": false}));
+    // The other client, by its secret (HTTP Basic), sees its own.
+    let (status, body) = post_form(
+        &server.url,
+        "/oauth2/introspect",
+        Some((&other.app.client_id, &other.secret)),
+        &[("token", &foreign)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["active"], true);
+    // A wrong secret is invalid_client; no credentials at all, the
+    // resource servers' challenge.
+    let (status, body) = post_form(
+        &server.url,
+        "/oauth2/introspect",
+        Some((&other.app.client_id, "extapps_cs_wrong")),
+        &[("token", &foreign)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    let (status, body) = post_form(
+        &server.url,
+        "/oauth2/introspect",
+        None,
+        &[("token", &foreign)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_request", "{body}");
 }

@@ -20,6 +20,7 @@ use crate::support::signing::{Alg, JWT_BEARER, SigningKey};
 
 crate::on_both_backends!(
     a_ci_job_gets_tokens_with_its_providers_token_and_no_secret,
+    rfc_8414_issuers_work_and_a_token_serves_one_application_once,
     tokens_that_match_no_credential_are_refused_without_a_network_call,
     issuers_that_misbehave_cost_bounded_time_and_nothing_else,
     federated_credentials_are_validated_and_capped,
@@ -176,11 +177,12 @@ async fn a_ci_job_gets_tokens_with_its_providers_token_and_no_secret(backend: Ba
         now(&server),
         json!({"sub": SUBJECT, "aud": AUDIENCE}),
     );
-    refused(
-        token_with(&server, &client, &again).await,
-        "no registered key",
-    );
+    unavailable(token_with(&server, &client, &again).await);
     assert_eq!(issuer.requests(), 4, "at most one fetch a minute");
+    server.clock.advance(time::Duration::seconds(61));
+    let (status, body) = token_with(&server, &client, &again).await;
+    assert_eq!(status, StatusCode::OK, "a minute later: {body}");
+    assert_eq!(issuer.requests(), 6);
 
     // Deleted with its tokens: they end, and the provider's tokens are
     // refused, without a fetch.
@@ -197,7 +199,7 @@ async fn a_ci_job_gets_tokens_with_its_providers_token_and_no_secret(backend: Ba
         token_with(&server, &client, &after).await,
         "no federated credential",
     );
-    assert_eq!(issuer.requests(), 4);
+    assert_eq!(issuer.requests(), 6, "no fetch");
     let event = audit(&mut admin, "acme").await.into_iter().next().unwrap();
     assert_eq!(event.action(), pb::AuditAction::FederatedCredentialDeleted);
     assert_eq!(event.details["revoke_tokens"], "true");
@@ -298,7 +300,8 @@ async fn issuers_that_misbehave_cost_bounded_time_and_nothing_else(backend: Back
     let server = server_allowing(backend, &issuer).await;
     let mut admin = server.admin("acme").await;
     let client = service_client(&server, "Bounded deploys").await;
-    for mode in ["slow", "huge", "redirect", "many"] {
+    let modes = ["slow", "huge", "redirect", "many", "outside", "mismatch"];
+    for mode in modes {
         add_federated(
             &mut admin,
             &client.app.name,
@@ -309,16 +312,25 @@ async fn issuers_that_misbehave_cost_bounded_time_and_nothing_else(backend: Back
         .await
         .unwrap();
     }
-    for mode in ["slow", "huge", "redirect", "many"] {
+    for mode in modes {
         let started = std::time::Instant::now();
+        let before = issuer.requests();
         let token = issuer.token(mode, now(&server), json!({"sub": SUBJECT, "aud": AUDIENCE}));
         unavailable(token_with(&server, &client, &token).await);
+        // Discovery and the key set at most: never the other origin a
+        // redirect or a foreign jwks_uri names (the same server, counted).
+        let expected = if mode == "outside" || mode == "mismatch" {
+            1
+        } else {
+            2
+        };
+        assert_eq!(issuer.requests() - before, expected, "{mode}");
         // Bounded by the fetch timeout (1 s here), not by the provider.
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
             "{mode}"
         );
-        // Within the minute, no second fetch: told to retry at once.
+        // Within the minute, no second fetch: told to retry later.
         let before = issuer.requests();
         let token = issuer.token(mode, now(&server), json!({"sub": SUBJECT, "aud": AUDIENCE}));
         unavailable(token_with(&server, &client, &token).await);
@@ -368,6 +380,9 @@ async fn federated_credentials_are_validated_and_capped(backend: Backend) {
     assert!(bad.violation("issuer").is_some(), "{bad:?}");
     assert_eq!(bad.violation("subject"), Some("is required"));
     assert!(bad.violation("audience").unwrap().contains("control"));
+    let sneaky = format!("{}/../evil", issuer.url("good"));
+    let bad = error_of(add_federated(&mut admin, name, &sneaky, SUBJECT, AUDIENCE).await);
+    assert!(bad.violation("issuer").unwrap().contains("`..`"), "{bad:?}");
     assert!(
         get(&mut admin, name).await.federated_credentials.is_empty(),
         "nothing added"
@@ -512,4 +527,110 @@ async fn the_cli_adds_and_deletes_federated_credentials() {
     assert_eq!(code, 0, "{err}");
     let app: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(app["federated_credentials"], json!([]));
+}
+
+/// The README's walk-through, run as written: a stand-in provider served
+/// from files by Python on loopback, a token signed by openssl, and the
+/// command line registering the credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walk_through_gets_a_ci_token_without_any_secret() {
+    // A free loopback port for the provider, which the server allows.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        ClientAuthSettings {
+            federation: FederationSettings {
+                allowed: AllowedIssuers::parse(&[format!("http://127.0.0.1:{port}")]).unwrap(),
+                ..FederationSettings::default()
+            },
+            ..ClientAuthSettings::default()
+        },
+    )
+    .await;
+    let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
+    let introspect = server.key(Some("acme"), Role::Introspect, &[]).await;
+    let client = service_client(&server, "CI walk-through").await;
+    let mut admin = server.admin("acme").await;
+    delete_secret(&mut admin, &client.app.secrets[0], false)
+        .await
+        .unwrap();
+    let bin = crate::support::harness::workspace_bin("extapps");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut script = std::process::Command::new("bash");
+    script
+        .arg(crate::support::harness::workspace_root().join("tests/walkthroughs/ci_job.sh"))
+        .env("PATH", path)
+        .env("EXTAPPS_URL", &server.url)
+        .env("EXTAPPS_KEY", &admin_key)
+        .env("APP", &client.app.name)
+        .env("CLIENT_ID", &client.app.client_id)
+        .env("ISSUER_PORT", port.to_string());
+    let output = tokio::task::spawn_blocking(move || script.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    let token = answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(is_active(&server.url, &introspect, token).await);
+    let app = get(&mut admin, &client.app.name).await;
+    assert!(app.secrets.is_empty() && app.keys.is_empty());
+    assert!(app.federated_credentials[0].last_use_time.is_some());
+}
+
+async fn rfc_8414_issuers_work_and_a_token_serves_one_application_once(backend: Backend) {
+    let issuer = Issuer::start().await;
+    let server = server_allowing(backend, &issuer).await;
+    let mut admin = server.admin("acme").await;
+    let first = service_client(&server, "First deploys").await;
+    let second = service_client(&server, "Second deploys").await;
+    for client in [&first, &second] {
+        add_federated(
+            &mut admin,
+            &client.app.name,
+            &issuer.url("rfc8414"),
+            SUBJECT,
+            AUDIENCE,
+        )
+        .await
+        .unwrap();
+    }
+    // Discovery answers 404; the RFC 8414 metadata is read instead.
+    let token = issuer.token(
+        "rfc8414",
+        now(&server),
+        json!({"sub": SUBJECT, "aud": AUDIENCE}),
+    );
+    let (status, body) = token_with(&server, &first, &token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        issuer.requests(),
+        3,
+        "discovery, RFC 8414 metadata, key set"
+    );
+    // The same provider token, at an application that trusts the same
+    // triple: used already.
+    refused(token_with(&server, &second, &token).await, "used before");
+    let fresh = issuer.token(
+        "rfc8414",
+        now(&server),
+        json!({"sub": SUBJECT, "aud": AUDIENCE}),
+    );
+    let (status, body) = token_with(&server, &second, &fresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -48,6 +48,7 @@ fn every_readme_excerpt_is_code_the_tests_run() {
             "tests/sdk/typescript/smoke.ts",
             "tests/sdk/go/smoke.go",
             "tests/walkthroughs/key_pair.sh",
+            "tests/walkthroughs/ci_job.sh",
         ]
     );
 }

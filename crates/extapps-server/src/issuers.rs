@@ -7,7 +7,8 @@
 //! issuer's keys are fetched at most once a minute (again for a `kid` the
 //! cached set does not hold), by one request.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
@@ -16,6 +17,7 @@ use time::OffsetDateTime;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
 
 use crate::domain::federation::AllowedIssuers;
+use crate::metrics::Metrics;
 
 /// How the server reads outside providers' keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +25,14 @@ pub struct FederationSettings {
     /// Issuers (URL prefixes) whose keys may be fetched; none by default.
     pub allowed: AllowedIssuers,
     pub connect_timeout: Duration,
-    /// For one fetch, connection to last byte.
+    /// For one fetch of an issuer's keys, metadata and key set together.
     pub timeout: Duration,
     /// Bytes of a metadata document or key set.
     pub max_bytes: usize,
     /// Keys of one key set.
     pub max_keys: usize,
-    /// How long a key set is used before it is fetched again.
+    /// How long a key set is used before it is fetched again (a key the
+    /// provider removed works this long at most).
     pub cache_ttl: Duration,
     /// The least time between two fetches for one issuer, on the service
     /// clock.
@@ -44,7 +47,7 @@ impl Default for FederationSettings {
             timeout: Duration::from_secs(5),
             max_bytes: 64 * 1024,
             max_keys: 100,
-            cache_ttl: Duration::from_secs(3600),
+            cache_ttl: Duration::from_secs(600),
             refetch_after: Duration::from_secs(60),
         }
     }
@@ -69,6 +72,20 @@ pub enum FetchError {
     TooLarge(String),
     #[error("{0}: {1}")]
     Malformed(String, &'static str),
+}
+
+impl FetchError {
+    /// The label of the failure in metrics.
+    fn label(&self) -> &'static str {
+        match self {
+            FetchError::NotAllowed => "not_allowed",
+            FetchError::TooSoon => "too_soon",
+            FetchError::Unreachable(_) => "unreachable",
+            FetchError::Status(..) => "status",
+            FetchError::TooLarge(_) => "too_large",
+            FetchError::Malformed(..) => "malformed",
+        }
+    }
 }
 
 /// One RS256 key of an issuer.
@@ -123,20 +140,32 @@ impl KeySet {
     }
 }
 
-pub struct IssuerKeys {
+/// Fetches running at once, across issuers: a flood of tokens naming many
+/// issuers under one allowed prefix costs a few outbound requests at a
+/// time, never one each.
+const FETCHES_AT_ONCE: usize = 4;
+
+/// Outside providers' keys; cheap to clone.
+#[derive(Clone)]
+pub struct IssuerKeys(Arc<Inner>);
+
+struct Inner {
     settings: FederationSettings,
     client: reqwest::Client,
     sets: moka::sync::Cache<String, Arc<KeySet>>,
     /// When each issuer was last fetched, on the service clock: at most one
-    /// fetch a minute.
-    fetched: moka::sync::Cache<String, OffsetDateTime>,
+    /// fetch a minute. A plain map, pruned when full, so that no entry is
+    /// ever turned away (a cache's admission policy could).
+    fetched: Mutex<HashMap<String, OffsetDateTime>>,
+    fetching: Arc<tokio::sync::Semaphore>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for IssuerKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IssuerKeys")
-            .field("allowed", &self.settings.allowed)
-            .field("cached", &self.sets.entry_count())
+            .field("allowed", &self.0.settings.allowed)
+            .field("cached", &self.0.sets.entry_count())
             .finish_non_exhaustive()
     }
 }
@@ -153,16 +182,15 @@ struct Jwks {
 }
 
 impl IssuerKeys {
-    pub fn new(settings: FederationSettings) -> Result<Self, String> {
-        // A redirect is followed only within the origin it starts from.
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+    pub fn new(settings: FederationSettings, metrics: Metrics) -> Result<Self, String> {
+        // A redirect is followed only within the origin it starts from, and
+        // only to an allowed place.
+        let allowed = settings.allowed.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             let first = attempt.previous().first();
-            let same_origin = first.is_some_and(|first| {
-                first.scheme() == attempt.url().scheme()
-                    && first.host_str() == attempt.url().host_str()
-                    && first.port_or_known_default() == attempt.url().port_or_known_default()
-            });
-            if same_origin && attempt.previous().len() < 3 {
+            let same_origin = first.is_some_and(|first| first.origin() == attempt.url().origin());
+            if same_origin && allowed.allows(attempt.url().as_str()) && attempt.previous().len() < 3
+            {
                 attempt.follow()
             } else {
                 attempt.stop()
@@ -177,67 +205,87 @@ impl IssuerKeys {
             .user_agent(concat!("extapps/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self {
+        Ok(Self(Arc::new(Inner {
             sets: moka::sync::Cache::builder()
                 .max_capacity(CACHED_ISSUERS)
                 .time_to_live(settings.cache_ttl)
                 .build(),
-            fetched: moka::sync::Cache::builder()
-                .max_capacity(CACHED_ISSUERS)
-                .time_to_idle(settings.cache_ttl)
-                .build(),
+            fetched: Mutex::default(),
+            fetching: Arc::new(tokio::sync::Semaphore::new(FETCHES_AT_ONCE)),
             settings,
             client,
-        })
+            metrics,
+        })))
     }
 
     /// Whether `issuer` is one the operator allows: checked before any
     /// network call.
     pub fn allows(&self, issuer: &str) -> bool {
-        self.settings.allowed.allows(issuer)
+        self.0.settings.allowed.allows(issuer)
     }
 
     /// The keys of `issuer` for a token whose header names `kid` (or none):
-    /// from the cache, or fetched (again, for a `kid` the cached set does
-    /// not hold) at most once a minute per issuer. Whoever claims that
-    /// fetch makes it; meanwhile the others use the set cached before, or,
-    /// for an issuer never fetched yet, are told to retry.
+    /// from the cache, or fetched when the cached set does not hold `kid`
+    /// (or `refresh` asks, after a signature the cached keys did not
+    /// verify), at most once a minute per issuer and a few at a time in
+    /// all. A fetch runs on its own task: a caller that goes away does not
+    /// cancel it, and its result is kept for everyone. When no fetch may
+    /// run, the answer is `TooSoon`: retry later.
     pub async fn key_set(
         &self,
         issuer: &str,
         kid: Option<&str>,
+        refresh: bool,
         now: OffsetDateTime,
     ) -> Result<Arc<KeySet>, FetchError> {
         if !self.allows(issuer) {
             return Err(FetchError::NotAllowed);
         }
-        let cached = self.sets.get(issuer);
-        if let Some(set) = &cached
+        if let Some(set) = self.0.sets.get(issuer)
             && set.holds(kid)
+            && !refresh
         {
-            return Ok(set.clone());
+            return Ok(set);
         }
+        let Ok(permit) = self.0.fetching.clone().try_acquire_owned() else {
+            return Err(FetchError::TooSoon);
+        };
         if !self.claim_fetch(issuer, now) {
-            return cached.ok_or(FetchError::TooSoon);
+            return Err(FetchError::TooSoon);
         }
-        match self.fetch(issuer).await {
-            Ok(set) => {
-                let set = Arc::new(set);
-                self.sets.insert(issuer.to_owned(), set.clone());
-                Ok(set)
+        let inner = self.0.clone();
+        let issuer = issuer.to_owned();
+        let fetch = tokio::spawn(async move {
+            let _permit = permit;
+            let fetched =
+                match tokio::time::timeout(inner.settings.timeout, inner.fetch(&issuer)).await {
+                    Ok(fetched) => fetched,
+                    Err(_) => Err(FetchError::Unreachable(issuer.clone())),
+                };
+            inner.metrics.federation_fetch(match &fetched {
+                Ok(_) => "ok",
+                Err(e) => e.label(),
+            });
+            match fetched {
+                Ok(set) => {
+                    let set = Arc::new(set);
+                    inner.sets.insert(issuer, set.clone());
+                    Ok(set)
+                }
+                Err(e) => {
+                    tracing::warn!(issuer, error = %e, "could not read a federated issuer's keys");
+                    Err(e)
+                }
             }
-            Err(e) => {
-                tracing::warn!(issuer, error = %e, "could not read a federated issuer's keys");
-                cached.ok_or(e)
-            }
-        }
+        });
+        fetch.await.unwrap_or(Err(FetchError::TooSoon))
     }
 
     /// The one key of `issuer`'s cached set that a header naming `kid`
     /// (or none) can mean, if there is exactly one: checked with one
     /// verification and no fetch.
     pub fn cached_candidate(&self, issuer: &str, kid: Option<&str>) -> Option<IssuerKey> {
-        let set = self.sets.get(issuer)?;
+        let set = self.0.sets.get(issuer)?;
         let mut candidates = set.candidates(kid);
         match (candidates.next(), candidates.next()) {
             (Some(only), None) => Some(only.clone()),
@@ -245,22 +293,31 @@ impl IssuerKeys {
         }
     }
 
-    /// Claims the one fetch a minute of `issuer`, in one atomic step;
-    /// `false` if it is taken.
+    /// Claims the one fetch a minute of `issuer`; `false` if it is taken,
+    /// or if more issuers than the cache holds were fetched within the
+    /// minute.
     fn claim_fetch(&self, issuer: &str, now: OffsetDateTime) -> bool {
-        use moka::ops::compute::{CompResult, Op};
-        let every = self.settings.refetch_after;
-        let claimed = self
-            .fetched
-            .entry_by_ref(issuer)
-            .and_compute_with(|last| match last {
-                Some(last) if now - *last.value() < every => Op::Nop,
-                _ => Op::Put(now),
-            });
-        matches!(
-            claimed,
-            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
-        )
+        let every = self.0.settings.refetch_after;
+        let Ok(mut fetched) = self.0.fetched.lock() else {
+            return false;
+        };
+        if fetched.get(issuer).is_some_and(|last| now - *last < every) {
+            return false;
+        }
+        if fetched.len() >= CACHED_ISSUERS as usize {
+            fetched.retain(|_, last| now - *last < every);
+            if fetched.len() >= CACHED_ISSUERS as usize {
+                return false;
+            }
+        }
+        fetched.insert(issuer.to_owned(), now);
+        true
+    }
+}
+
+impl Inner {
+    fn allows(&self, url: &str) -> bool {
+        self.settings.allowed.allows(url)
     }
 
     async fn fetch(&self, issuer: &str) -> Result<KeySet, FetchError> {

@@ -66,6 +66,7 @@ pub struct Metrics {
     secret_cache: Family<OutcomeLabels, Counter>,
     client_assertions: Family<OutcomeLabels, Counter>,
     signature_checks: Counter,
+    federation_fetches: Family<OutcomeLabels, Counter>,
     replica_cache: Family<CacheLabels, Counter>,
     hash_upgrades: Counter,
     secrets_expiring: Family<WithinLabels, Gauge>,
@@ -90,6 +91,7 @@ impl Default for Metrics {
         let secret_cache = Family::<OutcomeLabels, Counter>::default();
         let client_assertions = Family::<OutcomeLabels, Counter>::default();
         let signature_checks = Counter::default();
+        let federation_fetches = Family::<OutcomeLabels, Counter>::default();
         let replica_cache = Family::<CacheLabels, Counter>::default();
         let hash_upgrades = Counter::default();
         let secrets_expiring = Family::<WithinLabels, Gauge>::default();
@@ -129,6 +131,11 @@ impl Default for Metrics {
             signature_checks.clone(),
         );
         registry.register(
+            "federation_fetches",
+            "Fetches of an outside identity provider's metadata and keys, by outcome (ok, or why not)",
+            federation_fetches.clone(),
+        );
+        registry.register(
             "replica_cache_lookups",
             "Lookups in this replica's caches of caller keys and applications, by outcome (hit, miss, distrusted)",
             replica_cache.clone(),
@@ -153,6 +160,7 @@ impl Default for Metrics {
             secret_cache,
             client_assertions,
             signature_checks,
+            federation_fetches,
             replica_cache,
             hash_upgrades,
             secrets_expiring,
@@ -214,6 +222,13 @@ impl Metrics {
     /// One client assertion signature checked.
     pub fn signature_checked(&self) {
         self.signature_checks.inc();
+    }
+
+    /// One fetch of an issuer's keys, and how it went.
+    pub fn federation_fetch(&self, outcome: &'static str) {
+        self.federation_fetches
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn secret_hash_upgraded(&self) {

@@ -128,9 +128,9 @@ async fn oauth_endpoints_answer_bad_requests_with_rfc_6749_errors(backend: Backe
     .await;
     answer(
         r,
-        "introspect: a client's secret instead of a caller key",
+        "introspect: a client with a wrong secret (a client may introspect its own tokens)",
         post("/oauth2/introspect")
-            .basic_auth(id, Some(secret))
+            .basic_auth(id, Some("extapps_cs_wrong"))
             .form(&[("token", "x")]),
     )
     .await;

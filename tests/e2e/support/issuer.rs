@@ -1,7 +1,8 @@
 //! A real OpenID Connect provider on loopback, standing in for a CI system
 //! or a cluster: discovery and a JWKS over HTTP on `127.0.0.1:0`, and RS256
 //! tokens signed with its keys. Each issuer path misbehaves as it says
-//! (`/slow`, `/huge`, `/redirect`, `/many`), and every request is counted.
+//! (`/slow`, `/huge`, `/redirect`, `/many`, `/outside`, `/mismatch`), or
+//! publishes RFC 8414 metadata only (`/rfc8414`); every request is counted.
 
 use std::sync::{
     Arc, Mutex,
@@ -43,6 +44,10 @@ impl Issuer {
         });
         let router = Router::new()
             .route("/{mode}/.well-known/openid-configuration", get(discovery))
+            .route(
+                "/.well-known/oauth-authorization-server/{mode}",
+                get(rfc8414),
+            )
             .route("/{mode}/jwks", get(jwks))
             .with_state(shared.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
@@ -95,6 +100,25 @@ impl Issuer {
 async fn discovery(State(shared): State<Arc<Shared>>, Path(mode): Path<String>) -> Response {
     shared.requests.fetch_add(1, Ordering::SeqCst);
     let issuer = format!("{}/{mode}", shared.base);
+    let localhost = shared.base.replace("127.0.0.1", "localhost");
+    let good = format!("{}/good", shared.base);
+    match mode.as_str() {
+        // Only RFC 8414 metadata is published.
+        "rfc8414" => StatusCode::NOT_FOUND.into_response(),
+        // Keys on a host the operator did not allow.
+        "outside" => Json(json!({"issuer": issuer, "jwks_uri": format!("{localhost}/good/jwks")}))
+            .into_response(),
+        // Metadata of another issuer.
+        "mismatch" => {
+            Json(json!({"issuer": good, "jwks_uri": format!("{issuer}/jwks")})).into_response()
+        }
+        _ => Json(json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")})).into_response(),
+    }
+}
+
+async fn rfc8414(State(shared): State<Arc<Shared>>, Path(mode): Path<String>) -> Response {
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let issuer = format!("{}/{mode}", shared.base);
     Json(json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")})).into_response()
 }
 
@@ -113,17 +137,25 @@ async fn jwks(State(shared): State<Arc<Shared>>, Path(mode): Path<String>) -> Re
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             Json(json!({"keys": keys})).into_response()
         }
-        // A megabyte of key set.
+        // A megabyte of key set, in chunks, without a length announced.
         "huge" => {
-            let padding = "x".repeat(1024 * 1024);
-            Json(json!({"keys": keys, "padding": padding})).into_response()
+            let chunks = std::iter::repeat_n(
+                Ok::<_, std::convert::Infallible>(bytes::Bytes::from(vec![b' '; 64 * 1024])),
+                16,
+            );
+            let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-        // Elsewhere: another origin.
-        "redirect" => (
-            StatusCode::FOUND,
-            [(header::LOCATION, "http://127.0.0.2:9/jwks")],
-        )
-            .into_response(),
+        // Elsewhere: the same server under another name (another origin),
+        // where a followed redirect would be counted.
+        "redirect" => {
+            let elsewhere = shared.base.replace("127.0.0.1", "localhost");
+            (
+                StatusCode::FOUND,
+                [(header::LOCATION, format!("{elsewhere}/good/jwks"))],
+            )
+                .into_response()
+        }
         // A thousand small keys: within the size limit, over the count.
         "many" => {
             let many: Vec<Value> =

@@ -64,7 +64,23 @@ pub fn issuer_url(field: &str, value: &str) -> Result<String, FieldViolation> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(refuse("must not have a query or a fragment"));
     }
+    if !is_canonical(value) {
+        return Err(refuse(
+            "must be written as URL parsers write it: a lower-case scheme and host, no default \
+             port, no `.` or `..` segments, no escaped unreserved characters",
+        ));
+    }
     Ok(value.to_owned())
+}
+
+/// Whether `value` is the URL a parser makes of it (at most missing the
+/// `/` of an empty path): what the allowlist compares is then what is
+/// fetched, with no `..` or escape to step out of an allowed prefix.
+fn is_canonical(value: &str) -> bool {
+    url::Url::parse(value).is_ok_and(|url| {
+        let parsed = url.as_str();
+        parsed == value || (url.path() == "/" && parsed.strip_suffix('/') == Some(value))
+    })
 }
 
 /// Checks a subject or audience: 1 to 256 characters, no control
@@ -110,13 +126,15 @@ impl AllowedIssuers {
         self.0.is_empty()
     }
 
-    /// Whether `url` starts with an allowed prefix at a path boundary.
+    /// Whether `url` is canonical (see [`issuer_url`]) and starts with an
+    /// allowed prefix at a path boundary.
     pub fn allows(&self, url: &str) -> bool {
-        self.0.iter().any(|prefix| {
-            url.strip_prefix(prefix.as_str()).is_some_and(|rest| {
-                rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/')
+        is_canonical(url)
+            && self.0.iter().any(|prefix| {
+                url.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                    rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/')
+                })
             })
-        })
     }
 }
 
@@ -176,6 +194,11 @@ mod tests {
             ("https://token.example.com/#x", "fragment"),
             ("https://token.example.com/ a", "printable ASCII"),
             ("https://tøken.example.com", "printable ASCII"),
+            ("https://token.example.com/a/../b", "`..`"),
+            ("https://token.example.com/a/%2e%2e/b", "`..`"),
+            ("https://Token.example.com", "lower-case"),
+            ("https://token.example.com:443/x", "default"),
+            ("https://token.example.com/a\\b", "URL parsers"),
         ] {
             let refused = issuer_url("issuer", bad).unwrap_err();
             assert!(
@@ -214,6 +237,8 @@ mod tests {
         assert!(allowed.allows("https://oidc.example.com/tenants/42"));
         assert!(!allowed.allows("https://oidc.example.com/tenants"));
         assert!(!allowed.allows("https://oidc.example.com/other"));
+        assert!(!allowed.allows("https://oidc.example.com/tenants/../other"));
+        assert!(!allowed.allows("https://oidc.example.com/tenants/%2e%2e/other"));
         assert!(AllowedIssuers::default().is_empty());
         assert!(!AllowedIssuers::default().allows("https://token.actions.githubusercontent.com"));
         let refused = AllowedIssuers::parse(&["http://ci.example.com".into()]).unwrap_err();

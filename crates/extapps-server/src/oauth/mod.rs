@@ -19,7 +19,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::domain::{Error, Reason, caller::Role, client_key::SigningAlgorithm, oauth::OAuthError};
-use crate::service::{ClientCredentials, Service, SourceKey};
+use crate::service::{ActiveToken, ClientCredentials, Service, SourceKey};
 use form::{Form, client_credentials};
 
 /// Largest request body the OAuth endpoints read: room for a client
@@ -90,7 +90,10 @@ fn with_error_headers(mut response: Response, error: &OAuthError) -> Response {
                 HeaderValue::from_static("Basic realm=\"extapps\""),
             );
         }
-        OAuthError::TooManyAttempts { .. } | OAuthError::Busy | OAuthError::Unavailable => {
+        OAuthError::TooManyAttempts { .. }
+        | OAuthError::Busy
+        | OAuthError::Unavailable
+        | OAuthError::TemporarilyUnavailable(_) => {
             if let Ok(value) = HeaderValue::from_str(&error.retry_after_seconds().to_string()) {
                 headers.insert(header::RETRY_AFTER, value);
             }
@@ -225,9 +228,59 @@ async fn token(
     }
 }
 
-/// Who may introspect: a caller key with the `introspect` (or `operator`)
-/// role, as `Authorization: Bearer <key>`.
+/// Who may introspect: a resource server with a caller key of the
+/// `introspect` (or `operator`) role, as `Authorization: Bearer <key>`; or
+/// a confidential client, authenticated as at the token endpoint (HTTP
+/// Basic, a secret or a client assertion in the body), about its own
+/// tokens.
 async fn introspect(
+    State(service): State<Service>,
+    source: Source,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let bearer = authorization.is_some_and(|value| {
+        value
+            .split_once(' ')
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+    });
+    if bearer {
+        return introspect_by_key(State(service), source, headers, raw).await;
+    }
+    let result = async {
+        let mut form = Form::parse(&headers, &body(raw)?)?;
+        let by_client = authorization.is_some()
+            || form.get("client_assertion").is_some()
+            || form.get("client_secret").is_some();
+        if !by_client {
+            return Ok(None);
+        }
+        let credentials = client_credentials(
+            &headers,
+            &mut form,
+            source.0,
+            &[INTROSPECT_PATH, TOKEN_PATH],
+        )?;
+        let token = form.require("token")?;
+        service
+            .introspect_as_client(&credentials, token)
+            .await
+            .map(Some)
+    }
+    .await;
+    match result {
+        // No credentials of either kind: the resource servers' challenge.
+        Ok(None) => introspect_by_key(State(service), source, headers, Ok(Bytes::new())).await,
+        Ok(Some(answer)) => introspection_answer(answer),
+        Err(error) => oauth_error(error),
+    }
+}
+
+/// Introspection for a resource server, by its caller key.
+async fn introspect_by_key(
     State(service): State<Service>,
     source: Source,
     headers: HeaderMap,
@@ -288,8 +341,16 @@ async fn introspect(
         Err(e) => return oauth_error(e),
     };
     match service.introspect(token, &caller).await {
-        Ok(None) => no_store(StatusCode::OK, json!({"active": false})),
-        Ok(Some(active)) => no_store(
+        Ok(answer) => introspection_answer(answer),
+        Err(e) => oauth_error(e.into()),
+    }
+}
+
+/// The RFC 7662 answer: `active` alone for an inactive token.
+fn introspection_answer(answer: Option<ActiveToken>) -> Response {
+    match answer {
+        None => no_store(StatusCode::OK, json!({"active": false})),
+        Some(active) => no_store(
             StatusCode::OK,
             ActiveAnswer {
                 active: true,
@@ -305,7 +366,6 @@ async fn introspect(
                 token_type: "Bearer",
             },
         ),
-        Err(e) => oauth_error(e.into()),
     }
 }
 
@@ -366,7 +426,8 @@ async fn metadata(State(service): State<Service>) -> Response {
             "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
             "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
             "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
-            "introspection_endpoint_auth_methods_supported": ["bearer"],
+            "introspection_endpoint_auth_methods_supported": ["bearer", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
             "scopes_supported": scopes,
         })),
     )

@@ -131,12 +131,13 @@ impl Service {
             client_auth.pool,
             clock.clone(),
         )?;
-        let issuers =
-            crate::issuers::IssuerKeys::new(client_auth.federation.clone()).map_err(|e| {
-                tracing::error!(error = %e, "cannot make the HTTP client of federated issuers");
-                Error::Internal
-            })?;
         let metrics = crate::metrics::Metrics::default();
+        let issuers =
+            crate::issuers::IssuerKeys::new(client_auth.federation.clone(), metrics.clone())
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot make the HTTP client of federated issuers");
+                    Error::Internal
+                })?;
         store.count_in(metrics.clone());
         Ok(Self(Arc::new(Shared {
             store,

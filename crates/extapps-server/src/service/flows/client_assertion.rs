@@ -38,6 +38,9 @@ impl From<Refusal> for Miss {
     }
 }
 
+/// Keys one assertion may be checked against.
+const MAX_CANDIDATES: usize = 10;
+
 /// How many signatures one request may have checked: every candidate key
 /// (at most ten), or one for a source refused for its failures.
 #[derive(Clone, Copy)]
@@ -191,19 +194,37 @@ impl Service {
                     && assertion.audiences.contains(&c.audience)
             })
             .ok_or(Refusal::NoFederatedCredential)?;
+        let kid = assertion.kid.as_deref();
+        let unavailable = |_| {
+            Miss::Failed(OAuthError::TemporarilyUnavailable(
+                "the identity provider's signing keys cannot be read now; retry later".into(),
+            ))
+        };
         let keys = self
             .issuers
-            .key_set(&assertion.issuer, assertion.kid.as_deref(), now)
+            .key_set(&assertion.issuer, kid, false, now)
             .await
-            .map_err(|_| {
-                Miss::Failed(OAuthError::TemporarilyUnavailable(
-                    "the identity provider's signing keys cannot be read now; retry later".into(),
-                ))
-            })?;
-        let candidates: Vec<_> = keys.candidates(assertion.kid.as_deref()).collect();
-        self.first_verifying(&candidates, checks, |key| {
+            .map_err(unavailable)?;
+        let candidates: Vec<_> = keys.candidates(kid).collect();
+        match self.first_verifying(&candidates, checks, |key| {
             key.verifies(assertion.signed, assertion.signature)
-        })?;
+        }) {
+            Ok(_) => {}
+            // A token without a `kid` may be signed by a key the provider
+            // added since: its keys are read again (at most once a minute).
+            Err(Miss::Refused(Refusal::Signature)) if kid.is_none() => {
+                let keys = self
+                    .issuers
+                    .key_set(&assertion.issuer, None, true, now)
+                    .await
+                    .map_err(unavailable)?;
+                let candidates: Vec<_> = keys.candidates(None).collect();
+                self.first_verifying(&candidates, checks, |key| {
+                    key.verifies(assertion.signed, assertion.signature)
+                })?;
+            }
+            Err(miss) => return Err(miss),
+        }
         Ok(credential.id)
     }
 
@@ -216,7 +237,9 @@ impl Service {
         checks: Checks,
         verifies: impl Fn(&K) -> bool,
     ) -> Result<&'k K, Miss> {
-        if candidates.is_empty() {
+        // An application holds at most ten keys; a provider's set may hold
+        // more, and a token must then name its key.
+        if candidates.is_empty() || candidates.len() > MAX_CANDIDATES {
             return Err(Refusal::NoKey.into());
         }
         if let Checks::One { retry_after } = checks

@@ -1,14 +1,22 @@
-//! Token introspection (RFC 7662) for resource servers: a token is active
-//! while it is live, its application and credential stand, and at least one
-//! of its scopes is still granted; what the caller may see narrows that
-//! further (its organization, the resources its key is bound to).
+//! Token introspection (RFC 7662) for resource servers, and for a client
+//! about its own tokens: a token is active while it is live, its
+//! application and credential stand, and at least one of its scopes is
+//! still granted; what the caller may see narrows that further (its
+//! organization, the resources its key is bound to; for a client, its own
+//! tokens only).
 
 use std::collections::BTreeSet;
 
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Error, caller::Caller, catalog::ScopeSet, clock::to_micros, token::TokenClaims,
+    Error,
+    caller::{Caller, Role},
+    catalog::ScopeSet,
+    clock::to_micros,
+    names::ClientId,
+    oauth::OAuthError,
+    token::TokenClaims,
 };
 use crate::service::Service;
 use crate::store::IntrospectionState;
@@ -43,22 +51,48 @@ impl Service {
         token: &str,
         caller: &Caller,
     ) -> Result<Option<ActiveToken>, Error> {
-        let answer = self.introspect_inner(token, caller).await;
+        let answer = self.introspect_inner(token, caller, None).await;
         if let Ok(active) = &answer {
             self.metrics.introspection(active.is_some());
         }
         answer
     }
 
+    /// Introspects a token for the client it was issued to, authenticated
+    /// as at the token endpoint (a secret or a client assertion): another
+    /// client's token is inactive to it.
+    pub async fn introspect_as_client(
+        &self,
+        credentials: &super::ClientCredentials,
+        token: &str,
+    ) -> Result<Option<ActiveToken>, OAuthError> {
+        let client = self.authenticate_client(credentials).await?;
+        let viewer = Caller {
+            key_id: format!("client:{}", client.id),
+            role: Role::Introspect,
+            organization: Some(client.state.organization.clone()),
+            resources: Vec::new(),
+        };
+        let answer = self.introspect_inner(token, &viewer, Some(client.id)).await;
+        if let Ok(active) = &answer {
+            self.metrics.introspection(active.is_some());
+        }
+        Ok(answer?)
+    }
+
     async fn introspect_inner(
         &self,
         token: &str,
         caller: &Caller,
+        only_client: Option<ClientId>,
     ) -> Result<Option<ActiveToken>, Error> {
         let now = self.clock.now();
         let Some(claims) = self.open_live_token(token, now) else {
             return Ok(None);
         };
+        if only_client.is_some_and(|client| client != claims.client_id) {
+            return Ok(None);
+        }
         let Some(found) = self
             .store
             .introspection_state(claims.client_id, claims.id, claims.grant)
