@@ -492,6 +492,9 @@ async fn deleting_a_key_ends_its_tokens_only_when_asked(backend: Backend) {
     );
     assert!(is_active(&server.url, &introspect, &by_quiet).await);
 
+    // Another replica, with caches of its own, sees the deletion at once.
+    let replica = server.beside(server.ring.clone()).await;
+    assert!(is_active(&replica.url, &introspect, &by_ended).await);
     // Deleted with its tokens: exactly its token ends.
     let after = delete_key(&mut admin, &infos[2], true).await.unwrap();
     assert_eq!(
@@ -499,6 +502,16 @@ async fn deleting_a_key_ends_its_tokens_only_when_asked(backend: Backend) {
         vec![get(&mut admin, &client.app.name).await.keys[0].clone()]
     );
     assert!(!is_active(&server.url, &introspect, &by_ended).await);
+    // (SQLite replicas hear of changes by polling: the change must arrive.)
+    if crate::support::harness::caches_on() {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            replica.store().wait_for_changes(1),
+        )
+        .await
+        .expect("the change reaches the other replica");
+    }
+    assert!(!is_active(&replica.url, &introspect, &by_ended).await);
     for token in [&by_secret, &by_kept, &by_quiet] {
         assert!(is_active(&server.url, &introspect, token).await);
     }
