@@ -710,32 +710,17 @@ async fn the_readme_walk_through_gets_a_token_with_a_key_pair() {
     let admin_key = server.key(Some("acme"), Role::Admin, &[]).await;
     let introspect = server.key(Some("acme"), Role::Introspect, &[]).await;
     let client = service_client(&server, "Walk-through").await;
-    let bin = crate::support::harness::workspace_bin("extapps");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut script = std::process::Command::new("bash");
-    script
-        .arg(crate::support::harness::workspace_root().join("tests/walkthroughs/key_pair.sh"))
-        .env("PATH", path)
-        .env("EXTAPPS_URL", &server.url)
-        .env("EXTAPPS_KEY", &admin_key)
-        .env("APP", &client.app.name)
-        .env("CLIENT_ID", &client.app.client_id)
-        .env("SECRET_ID", &client.app.secrets[0].secret_id);
-    let output = tokio::task::spawn_blocking(move || script.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    let answer = crate::support::walkthrough::run(
+        "key_pair.sh",
+        &[
+            ("EXTAPPS_URL", server.url.clone()),
+            ("EXTAPPS_KEY", admin_key.clone()),
+            ("APP", client.app.name.clone()),
+            ("CLIENT_ID", client.app.client_id.clone()),
+            ("SECRET_ID", client.app.secrets[0].secret_id.clone()),
+        ],
+    )
+    .await;
     let token = answer["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("{answer}"));

@@ -558,32 +558,17 @@ async fn the_readme_walk_through_gets_a_ci_token_without_any_secret() {
     delete_secret(&mut admin, &client.app.secrets[0], false)
         .await
         .unwrap();
-    let bin = crate::support::harness::workspace_bin("extapps");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut script = std::process::Command::new("bash");
-    script
-        .arg(crate::support::harness::workspace_root().join("tests/walkthroughs/ci_job.sh"))
-        .env("PATH", path)
-        .env("EXTAPPS_URL", &server.url)
-        .env("EXTAPPS_KEY", &admin_key)
-        .env("APP", &client.app.name)
-        .env("CLIENT_ID", &client.app.client_id)
-        .env("ISSUER_PORT", port.to_string());
-    let output = tokio::task::spawn_blocking(move || script.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    let answer = crate::support::walkthrough::run(
+        "ci_job.sh",
+        &[
+            ("EXTAPPS_URL", server.url.clone()),
+            ("EXTAPPS_KEY", admin_key.clone()),
+            ("APP", client.app.name.clone()),
+            ("CLIENT_ID", client.app.client_id.clone()),
+            ("ISSUER_PORT", port.to_string()),
+        ],
+    )
+    .await;
     let token = answer["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("{answer}"));

@@ -12,3 +12,4 @@ pub(crate) mod signing;
 pub(crate) mod snapshot;
 pub(crate) mod stored;
 pub(crate) mod user_flow;
+pub(crate) mod walkthrough;

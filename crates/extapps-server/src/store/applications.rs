@@ -9,6 +9,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, UpdateMany, sea_query::Expr,
 };
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::audit::insert_audit;
 use super::convert::{
@@ -570,4 +571,69 @@ pub(super) async fn apply_revision(
         .await
         .map_err(db_error)?;
     guarded(updated.rows_affected)
+}
+
+/// One credential (a secret, a key or a federated credential) whose row a
+/// change just deleted.
+pub(super) struct DeletedCredential<'a> {
+    pub organization: &'a OrganizationId,
+    pub client_id: ClientId,
+    pub before: &'a Application,
+    pub now: OffsetDateTime,
+    pub credential: Uuid,
+    /// End every token it authenticated: `Some` with an instant after
+    /// which none of them can be live any more.
+    pub revoke_tokens: Option<OffsetDateTime>,
+    pub action: AuditAction,
+    /// The audit detail that names it.
+    pub id_field: &'static str,
+}
+
+/// What deleting a credential writes besides its row: the application's
+/// next revision and, with `revoke_tokens`, a cut-off that ends the tokens
+/// it authenticated; then the audit record of the change.
+pub(super) async fn credential_deleted(
+    txn: &DatabaseTransaction,
+    deleted: DeletedCredential<'_>,
+) -> Result<Option<Written<Application>>, Error> {
+    let DeletedCredential {
+        organization,
+        client_id,
+        before,
+        now,
+        credential,
+        revoke_tokens,
+        action,
+        id_field,
+    } = deleted;
+    let mut update = next_revision(before, now);
+    if let Some(kept_until) = revoke_tokens {
+        // Not pruned here: a cut-off also ends refresh tokens, which
+        // outlive `kept_until`, and only a rotation that revokes every grant
+        // of the application may forget it.
+        let (_, mut cutoffs) = token_rules(txn, client_id).await?;
+        cutoffs.end(credential, before.revision + 1, to_micros(kept_until));
+        update = update.col_expr(
+            application::Column::CredentialCutoffs,
+            Expr::value(to_json(&cutoffs)?),
+        );
+    }
+    apply_revision(txn, update, &client_id.to_string(), before).await?;
+    let after = load(txn, organization, client_id, now)
+        .await?
+        .ok_or(Error::Internal)?;
+    let details = [
+        (id_field.to_owned(), credential.to_string()),
+        (
+            "revoke_tokens".to_owned(),
+            revoke_tokens.is_some().to_string(),
+        ),
+    ]
+    .into();
+    Ok(Some(Written {
+        action,
+        after: Some(after.clone()),
+        details,
+        answer: after,
+    }))
 }

@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::applications::{
-    ChangeOf, Written, apply_revision, load, next_revision, to_json, token_rules,
+    ChangeOf, DeletedCredential, Written, apply_revision, credential_deleted, load, next_revision,
 };
-use super::entities::{application, federated_credential};
+use super::entities::federated_credential;
 use super::{Store, db_error, is_unique_violation};
 use crate::domain::{
     Error,
@@ -137,39 +137,20 @@ impl Store {
             if deleted.rows_affected == 0 {
                 return Err(federation::not_found());
             }
-            let mut update = next_revision(before, now);
-            if let Some(kept_until) = deletion.revoke_tokens {
-                // Not pruned here, as for a deleted secret: a cut-off also
-                // ends refresh tokens, which outlive `kept_until`.
-                let (_, mut cutoffs) = token_rules(txn, client_id).await?;
-                cutoffs.end(
-                    deletion.credential_id,
-                    before.revision + 1,
-                    to_micros(kept_until),
-                );
-                update = update.col_expr(
-                    application::Column::CredentialCutoffs,
-                    Expr::value(to_json(&cutoffs)?),
-                );
-            }
-            apply_revision(txn, update, &app_id, before).await?;
-            let after = load(txn, organization, client_id, now)
-                .await?
-                .ok_or(Error::Internal)?;
-            let details = [
-                ("credential_id".to_owned(), id),
-                (
-                    "revoke_tokens".to_owned(),
-                    deletion.revoke_tokens.is_some().to_string(),
-                ),
-            ]
-            .into();
-            Ok(Some(Written {
-                action: AuditAction::FederatedCredentialDeleted,
-                after: Some(after.clone()),
-                details,
-                answer: after,
-            }))
+            credential_deleted(
+                txn,
+                DeletedCredential {
+                    organization,
+                    client_id,
+                    before,
+                    now,
+                    credential: deletion.credential_id,
+                    revoke_tokens: deletion.revoke_tokens,
+                    action: AuditAction::FederatedCredentialDeleted,
+                    id_field: "credential_id",
+                },
+            )
+            .await
         };
         self.change_application(of, write)
             .await?

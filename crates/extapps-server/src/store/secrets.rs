@@ -11,8 +11,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::applications::{
-    ChangeOf, IdempotencyWrite, Inserted, NewSecret, Written, apply_revision, insert_idempotency,
-    insert_secret, live_secrets, load, next_revision, to_json, token_rules,
+    ChangeOf, DeletedCredential, IdempotencyWrite, Inserted, NewSecret, Written, apply_revision,
+    credential_deleted, insert_idempotency, insert_secret, live_secrets, load, next_revision,
+    to_json, token_rules,
 };
 use super::entities::{application, application_secret};
 use super::{Store, db_error};
@@ -218,40 +219,20 @@ impl Store {
                 .exec(txn)
                 .await
                 .map_err(db_error)?;
-            let mut update = next_revision(before, now);
-            if let Some(kept_until) = deletion.revoke_tokens {
-                // Not pruned here: a cut-off also ends refresh tokens, which
-                // outlive `kept_until`, and only a rotation that revokes
-                // every grant of the application may forget it.
-                let (_, mut cutoffs) = token_rules(txn, client_id).await?;
-                cutoffs.end(
-                    deletion.secret_id,
-                    before.revision + 1,
-                    to_micros(kept_until),
-                );
-                update = update.col_expr(
-                    application::Column::CredentialCutoffs,
-                    Expr::value(to_json(&cutoffs)?),
-                );
-            }
-            apply_revision(txn, update, &client_id.to_string(), before).await?;
-            let after = load(txn, organization, client_id, now)
-                .await?
-                .ok_or(Error::Internal)?;
-            let details = [
-                ("secret_id".to_owned(), deletion.secret_id.to_string()),
-                (
-                    "revoke_tokens".to_owned(),
-                    deletion.revoke_tokens.is_some().to_string(),
-                ),
-            ]
-            .into();
-            Ok(Some(Written {
-                action: AuditAction::ApplicationSecretDeleted,
-                after: Some(after.clone()),
-                details,
-                answer: after,
-            }))
+            credential_deleted(
+                txn,
+                DeletedCredential {
+                    organization,
+                    client_id,
+                    before,
+                    now,
+                    credential: deletion.secret_id,
+                    revoke_tokens: deletion.revoke_tokens,
+                    action: AuditAction::ApplicationSecretDeleted,
+                    id_field: "secret_id",
+                },
+            )
+            .await
         };
         self.change_application(of, write)
             .await?
