@@ -351,6 +351,14 @@ async fn issuers_that_misbehave_cost_bounded_time_and_nothing_else(backend: Back
     assert_eq!(status, StatusCode::OK, "{body}");
     let counted = metrics(&server.url).await;
     assert!(!counted.contains("outcome=\"accepted\""), "{counted}");
+    for outcome in ["too_large", "unreachable", "status", "malformed"] {
+        assert!(
+            counted.contains(&format!(
+                "extapps_federation_fetches_total{{outcome=\"{outcome}\"}}"
+            )),
+            "{outcome}: {counted}"
+        );
+    }
 }
 
 async fn federated_credentials_are_validated_and_capped(backend: Backend) {
@@ -406,8 +414,15 @@ async fn federated_credentials_are_validated_and_capped(backend: Backend) {
         full.reason.as_deref(),
         Some("TOO_MANY_FEDERATED_CREDENTIALS")
     );
-    let listed = get(&mut admin, name).await.federated_credentials;
+    let mut listed = get(&mut admin, name).await.federated_credentials;
     assert_eq!(listed.len(), 20);
+    // Listed oldest first, and by ID within one instant: the one to delete
+    // is found by its subject, the one to add again is another.
+    let zero = listed
+        .iter()
+        .position(|c| c.subject == format!("{SUBJECT}:0"))
+        .unwrap();
+    listed.swap(0, zero);
     delete_federated(&mut admin, &listed[0], false)
         .await
         .unwrap();

@@ -298,9 +298,11 @@ impl IssuerKeys {
     /// minute.
     fn claim_fetch(&self, issuer: &str, now: OffsetDateTime) -> bool {
         let every = self.0.settings.refetch_after;
-        let Ok(mut fetched) = self.0.fetched.lock() else {
-            return false;
-        };
+        let mut fetched = self
+            .0
+            .fetched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if fetched.get(issuer).is_some_and(|last| now - *last < every) {
             return false;
         }
@@ -327,8 +329,18 @@ impl Inner {
             .await
         {
             Ok(metadata) => metadata,
-            // RFC 8414 section 3: the well-known part before the issuer's path.
-            Err(FetchError::Status(..)) => self.get_json(&rfc8414_url(issuer)?).await?,
+            // RFC 8414 section 3: the well-known part before the issuer's
+            // path, which must be allowed too.
+            Err(FetchError::Status(..)) => {
+                let url = rfc8414_url(issuer)?;
+                if !self.allows(&url) {
+                    return Err(FetchError::Malformed(
+                        url,
+                        "RFC 8414 metadata is outside the allowed prefixes",
+                    ));
+                }
+                self.get_json(&url).await?
+            }
             Err(e) => return Err(e),
         };
         if metadata.issuer != issuer {

@@ -137,12 +137,14 @@ async fn jwks(State(shared): State<Arc<Shared>>, Path(mode): Path<String>) -> Re
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             Json(json!({"keys": keys})).into_response()
         }
-        // A megabyte of key set, in chunks, without a length announced.
+        // A megabyte of key set (valid JSON: without the size limit it
+        // would be read), in chunks, without a length announced.
         "huge" => {
-            let chunks = std::iter::repeat_n(
-                Ok::<_, std::convert::Infallible>(bytes::Bytes::from(vec![b' '; 64 * 1024])),
-                16,
-            );
+            let padding = std::iter::repeat_n(bytes::Bytes::from(vec![b'x'; 64 * 1024]), 16);
+            let chunks = std::iter::once(bytes::Bytes::from_static(br#"{"keys":[],"padding":""#))
+                .chain(padding)
+                .chain(std::iter::once(bytes::Bytes::from_static(br#""}"#)))
+                .map(Ok::<_, std::convert::Infallible>);
             let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }

@@ -67,7 +67,7 @@ pub fn issuer_url(field: &str, value: &str) -> Result<String, FieldViolation> {
     if !is_canonical(value) {
         return Err(refuse(
             "must be written as URL parsers write it: a lower-case scheme and host, no default \
-             port, no `.` or `..` segments, no escaped unreserved characters",
+             port, no `.` or `..` segments, no `%` escapes",
         ));
     }
     Ok(value.to_owned())
@@ -77,10 +77,13 @@ pub fn issuer_url(field: &str, value: &str) -> Result<String, FieldViolation> {
 /// `/` of an empty path): what the allowlist compares is then what is
 /// fetched, with no `..` or escape to step out of an allowed prefix.
 fn is_canonical(value: &str) -> bool {
-    url::Url::parse(value).is_ok_and(|url| {
-        let parsed = url.as_str();
-        parsed == value || (url.path() == "/" && parsed.strip_suffix('/') == Some(value))
-    })
+    // No escapes at all: a server may decode `%2F` or `%2e` before it
+    // resolves the path, and step out of an allowed prefix.
+    !value.contains('%')
+        && url::Url::parse(value).is_ok_and(|url| {
+            let parsed = url.as_str();
+            parsed == value || (url.path() == "/" && parsed.strip_suffix('/') == Some(value))
+        })
 }
 
 /// Checks a subject or audience: 1 to 256 characters, no control
@@ -195,7 +198,8 @@ mod tests {
             ("https://token.example.com/ a", "printable ASCII"),
             ("https://tøken.example.com", "printable ASCII"),
             ("https://token.example.com/a/../b", "`..`"),
-            ("https://token.example.com/a/%2e%2e/b", "`..`"),
+            ("https://token.example.com/a/%2e%2e/b", "`%` escapes"),
+            ("https://token.example.com/a/..%2Fb", "`%` escapes"),
             ("https://Token.example.com", "lower-case"),
             ("https://token.example.com:443/x", "default"),
             ("https://token.example.com/a\\b", "URL parsers"),
@@ -239,6 +243,7 @@ mod tests {
         assert!(!allowed.allows("https://oidc.example.com/other"));
         assert!(!allowed.allows("https://oidc.example.com/tenants/../other"));
         assert!(!allowed.allows("https://oidc.example.com/tenants/%2e%2e/other"));
+        assert!(!allowed.allows("https://oidc.example.com/tenants/..%2Fother"));
         assert!(AllowedIssuers::default().is_empty());
         assert!(!AllowedIssuers::default().allows("https://token.actions.githubusercontent.com"));
         let refused = AllowedIssuers::parse(&["http://ci.example.com".into()]).unwrap_err();

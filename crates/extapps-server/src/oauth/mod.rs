@@ -242,22 +242,30 @@ async fn introspect(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let bearer = authorization.is_some_and(|value| {
+    // HTTP Basic is a client's; any other scheme is a resource server's.
+    let basic = authorization.is_some_and(|value| {
         value
             .split_once(' ')
-            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
     });
-    if bearer {
+    if authorization.is_some() && !basic {
         return introspect_by_key(State(service), source, headers, raw).await;
     }
+    let Ok(bytes) = body(raw) else {
+        return introspect_by_key(State(service), source, headers, Ok(Bytes::new())).await;
+    };
+    let form = Form::parse(&headers, &bytes);
+    let by_client = basic
+        || form.as_ref().is_ok_and(|form| {
+            form.get("client_assertion").is_some() || form.get("client_secret").is_some()
+        });
+    if !by_client {
+        // No client credentials: the resource servers' answer (a challenge
+        // when no key came either).
+        return introspect_by_key(State(service), source, headers, Ok(bytes)).await;
+    }
     let result = async {
-        let mut form = Form::parse(&headers, &body(raw)?)?;
-        let by_client = authorization.is_some()
-            || form.get("client_assertion").is_some()
-            || form.get("client_secret").is_some();
-        if !by_client {
-            return Ok(None);
-        }
+        let mut form = form?;
         let credentials = client_credentials(
             &headers,
             &mut form,
@@ -265,16 +273,11 @@ async fn introspect(
             &[INTROSPECT_PATH, TOKEN_PATH],
         )?;
         let token = form.require("token")?;
-        service
-            .introspect_as_client(&credentials, token)
-            .await
-            .map(Some)
+        service.introspect_as_client(&credentials, token).await
     }
     .await;
     match result {
-        // No credentials of either kind: the resource servers' challenge.
-        Ok(None) => introspect_by_key(State(service), source, headers, Ok(Bytes::new())).await,
-        Ok(Some(answer)) => introspection_answer(answer),
+        Ok(answer) => introspection_answer(answer),
         Err(error) => oauth_error(error),
     }
 }

@@ -212,12 +212,18 @@ impl Service {
             Ok(_) => {}
             // A token without a `kid` may be signed by a key the provider
             // added since: its keys are read again (at most once a minute).
-            Err(Miss::Refused(Refusal::Signature)) if kid.is_none() => {
-                let keys = self
+            // Only for a source within its budget; and when no fetch may
+            // run now, the refusal stands (and is charged to the source).
+            Err(Miss::Refused(Refusal::Signature))
+                if kid.is_none() && matches!(checks, Checks::All) =>
+            {
+                let Ok(keys) = self
                     .issuers
                     .key_set(&assertion.issuer, None, true, now)
                     .await
-                    .map_err(unavailable)?;
+                else {
+                    return Err(Refusal::Signature.into());
+                };
                 let candidates: Vec<_> = keys.candidates(None).collect();
                 self.first_verifying(&candidates, checks, |key| {
                     key.verifies(assertion.signed, assertion.signature)
