@@ -1,7 +1,8 @@
 // node-oidc-provider comparison peer for the extapps-load HTTP benchmark.
 //
 // One process, in-memory (default MemoryAdapter), OAuth 2.0 client_credentials
-// grant + RFC 7662 introspection, opaque access tokens, one static client.
+// grant + RFC 7662 introspection, opaque access tokens, one static client
+// (and, given PEER_CLIENT_JWKS, a second one authenticating by private_key_jwt).
 // Nothing is logged per request. Run: `node provider.mjs` (env PORT, default 50181).
 
 import { generateKeyPairSync } from 'node:crypto';
@@ -21,6 +22,10 @@ const ACCESS_TOKEN_TTL = 60 * 60; // one hour
 const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
   .privateKey.export({ format: 'jwk' });
 
+// The private_key_jwt client's public keys (a JWKS, JSON), when the
+// assertion benchmark passes them: `PEER_CLIENT_JWKS`.
+const clientJwks = process.env.PEER_CLIENT_JWKS ? JSON.parse(process.env.PEER_CLIENT_JWKS) : null;
+
 const configuration = {
   clients: [
     {
@@ -32,6 +37,15 @@ const configuration = {
       token_endpoint_auth_method: 'client_secret_basic',
       scope: SCOPES.join(' '),
     },
+    ...(clientJwks ? [{
+      client_id: 'bench-jwt',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: clientJwks,
+      scope: SCOPES.join(' '),
+    }] : []),
   ],
   // Declaring the scopes makes the provider enforce the client's scope allow-list
   // (requesting a scope outside `client.scope` -> invalid_scope).
