@@ -16,7 +16,7 @@ use super::applications::{
     next_revision,
 };
 use super::entities::{application_key, used_assertion};
-use super::{Store, db_error, is_foreign_key_violation, is_unique_violation};
+use super::{Store, db_error, is_unique_violation};
 use crate::domain::{
     Error,
     application::{Application, KeyInfo},
@@ -198,20 +198,17 @@ impl Store {
         jti: &str,
         expire_time: OffsetDateTime,
     ) -> Result<FirstUse, Error> {
-        let inserted = used_assertion::Entity::insert(used_assertion::ActiveModel {
-            application_id: Set(application_id.to_string()),
-            issuer: Set(issuer.to_owned()),
-            jti: Set(jti.to_owned()),
-            expire_time: Set(to_micros(expire_time)),
-        })
-        .exec(&self.db)
-        .await;
-        match inserted {
-            Ok(_) => Ok(FirstUse::Yes),
-            Err(e) if is_unique_violation(&e) => Ok(FirstUse::No),
-            Err(e) if is_foreign_key_violation(&e) => Ok(FirstUse::ApplicationGone),
-            Err(e) => Err(db_error(e)),
-        }
+        self.used_assertions
+            .first_use(
+                &self.db,
+                super::used_assertions::UsedAssertion {
+                    application_id: application_id.to_string(),
+                    issuer: issuer.to_owned(),
+                    jti: jti.to_owned(),
+                    expire_time: to_micros(expire_time),
+                },
+            )
+            .await
     }
 
     /// Forgets the assertions that expired a while ago (they are refused

@@ -13,6 +13,7 @@ mod schema;
 mod secrets;
 mod shared_cache;
 mod tokens;
+mod used_assertions;
 mod user_grants;
 
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Store {
     db: DatabaseConnection,
     cache: shared_cache::SharedCache,
+    used_assertions: used_assertions::UsedAssertions,
 }
 
 /// Why the store could not be opened; shown to the operator at startup.
@@ -99,6 +101,7 @@ impl Store {
         Ok(Self {
             db,
             cache: Default::default(),
+            used_assertions: Default::default(),
         })
     }
 

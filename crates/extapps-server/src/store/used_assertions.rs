@@ -1,0 +1,164 @@
+//! The `jti` of every accepted client assertion, written in batches: the
+//! requests that arrive while one batch is written are written together
+//! next, in one statement (`INSERT … ON CONFLICT DO NOTHING RETURNING`),
+//! and each learns whether its own `jti` was new. One write per request
+//! bounded assertions to what the database's single writer could take one
+//! at a time; a batch costs about what one row did.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::client_keys::FirstUse;
+use super::{db_error, is_foreign_key_violation};
+use crate::domain::Error;
+
+/// Rows written in one statement at most.
+const BATCH: usize = 64;
+/// Requests waiting for the writer at most; more wait to be queued.
+const QUEUE: usize = 1024;
+
+/// One `jti` to remember.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct UsedAssertion {
+    pub application_id: String,
+    pub issuer: String,
+    pub jti: String,
+    pub expire_time: i64,
+}
+
+impl UsedAssertion {
+    fn key(&self) -> (String, String, String) {
+        (
+            self.application_id.clone(),
+            self.issuer.clone(),
+            self.jti.clone(),
+        )
+    }
+}
+
+struct Pending {
+    row: UsedAssertion,
+    answer: oneshot::Sender<Result<FirstUse, Error>>,
+}
+
+/// The batching writer, started on first use. Cheap to clone.
+#[derive(Clone, Default)]
+pub(super) struct UsedAssertions(Arc<OnceLock<mpsc::Sender<Pending>>>);
+
+impl std::fmt::Debug for UsedAssertions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UsedAssertions")
+    }
+}
+
+impl UsedAssertions {
+    /// Remembers `row`; whether its `jti` was new.
+    pub async fn first_use(
+        &self,
+        db: &DatabaseConnection,
+        row: UsedAssertion,
+    ) -> Result<FirstUse, Error> {
+        let sender = self.0.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(QUEUE);
+            tokio::spawn(write_batches(db.clone(), receiver));
+            sender
+        });
+        let (answer, answered) = oneshot::channel();
+        sender
+            .send(Pending { row, answer })
+            .await
+            .map_err(|_| Error::Internal)?;
+        answered.await.map_err(|_| Error::Internal)?
+    }
+}
+
+async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        let rows: Vec<UsedAssertion> = batch.iter().map(|p| p.row.clone()).collect();
+        let answers = match insert(&db, &rows).await {
+            Ok(mut inserted) => rows
+                .iter()
+                .map(|row| {
+                    // A `jti` twice in one batch: the first is the new one.
+                    Ok(match inserted.remove(&row.key()) {
+                        true => FirstUse::Yes,
+                        false => FirstUse::No,
+                    })
+                })
+                .collect(),
+            // An application deleted meanwhile fails the whole statement:
+            // its rows alone, one by one, tell which.
+            Err(e) if is_foreign_key_violation(&e) => {
+                let mut answers = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    answers.push(match insert(&db, std::slice::from_ref(row)).await {
+                        Ok(inserted) if inserted.is_empty() => Ok(FirstUse::No),
+                        Ok(_) => Ok(FirstUse::Yes),
+                        Err(e) if is_foreign_key_violation(&e) => Ok(FirstUse::ApplicationGone),
+                        Err(e) => Err(db_error(e)),
+                    });
+                }
+                answers
+            }
+            Err(e) => {
+                let error = db_error(e);
+                rows.iter().map(|_| Err(error.clone())).collect()
+            }
+        };
+        for (pending, answer) in batch.drain(..).zip(answers) {
+            // A request that went away no longer waits for its answer.
+            let _ = pending.answer.send(answer);
+        }
+    }
+}
+
+/// Inserts `rows`, skipping those already there; the keys of those it
+/// inserted.
+async fn insert(
+    db: &DatabaseConnection,
+    rows: &[UsedAssertion],
+) -> Result<HashSet<(String, String, String)>, sea_orm::DbErr> {
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 4);
+    let mut tuples = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        tuples.push(match backend {
+            DbBackend::Postgres => format!(
+                "(${}, ${}, ${}, ${})",
+                4 * i + 1,
+                4 * i + 2,
+                4 * i + 3,
+                4 * i + 4
+            ),
+            _ => "(?, ?, ?, ?)".to_owned(),
+        });
+        values.extend([
+            row.application_id.clone().into(),
+            row.issuer.clone().into(),
+            row.jti.clone().into(),
+            row.expire_time.into(),
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO used_assertions (application_id, issuer, jti, expire_time) VALUES {} \
+         ON CONFLICT DO NOTHING RETURNING application_id, issuer, jti",
+        tuples.join(", ")
+    );
+    let inserted = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    inserted
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index::<String>(0)?,
+                row.try_get_by_index::<String>(1)?,
+                row.try_get_by_index::<String>(2)?,
+            ))
+        })
+        .collect()
+}
