@@ -101,7 +101,7 @@ impl Store {
         Ok(Self {
             db,
             cache: Default::default(),
-            used_assertions: Default::default(),
+            used_assertions: used_assertions::UsedAssertions::new(),
         })
     }
 

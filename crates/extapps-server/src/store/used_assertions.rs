@@ -6,7 +6,8 @@
 //! at a time; a batch costs about what one row did.
 
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +20,9 @@ use crate::domain::Error;
 const BATCH: usize = 64;
 /// Requests waiting for the writer at most; more wait to be queued.
 const QUEUE: usize = 1024;
+/// The longest a request waits for its `jti` to be written: past it, the
+/// database is too slow, and the request is told to retry.
+const WAIT: Duration = Duration::from_secs(5);
 
 /// One `jti` to remember.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,9 +48,13 @@ struct Pending {
     answer: oneshot::Sender<Result<FirstUse, Error>>,
 }
 
-/// The batching writer, started on first use. Cheap to clone.
-#[derive(Clone, Default)]
-pub(super) struct UsedAssertions(Arc<OnceLock<mpsc::Sender<Pending>>>);
+/// The batching writer, started on first use (again if it ever stopped),
+/// on the runtime the store was opened on. Cheap to clone.
+#[derive(Clone)]
+pub(super) struct UsedAssertions {
+    runtime: tokio::runtime::Handle,
+    writer: Arc<Mutex<Option<mpsc::Sender<Pending>>>>,
+}
 
 impl std::fmt::Debug for UsedAssertions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,23 +63,51 @@ impl std::fmt::Debug for UsedAssertions {
 }
 
 impl UsedAssertions {
-    /// Remembers `row`; whether its `jti` was new.
+    /// A writer for a store opened on the current runtime.
+    pub fn new() -> Self {
+        Self {
+            runtime: tokio::runtime::Handle::current(),
+            writer: Arc::default(),
+        }
+    }
+
+    /// The writer's queue, started (or started again) if need be.
+    fn sender(&self, db: &DatabaseConnection) -> mpsc::Sender<Pending> {
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sender) = writer.as_ref().filter(|s| !s.is_closed()) {
+            return sender.clone();
+        }
+        if writer.is_some() {
+            tracing::error!("the writer of used assertions stopped; starting it again");
+        }
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        self.runtime.spawn(write_batches(db.clone(), receiver));
+        *writer = Some(sender.clone());
+        sender
+    }
+
+    /// Remembers `row`; whether its `jti` was new. Waits at most a few
+    /// seconds: past them the database is too slow, and the answer is
+    /// `Unavailable`.
     pub async fn first_use(
         &self,
         db: &DatabaseConnection,
         row: UsedAssertion,
     ) -> Result<FirstUse, Error> {
-        let sender = self.0.get_or_init(|| {
-            let (sender, receiver) = mpsc::channel(QUEUE);
-            tokio::spawn(write_batches(db.clone(), receiver));
-            sender
-        });
+        let sender = self.sender(db);
         let (answer, answered) = oneshot::channel();
-        sender
-            .send(Pending { row, answer })
-            .await
-            .map_err(|_| Error::Internal)?;
-        answered.await.map_err(|_| Error::Internal)?
+        let waited = tokio::time::timeout(WAIT, async {
+            sender
+                .send(Pending { row, answer })
+                .await
+                .map_err(|_| Error::Unavailable)?;
+            answered.await.map_err(|_| Error::Unavailable)?
+        })
+        .await;
+        waited.unwrap_or(Err(Error::Unavailable))
     }
 }
 
