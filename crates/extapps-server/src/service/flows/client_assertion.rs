@@ -30,6 +30,9 @@ enum Miss {
     Refused(Refusal),
     /// Ours or the provider's: retry later.
     Failed(OAuthError),
+    /// Retry later too, but counted against the source: a `kid` the cached
+    /// keys of the provider do not hold, when they may not be read again.
+    FailedCharged(OAuthError),
 }
 
 impl From<Refusal> for Miss {
@@ -125,10 +128,18 @@ impl Service {
                     Ok(credential) => (fresh, credential),
                     Err(Miss::Refused(_)) => return Err(refuse(refusal)),
                     Err(Miss::Failed(error)) => return Err(error),
+                    Err(Miss::FailedCharged(error)) => {
+                        self.machinery.budget.record_failure(credentials.source);
+                        return Err(error);
+                    }
                 }
             }
             Err(Miss::Refused(refusal)) => return Err(refuse(refusal)),
             Err(Miss::Failed(error)) => return Err(error),
+            Err(Miss::FailedCharged(error)) => {
+                self.machinery.budget.record_failure(credentials.source);
+                return Err(error);
+            }
         };
         // Expired while it was checked: its `jti` may be forgotten already.
         if assertion.expire_time <= self.clock.now() {
@@ -195,16 +206,31 @@ impl Service {
             })
             .ok_or(Refusal::NoFederatedCredential)?;
         let kid = assertion.kid.as_deref();
+        // Keys cached but without this `kid`, and none may be read now: a
+        // stranger's made-up `kid` costs the source as a failure does.
+        let cached = self.issuers.cached(&assertion.issuer).is_some();
         let unavailable = |_| {
-            Miss::Failed(OAuthError::TemporarilyUnavailable(
+            let error = OAuthError::TemporarilyUnavailable(
                 "the identity provider's signing keys cannot be read now; retry later".into(),
-            ))
+            );
+            match cached {
+                true => Miss::FailedCharged(error),
+                false => Miss::Failed(error),
+            }
         };
-        let keys = self
-            .issuers
-            .key_set(&assertion.issuer, kid, false, now)
-            .await
-            .map_err(unavailable)?;
+        // A source refused for its failures makes no outbound request: the
+        // keys cached, or told to wait.
+        let keys = match checks {
+            Checks::One { retry_after } => self
+                .issuers
+                .cached(&assertion.issuer)
+                .ok_or(Miss::Failed(OAuthError::TooManyAttempts { retry_after }))?,
+            Checks::All => self
+                .issuers
+                .key_set(&assertion.issuer, kid, false, now)
+                .await
+                .map_err(unavailable)?,
+        };
         let candidates: Vec<_> = keys.candidates(kid).collect();
         match self.first_verifying(&candidates, checks, |key| {
             key.verifies(assertion.signed, assertion.signature)
@@ -265,9 +291,9 @@ impl Service {
             .ok_or(Refusal::Signature.into())
     }
 
-    /// Whether the assertion verifies, with one check and no database read
-    /// or fetch, under the one key that verified the client lately (or the
-    /// provider's cached key it names).
+    /// Whether the assertion verifies, with one check and no database read,
+    /// under the one key that verified the client lately (`private_key_jwt`
+    /// only).
     fn verifies_under_known_key(&self, client_id: ClientId, assertion: &Assertion<'_>) -> bool {
         let (signed, signature) = (assertion.signed, assertion.signature);
         let check = |verifies: bool| {
@@ -280,9 +306,9 @@ impl Service {
                 .candidate(client_id, assertion)
                 .is_some_and(|key| check(key.verifies(signed, signature)))
         } else {
-            self.issuers
-                .cached_candidate(&assertion.issuer, assertion.kid.as_deref())
-                .is_some_and(|key| check(key.verifies(signed, signature)))
+            // A provider's token proves nothing about the client: anyone
+            // may hold one of a public provider's.
+            false
         }
     }
 
