@@ -14,7 +14,9 @@ use tonic::Code;
 use crate::support::fixtures::*;
 use crate::support::harness::{Backend, TestServer, error_of};
 use crate::support::oauth_http::{App, http, is_active, metrics, post_form, service_client, token};
-use crate::support::signing::{Alg, JWT_BEARER, SigningKey, claims, token_by_assertion, with};
+use crate::support::signing::{
+    Alg, JWT_BEARER, SigningKey, access_token, claims, refused, token_by_assertion, with,
+};
 use crate::support::stored::count;
 
 crate::on_both_backends!(
@@ -26,20 +28,6 @@ crate::on_both_backends!(
     strangers_assertions_cost_bounded_work_and_the_owner_is_served,
     a_client_introspects_its_own_tokens_and_no_others,
 );
-
-/// The access token of a successful token response, or the response.
-fn access_token((status, body): (StatusCode, Value)) -> String {
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-/// Asserts a refusal as `invalid_client` (401), saying `why`.
-fn refused((status, body): (StatusCode, Value), why: &str) {
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
-    assert_eq!(body["error"], "invalid_client", "{why}: {body}");
-    let description = body["error_description"].as_str().unwrap();
-    assert!(description.contains(why), "{why}: {description}");
-}
 
 /// A confidential application whose only credentials are `keys`: its
 /// secret is deleted once they are registered.

@@ -16,7 +16,7 @@ use crate::support::fixtures::*;
 use crate::support::harness::{Backend, TestServer, error_of};
 use crate::support::issuer::Issuer;
 use crate::support::oauth_http::{App, is_active, metrics, post_form, service_client};
-use crate::support::signing::{Alg, JWT_BEARER, SigningKey};
+use crate::support::signing::{Alg, JWT_BEARER, SigningKey, refused, token_by_assertion};
 
 crate::on_both_backends!(
     a_ci_job_gets_tokens_with_its_providers_token_and_no_secret,
@@ -73,25 +73,7 @@ async fn add_federated(
 /// A client-credentials request with the provider's token and the
 /// application's ID.
 async fn token_with(server: &TestServer, client: &App, token: &str) -> (StatusCode, Value) {
-    post_form(
-        &server.url,
-        "/oauth2/token",
-        None,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", &client.app.client_id),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", token),
-        ],
-    )
-    .await
-}
-
-fn refused((status, body): (StatusCode, Value), why: &str) {
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
-    assert_eq!(body["error"], "invalid_client", "{why}: {body}");
-    let description = body["error_description"].as_str().unwrap();
-    assert!(description.contains(why), "{why}: {description}");
+    token_by_assertion(server, token, &[("client_id", &client.app.client_id)]).await
 }
 
 fn unavailable((status, body): (StatusCode, Value)) {

@@ -186,3 +186,17 @@ pub(crate) async fn token_by_assertion(
     form.extend_from_slice(extra);
     post_form(&server.url, "/oauth2/token", None, &form).await
 }
+
+/// The access token of a successful token response.
+pub(crate) fn access_token((status, body): (StatusCode, Value)) -> String {
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Asserts a refusal as `invalid_client` (401), saying `why`.
+pub(crate) fn refused((status, body): (StatusCode, Value), why: &str) {
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
+    assert_eq!(body["error"], "invalid_client", "{why}: {body}");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.contains(why), "{why}: {description}");
+}

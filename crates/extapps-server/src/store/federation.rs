@@ -3,8 +3,8 @@
 //! noting their use.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    sea_query::Expr,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -56,12 +56,9 @@ impl Store {
         let write = async |txn: &DatabaseTransaction, before: &Application| {
             precondition(before)?;
             let app_id = client_id.to_string();
-            let held = federated_credential::Entity::find()
-                .filter(federated_credential::Column::ApplicationId.eq(app_id.clone()))
-                .count(txn)
-                .await
-                .map_err(db_error)?;
-            federation::check_count(usize::try_from(held).map_err(|_| Error::Internal)? + 1)?;
+            // `before` was read in this transaction, with its credentials;
+            // a concurrent change fails the revision check below.
+            federation::check_count(before.federated.len() + 1)?;
             let credential = &new.credential;
             let inserted =
                 federated_credential::Entity::insert(federated_credential::ActiveModel {

@@ -83,7 +83,9 @@ impl Store {
                     .collect(),
                 None => Vec::new(),
             };
-            let live = live_secret_count(txn, &app_id, now).await?;
+            // `before` was read in this transaction, with its live secrets;
+            // a concurrent change fails the revision check below.
+            let live = before.secrets.len();
             if rotation.keep_existing {
                 check_live_count(live + 1)?;
             } else if rotation.grace_period.is_positive() {
@@ -274,18 +276,4 @@ impl Store {
         }
         Ok(counts)
     }
-}
-
-/// The secrets of an application that still work at `now`.
-async fn live_secret_count(
-    txn: &DatabaseTransaction,
-    app_id: &str,
-    now: OffsetDateTime,
-) -> Result<usize, Error> {
-    let count = live_secrets(now)
-        .filter(application_secret::Column::ApplicationId.eq(app_id))
-        .count(txn)
-        .await
-        .map_err(db_error)?;
-    usize::try_from(count).map_err(|_| Error::Internal)
 }
