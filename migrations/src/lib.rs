@@ -19,6 +19,7 @@ mod m20261207_000010_replaced_secrets_before_descriptions;
 mod m20261207_000011_client_keys_and_assertions;
 mod m20261207_000012_federated_credentials;
 mod m20261207_000013_assertions_once_per_issuer;
+mod m20261207_000014_used_assertions_outlive_applications;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_client_keys_and_assertions::Migration),
             Box::new(m20261207_000012_federated_credentials::Migration),
             Box::new(m20261207_000013_assertions_once_per_issuer::Migration),
+            Box::new(m20261207_000014_used_assertions_outlive_applications::Migration),
         ]
     }
 }

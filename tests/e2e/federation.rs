@@ -20,7 +20,7 @@ use crate::support::signing::{Alg, JWT_BEARER, SigningKey, refused, token_by_ass
 
 crate::on_both_backends!(
     a_ci_job_gets_tokens_with_its_providers_token_and_no_secret,
-    rfc_8414_issuers_work_and_a_token_serves_one_application_once,
+    rfc_8414_issuers_work_and_a_token_serves_once_even_after_deletion,
     tokens_that_match_no_credential_are_refused_without_a_network_call,
     issuers_that_misbehave_cost_bounded_time_and_nothing_else,
     federated_credentials_are_validated_and_capped,
@@ -575,7 +575,7 @@ async fn the_readme_walk_through_gets_a_ci_token_without_any_secret() {
     assert!(app.federated_credentials[0].last_use_time.is_some());
 }
 
-async fn rfc_8414_issuers_work_and_a_token_serves_one_application_once(backend: Backend) {
+async fn rfc_8414_issuers_work_and_a_token_serves_once_even_after_deletion(backend: Backend) {
     let issuer = Issuer::start().await;
     let server = server_allowing(backend, &issuer).await;
     let mut admin = server.admin("acme").await;
@@ -607,6 +607,15 @@ async fn rfc_8414_issuers_work_and_a_token_serves_one_application_once(backend: 
     );
     // The same provider token, at an application that trusts the same
     // triple: used already.
+    refused(token_with(&server, &second, &token).await, "used before");
+    // Deleting the application that used it does not make it new again.
+    admin
+        .delete_application(pb::DeleteApplicationRequest {
+            name: first.app.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
     refused(token_with(&server, &second, &token).await, "used before");
     let fresh = issuer.token(
         "rfc8414",

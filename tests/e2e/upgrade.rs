@@ -2,7 +2,7 @@
 //! by today's server process: redirect URLs that a URL parser would rewrite
 //! stay readable, are reported at start-up and are never redirected to;
 //! names that differ from others only by invisible characters take keys of
-//! their own.
+//! their own; used assertions kept from before stay until they expire.
 
 use extapps_migrations::{Migrator, MigratorTrait};
 use reqwest::StatusCode;
@@ -13,7 +13,10 @@ use crate::support::harness::{Backend, error_of, fresh_database};
 use crate::support::oauth_http::http;
 use crate::support::processes::{Serving, create_key, key_file};
 
-crate::on_both_backends!(rows_of_looser_rules_stay_readable_and_fail_nothing_silently);
+crate::on_both_backends!(
+    rows_of_looser_rules_stay_readable_and_fail_nothing_silently,
+    used_assertions_are_kept_through_the_upgrade_and_outlive_their_application,
+);
 
 const SIGNIN: &str = "https://signin.example/";
 
@@ -211,4 +214,56 @@ async fn rows_of_looser_rules_stay_readable_and_fail_nothing_silently(backend: B
             .unwrap()
             .starts_with(SIGNIN)
     );
+}
+
+async fn used_assertions_are_kept_through_the_upgrade_and_outlive_their_application(
+    backend: Backend,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(backend, &dir).await;
+    let db = sea_orm::Database::connect(&database).await.unwrap();
+    let run = |sql: &'static str| {
+        let db = &db;
+        async move { db.execute_unprepared(sql).await.unwrap() }
+    };
+    let count = || {
+        let db = &db;
+        async move {
+            db.query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) FROM used_assertions",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+        }
+    };
+    // Before this version, a used assertion went with its application.
+    Migrator::up(&db, Some(13)).await.unwrap();
+    run(
+        "INSERT INTO applications (id, organization, display_name, display_name_key, \
+         app_type, grants, redirect_urls, revision, tokens_not_before, create_time, update_time) \
+         VALUES ('a', 'acme', 'Deploys', 'deploys', 'confidential', '{}', '[]', 1, NULL, 1, 1)",
+    )
+    .await;
+    run(
+        "INSERT INTO used_assertions (application_id, issuer, jti, expire_time) \
+         VALUES ('a', 'https://ci.example', 'one', 5), ('a', 'https://ci.example', 'two', 6)",
+    )
+    .await;
+
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(count().await, 2, "the rows are kept");
+    run("DELETE FROM applications").await;
+    assert_eq!(count().await, 2, "and outlive their application");
+    // Still used once per issuer.
+    let again = db
+        .execute_unprepared(
+            "INSERT INTO used_assertions (application_id, issuer, jti, expire_time) \
+             VALUES ('b', 'https://ci.example', 'one', 5)",
+        )
+        .await;
+    assert!(again.is_err(), "{again:?}");
 }

@@ -48,8 +48,6 @@ pub enum FirstUse {
     Yes,
     /// Seen before: a replay.
     No,
-    /// The application was deleted meanwhile.
-    ApplicationGone,
 }
 
 /// How long past its expiry an assertion's `jti` is kept: replicas whose
@@ -243,16 +241,12 @@ impl Store {
     }
 }
 
-/// Deletes the keys and remembered assertions of an application that is
-/// being deleted.
+/// Deletes the keys of an application that is being deleted. Its used
+/// assertions stay until they expire: an outside provider's token it used
+/// must not become new again for another application.
 pub(super) async fn delete_keys_of(conn: &impl ConnectionTrait, app_id: &str) -> Result<(), Error> {
     application_key::Entity::delete_many()
         .filter(application_key::Column::ApplicationId.eq(app_id))
-        .exec(conn)
-        .await
-        .map_err(db_error)?;
-    used_assertion::Entity::delete_many()
-        .filter(used_assertion::Column::ApplicationId.eq(app_id))
         .exec(conn)
         .await
         .map_err(db_error)?;

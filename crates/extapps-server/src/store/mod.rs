@@ -306,15 +306,6 @@ pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
-/// Whether `err` is a foreign-key violation (a row of something deleted
-/// meanwhile).
-pub(crate) fn is_foreign_key_violation(err: &DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(SqlErr::ForeignKeyConstraintViolation(_))
-    )
-}
-
 /// Commits, mapping the error.
 async fn commit(txn: DatabaseTransaction) -> Result<(), Error> {
     txn.commit().await.map_err(db_error)

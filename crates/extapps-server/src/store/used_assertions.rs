@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::client_keys::FirstUse;
-use super::{db_error, is_foreign_key_violation};
+use super::db_error;
 use crate::domain::Error;
 
 /// Rows written in one statement at most.
@@ -115,7 +115,7 @@ async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<Pend
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let rows: Vec<UsedAssertion> = batch.iter().map(|p| p.row.clone()).collect();
-        let answers = match insert(&db, &rows).await {
+        let answers: Vec<Result<FirstUse, Error>> = match insert(&db, &rows).await {
             Ok(mut inserted) => rows
                 .iter()
                 .map(|row| {
@@ -126,20 +126,6 @@ async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<Pend
                     })
                 })
                 .collect(),
-            // An application deleted meanwhile fails the whole statement:
-            // its rows alone, one by one, tell which.
-            Err(e) if is_foreign_key_violation(&e) => {
-                let mut answers = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    answers.push(match insert(&db, std::slice::from_ref(row)).await {
-                        Ok(inserted) if inserted.is_empty() => Ok(FirstUse::No),
-                        Ok(_) => Ok(FirstUse::Yes),
-                        Err(e) if is_foreign_key_violation(&e) => Ok(FirstUse::ApplicationGone),
-                        Err(e) => Err(db_error(e)),
-                    });
-                }
-                answers
-            }
             Err(e) => {
                 let error = db_error(e);
                 rows.iter().map(|_| Err(error.clone())).collect()

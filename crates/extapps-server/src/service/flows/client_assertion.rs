@@ -157,7 +157,6 @@ impl Service {
         {
             FirstUse::Yes => {}
             FirstUse::No => return Err(refuse(Refusal::Replayed)),
-            FirstUse::ApplicationGone => return Err(OAuthError::InvalidClient),
         }
         self.metrics.client_assertion("accepted");
         self.note_assertion_use(client_id, &state, &assertion, credential, now)
