@@ -243,8 +243,6 @@ async fn a_secret_expires_by_itself(backend: Backend) {
         .unwrap();
     let listed = get(&mut admin, &client.app.name).await;
     assert_eq!(ids(&listed), [first.secret_id.as_str()], "no longer listed");
-    let err = error_of(delete_secret(&mut admin, &short, false).await);
-    assert_eq!(err.reason.as_deref(), Some("SECRET_NOT_FOUND"));
     // Housekeeping removes what no longer works, so expired secrets never
     // pile up in what each authentication reads.
     let stored = crate::support::stored::stored_secret_hashes(&server, &client.app.client_id);
@@ -252,6 +250,8 @@ async fn a_secret_expires_by_itself(backend: Backend) {
     server.service.housekeeping().await;
     let stored = crate::support::stored::stored_secret_hashes(&server, &client.app.client_id);
     assert_eq!(stored.await.len(), 1);
+    let err = error_of(delete_secret(&mut admin, &short, false).await);
+    assert_eq!(err.reason.as_deref(), Some("SECRET_NOT_FOUND"), "purged");
     token(&server.url, &client, &client.secret, None)
         .await
         .unwrap();
@@ -272,12 +272,29 @@ async fn a_secret_expires_by_itself(backend: Backend) {
         .unwrap()
         .into_inner();
     let app = added.application.unwrap();
-    assert!(app.secrets.iter().any(|s| s.expire_time == Some(at)));
+    let expiring = app
+        .secrets
+        .iter()
+        .find(|s| s.expire_time == Some(at))
+        .unwrap()
+        .clone();
+    let late = token(&server.url, &client, &added.client_secret, None)
+        .await
+        .unwrap();
     server.clock.advance(time::Duration::minutes(10));
     let refused = token(&server.url, &client, &added.client_secret, None)
         .await
         .unwrap_err();
     assert_eq!(refused["error"], "invalid_client");
+
+    // Expired but not purged yet, it can still be deleted with the tokens
+    // it got while it worked.
+    let introspect = server.key(Some("acme"), Role::Introspect, &[]).await;
+    assert!(is_active(&server.url, &introspect, &late).await);
+    delete_secret(&mut admin, &expiring, true).await.unwrap();
+    assert!(!is_active(&server.url, &introspect, &late).await);
+    let err = error_of(delete_secret(&mut admin, &expiring, true).await);
+    assert_eq!(err.reason.as_deref(), Some("SECRET_NOT_FOUND"), "deleted");
 }
 
 async fn bad_secret_requests_change_nothing(backend: Backend) {

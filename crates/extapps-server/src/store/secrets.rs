@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::applications::{
     ChangeOf, DeletedCredential, IdempotencyWrite, Inserted, NewSecret, Written, apply_revision,
-    credential_deleted, insert_idempotency, insert_secret, live_secrets, load, next_revision,
-    to_json, token_rules,
+    credential_deleted, insert_idempotency, insert_secret, load, next_revision, to_json,
+    token_rules,
 };
 use super::entities::{application, application_secret};
 use super::{Store, db_error};
@@ -209,18 +209,17 @@ impl Store {
             ..
         } = of;
         let write = async |txn: &DatabaseTransaction, before: &Application| {
-            let secret_id = deletion.secret_id.to_string();
-            live_secrets(now)
-                .filter(application_secret::Column::Id.eq(secret_id.clone()))
+            // An expired secret not purged yet may be deleted too: its
+            // tokens may still be live.
+            let deleted = application_secret::Entity::delete_many()
+                .filter(application_secret::Column::Id.eq(deletion.secret_id.to_string()))
                 .filter(application_secret::Column::ApplicationId.eq(client_id.to_string()))
-                .one(txn)
-                .await
-                .map_err(db_error)?
-                .ok_or_else(secret_not_found)?;
-            application_secret::Entity::delete_by_id(secret_id)
                 .exec(txn)
                 .await
                 .map_err(db_error)?;
+            if deleted.rows_affected == 0 {
+                return Err(secret_not_found());
+            }
             credential_deleted(
                 txn,
                 DeletedCredential {
