@@ -20,6 +20,7 @@ mod m20261207_000011_client_keys_and_assertions;
 mod m20261207_000012_federated_credentials;
 mod m20261207_000013_assertions_once_per_issuer;
 mod m20261207_000014_used_assertions_outlive_applications;
+mod m20261207_000015_used_assertions_keyed_by_issuer_and_jti;
 
 /// Applies the migrations of this crate in order.
 #[derive(Debug)]
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000012_federated_credentials::Migration),
             Box::new(m20261207_000013_assertions_once_per_issuer::Migration),
             Box::new(m20261207_000014_used_assertions_outlive_applications::Migration),
+            Box::new(m20261207_000015_used_assertions_keyed_by_issuer_and_jti::Migration),
         ]
     }
 }

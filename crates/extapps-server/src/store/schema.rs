@@ -21,7 +21,6 @@ const COMPOSITE_UNIQUES: &[(&str, &[&str])] = &[
         "federated_credentials",
         &["application_id", "issuer", "subject", "audience"],
     ),
-    ("used_assertions", &["issuer", "jti"]),
 ];
 
 /// What a column holds, as far as reading and writing it goes.

@@ -6,7 +6,7 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "used_assertions")]
 pub struct Model {
-    #[sea_orm(primary_key, auto_increment = false)]
+    /// Which application presented it.
     pub application_id: String,
     /// Who signed it: the client itself for `private_key_jwt`.
     #[sea_orm(primary_key, auto_increment = false)]
