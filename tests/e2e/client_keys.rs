@@ -593,6 +593,23 @@ async fn an_assertion_is_accepted_once_across_replicas(backend: Backend) {
         }
     }
     assert_eq!(accepted, 1, "one of sixteen at once");
+    // Every one of them was refused by the write itself: each replica
+    // counts the rows it sent and the batches they went in.
+    for (replica, rows) in [(&server, 9), (&replica, 10)] {
+        let counted = metrics(&replica.url).await;
+        let value = |name: &str| -> f64 {
+            counted
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{name} in {counted}"))
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(value("extapps_used_assertions_written_total"), rows as f64);
+        let batches = value("extapps_used_assertion_write_duration_seconds_count");
+        assert!((1.0..=rows as f64).contains(&batches), "{batches} batches");
+        assert!(value("extapps_used_assertion_write_duration_seconds_sum") > 0.0);
+    }
 
     // Their jtis are kept past their expiry (replicas' clocks differ),
     // then forgotten; the assertion is refused for its expiry by then.

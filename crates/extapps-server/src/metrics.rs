@@ -70,6 +70,8 @@ pub struct Metrics {
     replica_cache: Family<CacheLabels, Counter>,
     hash_upgrades: Counter,
     secrets_expiring: Family<WithinLabels, Gauge>,
+    used_assertion_writes: Histogram,
+    used_assertions_written: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -95,6 +97,9 @@ impl Default for Metrics {
         let replica_cache = Family::<CacheLabels, Counter>::default();
         let hash_upgrades = Counter::default();
         let secrets_expiring = Family::<WithinLabels, Gauge>::default();
+        // 0.1 ms to about 1.6 s.
+        let used_assertion_writes = Histogram::new(exponential_buckets(0.000_1, 2.0, 15));
+        let used_assertions_written = Counter::default();
         registry.register(
             "calls",
             "Calls answered, by endpoint and status",
@@ -151,6 +156,16 @@ impl Default for Metrics {
              (replaced secrets in their grace period not included), as of the last housekeeping",
             secrets_expiring.clone(),
         );
+        registry.register(
+            "used_assertion_write_duration_seconds",
+            "Time to write one batch of accepted client assertions' jti (one statement, one commit)",
+            used_assertion_writes.clone(),
+        );
+        registry.register(
+            "used_assertions_written",
+            "Client assertions' jti sent in the batches written (a replay among them is refused by the write)",
+            used_assertions_written.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             calls,
@@ -164,6 +179,8 @@ impl Default for Metrics {
             replica_cache,
             hash_upgrades,
             secrets_expiring,
+            used_assertion_writes,
+            used_assertions_written,
         }
     }
 }
@@ -190,6 +207,12 @@ impl Metrics {
                 endpoint,
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts one batch of used assertions written.
+    pub fn used_assertions_written(&self, rows: usize, took: Duration) {
+        self.used_assertion_writes.observe(took.as_secs_f64());
+        self.used_assertions_written.inc_by(rows as u64);
     }
 
     pub fn token_request(&self, outcome: &'static str) {

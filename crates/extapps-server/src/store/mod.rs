@@ -107,6 +107,7 @@ impl Store {
 
     /// Counts cache lookups in `metrics`.
     pub fn count_in(&self, metrics: crate::metrics::Metrics) {
+        self.used_assertions.count_in(metrics.clone());
         self.cache.count_in(metrics);
     }
 

@@ -8,8 +8,8 @@
 //! which is random (a `jti` is).
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::client_keys::FirstUse;
 use super::db_error;
 use crate::domain::Error;
+use crate::metrics::Metrics;
 
 /// Rows written in one statement at most.
 const BATCH: usize = 64;
@@ -53,6 +54,7 @@ struct Pending {
 pub(super) struct UsedAssertions {
     runtime: tokio::runtime::Handle,
     writer: Arc<Mutex<Option<mpsc::Sender<Pending>>>>,
+    metrics: Arc<OnceLock<Metrics>>,
 }
 
 impl std::fmt::Debug for UsedAssertions {
@@ -67,7 +69,13 @@ impl UsedAssertions {
         Self {
             runtime: tokio::runtime::Handle::current(),
             writer: Arc::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts the batches written, and their rows, in `metrics`.
+    pub fn count_in(&self, metrics: Metrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// The writer's queue, started (or started again) if need be.
@@ -83,7 +91,8 @@ impl UsedAssertions {
             tracing::error!("the writer of used assertions stopped; starting it again");
         }
         let (sender, receiver) = mpsc::channel(QUEUE);
-        self.runtime.spawn(write_batches(db.clone(), receiver));
+        self.runtime
+            .spawn(write_batches(db.clone(), receiver, self.metrics.clone()));
         *writer = Some(sender.clone());
         sender
     }
@@ -110,11 +119,20 @@ impl UsedAssertions {
     }
 }
 
-async fn write_batches(db: DatabaseConnection, mut receiver: mpsc::Receiver<Pending>) {
+async fn write_batches(
+    db: DatabaseConnection,
+    mut receiver: mpsc::Receiver<Pending>,
+    metrics: Arc<OnceLock<Metrics>>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let rows: Vec<UsedAssertion> = batch.iter().map(|p| p.row.clone()).collect();
-        let answers: Vec<Result<FirstUse, Error>> = match insert(&db, &rows).await {
+        let started = Instant::now();
+        let inserted = insert(&db, &rows).await;
+        if let (Ok(_), Some(metrics)) = (&inserted, metrics.get()) {
+            metrics.used_assertions_written(rows.len(), started.elapsed());
+        }
+        let answers: Vec<Result<FirstUse, Error>> = match inserted {
             Ok(mut inserted) => rows
                 .iter()
                 .map(|row| {
