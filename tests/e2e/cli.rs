@@ -228,6 +228,11 @@ async fn an_administrator_runs_the_whole_cycle_with_the_cli(backend: Backend) {
     let (code, _, err) = run(&["apps", "keys", "add", &name, "--jwk-file", jwk_path]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("jwk: holds private key material"), "{err}");
+    // A file far too large for a key is refused whole, not cut and sent.
+    std::fs::write(&jwk_file, " ".repeat(64 * 1024 + 1)).unwrap();
+    let (code, _, err) = run(&["apps", "keys", "add", &name, "--jwk-file", jwk_path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is larger than 64 KiB"), "{err}");
     let (code, out, err) = run(&[
         "-o",
         "json",

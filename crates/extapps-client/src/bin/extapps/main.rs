@@ -380,16 +380,24 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 /// The TLS settings the flags ask for, with their files read.
 /// The JWK in `path` (`-`: standard input), at most 64 KiB read: the
 /// server takes 8 KiB and says so, which a bigger file would only delay.
+/// A JWK's text, from a file or standard input (`-`). Read up to a bound,
+/// so a wrong file (or a stream that never ends) is refused, not sent.
 fn read_jwk(path: &std::path::Path) -> Result<String, Failure> {
     use std::io::Read;
+    const LIMIT: u64 = 64 * 1024;
     let mut text = String::new();
-    let limit = 64 * 1024;
     let result = if path.as_os_str() == "-" {
-        std::io::stdin().take(limit).read_to_string(&mut text)
+        std::io::stdin().take(LIMIT + 1).read_to_string(&mut text)
     } else {
-        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_string(&mut text))
+        std::fs::File::open(path).and_then(|f| f.take(LIMIT + 1).read_to_string(&mut text))
     };
     result.map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    if text.len() as u64 > LIMIT {
+        return Err(invalid(format!(
+            "{} is larger than 64 KiB: a public key's JWK is a few hundred bytes",
+            path.display()
+        )));
+    }
     Ok(text)
 }
 
