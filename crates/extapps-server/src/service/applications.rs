@@ -406,3 +406,18 @@ impl Service {
             .await
     }
 }
+
+/// The check that an application is confidential, for a change to its
+/// credentials: only a confidential application authenticates at all (SPEC
+/// rule 2); a non-confidential one is told, in `message`, why it has none.
+pub(super) fn confidential(
+    message: &'static str,
+) -> impl FnOnce(&Application) -> Result<(), Error> {
+    move |app| match app.app_type {
+        ApplicationType::Confidential => Ok(()),
+        ApplicationType::NonConfidential => Err(Error::FailedPrecondition {
+            reason: Reason::ApplicationNotConfidential,
+            message: message.into(),
+        }),
+    }
+}

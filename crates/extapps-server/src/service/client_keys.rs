@@ -4,11 +4,11 @@
 use uuid::Uuid;
 
 use super::Service;
+use super::applications::confidential;
 use super::secrets::tokens_all_expired_by;
 use crate::domain::{
-    Error, Reason, Violations,
+    Error, Violations,
     application::{Application, Etag, KeyInfo},
-    application_type::ApplicationType,
     caller::Caller,
     client_key::parse_public_jwk,
     names::{ApplicationName, KeyName},
@@ -63,7 +63,9 @@ impl Service {
             .add_key(
                 self.change_of(caller, name, request.etag),
                 &new,
-                confidential,
+                confidential(
+                    "a non-confidential application cannot keep a private key, so it has no keys",
+                ),
             )
             .await
     }
@@ -93,18 +95,5 @@ impl Service {
                 },
             )
             .await
-    }
-}
-
-/// Only a confidential application authenticates at all: a non-confidential
-/// one has nothing to prove, and no key would make it able to keep one.
-fn confidential(app: &Application) -> Result<(), Error> {
-    match app.app_type {
-        ApplicationType::Confidential => Ok(()),
-        ApplicationType::NonConfidential => Err(Error::FailedPrecondition {
-            reason: Reason::ApplicationNotConfidential,
-            message: "a non-confidential application cannot keep a private key, so it has no keys"
-                .into(),
-        }),
     }
 }

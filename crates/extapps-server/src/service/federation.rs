@@ -4,11 +4,11 @@
 use uuid::Uuid;
 
 use super::Service;
+use super::applications::confidential;
 use super::secrets::tokens_all_expired_by;
 use crate::domain::{
-    Error, Reason, Violations,
+    Error, Violations,
     application::{Application, Etag, FederatedInfo},
-    application_type::ApplicationType,
     caller::Caller,
     federation::{self, FederatedCredential},
     names::{ApplicationName, FederatedCredentialName},
@@ -79,7 +79,10 @@ impl Service {
             .add_federated(
                 self.change_of(caller, name, request.etag),
                 &new,
-                confidential,
+                confidential(
+                    "a non-confidential application does not authenticate, so it has no \
+                     federated credentials",
+                ),
             )
             .await
     }
@@ -109,18 +112,5 @@ impl Service {
                 },
             )
             .await
-    }
-}
-
-/// Only a confidential application authenticates at all.
-fn confidential(app: &Application) -> Result<(), Error> {
-    match app.app_type {
-        ApplicationType::Confidential => Ok(()),
-        ApplicationType::NonConfidential => Err(Error::FailedPrecondition {
-            reason: Reason::ApplicationNotConfidential,
-            message: "a non-confidential application does not authenticate, so it has no \
-                      federated credentials"
-                .into(),
-        }),
     }
 }

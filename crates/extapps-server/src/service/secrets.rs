@@ -4,12 +4,11 @@
 use time::Duration;
 use uuid::Uuid;
 
-use super::applications::{MAX_GRACE_PERIOD, WithSecret};
+use super::applications::{MAX_GRACE_PERIOD, WithSecret, confidential};
 use super::{MAX_TOKEN_TTL, Service, new_client_secret};
 use crate::domain::{
-    Error, Reason, Violations,
+    Error, Violations,
     application::{Application, Etag},
-    application_type::ApplicationType,
     caller::Caller,
     idempotency::{IdempotencyKey, request_digest},
     names::{ApplicationName, SecretName},
@@ -140,7 +139,7 @@ impl Service {
             .rotate_secret(
                 self.change_of(caller, name, request.etag),
                 &rotation,
-                confidential,
+                confidential("a non-confidential application never has a secret"),
                 |after| {
                     let Some((key, digest)) = &idempotency else {
                         return Ok(None);
@@ -195,17 +194,6 @@ impl Service {
                 },
             )
             .await
-    }
-}
-
-/// Only a confidential application has secrets (SPEC rule 2).
-fn confidential(app: &Application) -> Result<(), Error> {
-    match app.app_type {
-        ApplicationType::Confidential => Ok(()),
-        ApplicationType::NonConfidential => Err(Error::FailedPrecondition {
-            reason: Reason::ApplicationNotConfidential,
-            message: "a non-confidential application never has a secret".into(),
-        }),
     }
 }
 

@@ -6,7 +6,6 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    sea_query::Expr,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -224,20 +223,6 @@ impl Store {
             .await
             .map_err(db_error)?;
         Ok((assertions.rows_affected, keys.rows_affected))
-    }
-
-    /// Notes that a key authenticated a request at `when`.
-    pub async fn touch_key(&self, key_id: Uuid, when: OffsetDateTime) -> Result<(), Error> {
-        application_key::Entity::update_many()
-            .col_expr(
-                application_key::Column::LastUseTime,
-                Expr::value(to_micros(when)),
-            )
-            .filter(application_key::Column::Id.eq(key_id.to_string()))
-            .exec(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(())
     }
 }
 

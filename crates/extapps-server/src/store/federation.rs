@@ -4,7 +4,6 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    sea_query::Expr,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -152,20 +151,6 @@ impl Store {
         self.change_application(of, write)
             .await?
             .ok_or(Error::Internal)
-    }
-
-    /// Notes that a federated credential authenticated a request at `when`.
-    pub async fn touch_federated(&self, id: Uuid, when: OffsetDateTime) -> Result<(), Error> {
-        federated_credential::Entity::update_many()
-            .col_expr(
-                federated_credential::Column::LastUseTime,
-                Expr::value(to_micros(when)),
-            )
-            .filter(federated_credential::Column::Id.eq(id.to_string()))
-            .exec(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(())
     }
 }
 

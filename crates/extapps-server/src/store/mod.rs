@@ -29,7 +29,7 @@ pub use client_keys::{DeleteKey, FirstUse, NewKey};
 pub use federation::{DeleteFederated, NewFederated};
 pub use keys::{CallerKeyRecord, NewCallerKey};
 pub use secrets::{DeleteSecret, RotateSecret};
-pub use tokens::IntrospectionState;
+pub use tokens::{Credential, IntrospectionState};
 pub use user_grants::{Answer, NewGrant, UserGrantsOf};
 
 use crate::domain::Error;

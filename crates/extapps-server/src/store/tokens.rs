@@ -328,19 +328,78 @@ impl Store {
             .map_err(db_error)
     }
 
-    /// Notes that a secret authenticated a request at `when`.
-    pub async fn touch_secret(&self, secret_id: Uuid, when: OffsetDateTime) -> Result<(), Error> {
-        application_secret::Entity::update_many()
-            .col_expr(
-                application_secret::Column::LastUseTime,
-                Expr::value(to_micros(when)),
-            )
-            .filter(application_secret::Column::Id.eq(secret_id.to_string()))
-            .exec(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+    /// Records when `credential` was last used.
+    pub async fn touch_credential(
+        &self,
+        credential: Credential,
+        when: OffsetDateTime,
+    ) -> Result<(), Error> {
+        match credential {
+            Credential::Secret(id) => {
+                touch::<application_secret::Entity>(
+                    &self.db,
+                    application_secret::Column::Id,
+                    application_secret::Column::LastUseTime,
+                    id,
+                    when,
+                )
+                .await
+            }
+            Credential::Key(id) => {
+                touch::<application_key::Entity>(
+                    &self.db,
+                    application_key::Column::Id,
+                    application_key::Column::LastUseTime,
+                    id,
+                    when,
+                )
+                .await
+            }
+            Credential::Federated(id) => {
+                touch::<federated_credential::Entity>(
+                    &self.db,
+                    federated_credential::Column::Id,
+                    federated_credential::Column::LastUseTime,
+                    id,
+                    when,
+                )
+                .await
+            }
+        }
     }
+}
+
+/// A credential that authenticated a client, by its ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Secret(Uuid),
+    Key(Uuid),
+    Federated(Uuid),
+}
+
+impl Credential {
+    pub fn id(self) -> Uuid {
+        match self {
+            Self::Secret(id) | Self::Key(id) | Self::Federated(id) => id,
+        }
+    }
+}
+
+/// Sets the last-use time of the row of `E` whose `id_column` is `id`.
+async fn touch<E: EntityTrait>(
+    db: &sea_orm::DatabaseConnection,
+    id_column: E::Column,
+    last_use_column: E::Column,
+    id: Uuid,
+    when: OffsetDateTime,
+) -> Result<(), Error> {
+    E::update_many()
+        .col_expr(last_use_column, Expr::value(to_micros(when)))
+        .filter(id_column.eq(id.to_string()))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 #[cfg(test)]

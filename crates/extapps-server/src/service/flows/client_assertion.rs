@@ -22,7 +22,7 @@ use crate::domain::{
     oauth::OAuthError,
 };
 use crate::service::Service;
-use crate::store::FirstUse;
+use crate::store::{Credential, FirstUse};
 
 /// Why a credential could not be found for an assertion.
 enum Miss {
@@ -326,16 +326,10 @@ impl Service {
         {
             self.machinery.known_keys.remember(client_id, key);
         }
-        if !self.machinery.secret_use.due(credential, now) {
-            return;
-        }
-        let written = match assertion.is_self_signed() {
-            true => self.store.touch_key(credential, now).await,
-            false => self.store.touch_federated(credential, now).await,
+        let credential = match assertion.is_self_signed() {
+            true => Credential::Key(credential),
+            false => Credential::Federated(credential),
         };
-        // Failing to record a use must not fail the request.
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "could not record a credential's last use");
-        }
+        self.note_credential_use(credential, now).await;
     }
 }

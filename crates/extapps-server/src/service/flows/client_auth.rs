@@ -21,6 +21,7 @@ use crate::domain::{
     oauth::OAuthError,
 };
 use crate::service::Service;
+use crate::store::Credential;
 
 /// A client that proved who it is, and how.
 #[derive(Debug)]
@@ -229,7 +230,8 @@ impl Service {
         secret_id: Uuid,
         now: OffsetDateTime,
     ) -> Result<AuthenticatedClient, OAuthError> {
-        self.note_secret_use(secret_id, now).await;
+        self.note_credential_use(Credential::Secret(secret_id), now)
+            .await;
         Ok(AuthenticatedClient {
             id: client_id,
             state,
@@ -264,15 +266,15 @@ impl Service {
         }
     }
 
-    /// Records a secret's last use: one small write at most every few
-    /// minutes per secret and replica, not one per request.
-    async fn note_secret_use(&self, secret_id: Uuid, now: OffsetDateTime) {
-        if !self.machinery.secret_use.due(secret_id, now) {
+    /// Records a credential's last use: one small write at most every few
+    /// minutes per credential and replica, not one per request.
+    pub(super) async fn note_credential_use(&self, credential: Credential, now: OffsetDateTime) {
+        if !self.machinery.secret_use.due(credential.id(), now) {
             return;
         }
         // Failing to record a use must not fail the request.
-        if let Err(e) = self.store.touch_secret(secret_id, now).await {
-            tracing::warn!(error = %e, "could not record a secret's last use");
+        if let Err(e) = self.store.touch_credential(credential, now).await {
+            tracing::warn!(error = %e, "could not record a credential's last use");
         }
     }
 
