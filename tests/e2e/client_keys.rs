@@ -25,6 +25,7 @@ crate::on_both_backends!(
     assertions_that_must_not_pass_are_refused_and_issue_nothing,
     deleting_a_key_ends_its_tokens_only_when_asked,
     an_assertion_is_accepted_once_across_replicas,
+    replays_sent_at_once_leave_one_token_each_and_no_error,
     strangers_assertions_cost_bounded_work_and_the_owner_is_served,
     a_client_introspects_its_own_tokens_and_no_others,
 );
@@ -636,6 +637,57 @@ async fn an_assertion_is_accepted_once_across_replicas(backend: Backend) {
         token_by_assertion(&replica, &assertion, &[]).await,
         "expired",
     );
+}
+
+async fn replays_sent_at_once_leave_one_token_each_and_no_error(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let replica = server.beside(server.ring.clone()).await;
+    let mut admin = server.admin("acme").await;
+    let key = SigningKey::generate(Alg::EdDsa);
+    let (client, _) = keyed_client(&server, &mut admin, "Replayed", &[&key]).await;
+    let id = client.app.client_id.as_str();
+    // Eight assertions, each sent eight times, all at once and shuffled,
+    // to two replicas: their batches, written side by side, share jtis in
+    // every order, and must neither deadlock nor let a jti through twice.
+    let assertions: Vec<String> = (0..8)
+        .map(|_| {
+            let both = with(
+                claims(&server, id),
+                json!({"aud": [format!("{}/oauth2/token", server.url), format!("{}/oauth2/token", replica.url)]}),
+            );
+            key.sign(&key.header(), &both)
+        })
+        .collect();
+    let (server, replica) = (&server, &replica);
+    let mut sends = Vec::new();
+    for round in 0..8 {
+        for i in 0..8 {
+            let assertion = &assertions[(i * 3 + round) % 8];
+            let target = if (i + round) % 2 == 0 {
+                server
+            } else {
+                replica
+            };
+            sends
+                .push(async move { (assertion, token_by_assertion(target, assertion, &[]).await) });
+        }
+    }
+    let mut accepted = std::collections::HashMap::new();
+    for (assertion, (status, body)) in futures_util::future::join_all(sends).await {
+        match status {
+            StatusCode::OK => *accepted.entry(assertion.clone()).or_insert(0) += 1,
+            StatusCode::UNAUTHORIZED => assert!(
+                body["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("used before"),
+                "{body}"
+            ),
+            _ => panic!("{status}: {body}"),
+        }
+    }
+    assert_eq!(accepted.len(), 8, "each assertion once: {accepted:?}");
+    assert!(accepted.values().all(|&n| n == 1), "{accepted:?}");
 }
 
 async fn strangers_assertions_cost_bounded_work_and_the_owner_is_served(backend: Backend) {

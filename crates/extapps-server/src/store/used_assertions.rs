@@ -124,34 +124,46 @@ async fn write_batches(
     mut receiver: mpsc::Receiver<Pending>,
     metrics: Arc<OnceLock<Metrics>>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut batch, BATCH).await > 0 {
-        let rows: Vec<UsedAssertion> = batch.iter().map(|p| p.row.clone()).collect();
-        let started = Instant::now();
-        let inserted = insert(&db, &rows).await;
-        if let (Ok(_), Some(metrics)) = (&inserted, metrics.get()) {
-            metrics.used_assertions_written(rows.len(), started.elapsed());
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        if receiver.recv_many(&mut batch, BATCH).await == 0 {
+            return;
         }
-        let answers: Vec<Result<FirstUse, Error>> = match inserted {
-            Ok(mut inserted) => rows
-                .iter()
-                .map(|row| {
-                    // A `jti` twice in one batch: the first is the new one.
-                    Ok(match inserted.remove(&row.key()) {
-                        true => FirstUse::Yes,
-                        false => FirstUse::No,
-                    })
+        write_batch(&db, batch, metrics.get()).await;
+    }
+}
+
+/// Writes one batch and answers each of its requests.
+async fn write_batch(db: &DatabaseConnection, mut batch: Vec<Pending>, metrics: Option<&Metrics>) {
+    // Every replica's batches insert their rows in one order, so two
+    // written at once that share a `jti` (a replay sent to two replicas)
+    // wait for each other instead of deadlocking.
+    batch.sort_by_key(|pending| pending.row.key());
+    let rows: Vec<UsedAssertion> = batch.iter().map(|p| p.row.clone()).collect();
+    let started = Instant::now();
+    let inserted = insert(db, &rows).await;
+    if let (Ok(_), Some(metrics)) = (&inserted, metrics) {
+        metrics.used_assertions_written(rows.len(), started.elapsed());
+    }
+    let answers: Vec<Result<FirstUse, Error>> = match inserted {
+        Ok(mut inserted) => rows
+            .iter()
+            .map(|row| {
+                // A `jti` twice in one batch: the first is the new one.
+                Ok(match inserted.remove(&row.key()) {
+                    true => FirstUse::Yes,
+                    false => FirstUse::No,
                 })
-                .collect(),
-            Err(e) => {
-                let error = db_error(e);
-                rows.iter().map(|_| Err(error.clone())).collect()
-            }
-        };
-        for (pending, answer) in batch.drain(..).zip(answers) {
-            // A request that went away no longer waits for its answer.
-            let _ = pending.answer.send(answer);
+            })
+            .collect(),
+        Err(e) => {
+            let error = db_error(e);
+            rows.iter().map(|_| Err(error.clone())).collect()
         }
+    };
+    for (pending, answer) in batch.into_iter().zip(answers) {
+        // A request that went away no longer waits for its answer.
+        let _ = pending.answer.send(answer);
     }
 }
 
