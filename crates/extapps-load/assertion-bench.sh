@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Client credentials with private_key_jwt (ES256, EdDSA) beside
-# client_secret_basic, on extapps' embedded default (SQLite) and on
-# node-oidc-provider (in memory; peer/), at 16 and 64 connections. Every
-# request carries a fresh assertion (an assertion is accepted once), so the
-# load generator is extapps-assertions, not oha: it signs each one itself,
-# and sends the secret requests through the same code.
+# client_secret_basic, on extapps' embedded default (SQLite), on extapps with
+# PostgreSQL, and on node-oidc-provider (in memory; peer/), at 16 and 64
+# connections. Every request carries a fresh assertion (an assertion is
+# accepted once), so the load generator is extapps-assertions, not oha: it
+# signs each one itself, and sends the secret requests through the same code.
 #
 # Runs are interleaved as in http-bench.sh: for each cell, run 1 loads every
 # row in turn, then run 2, and so on; the median of RUNS runs of DURATION.
-# Prints a Markdown table with the CPU each row's server and the load
-# generator used during its measured runs, in cores.
+# Prints a Markdown table with the CPU each row's server, the load generator
+# and everything else (PostgreSQL, the rest of the machine) used during its
+# measured runs, in cores; and, for extapps' assertion rows, what writing
+# the assertions' jti cost (read from the server's /metrics): the write's
+# time per assertion and the assertions per batch.
+#
+# Needs node and npm, and the machine's PostgreSQL as tests/run.sh sets it up
+# (or EXTAPPS_BENCH_POSTGRES_URL naming an empty database).
 #
 #   crates/extapps-load/assertion-bench.sh [DURATION] [RUNS]      (10s, 3)
 set -euo pipefail
@@ -35,30 +41,52 @@ wait_for_port() {
 }
 json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
 own_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 hz=$(getconf CLK_TCK)
+# The jti writes so far, from a server's metrics: "seconds rows batches".
+jti_writes() {
+  curl -sf "http://127.0.0.1:$1/metrics" | awk '
+    /^extapps_used_assertion_write_duration_seconds_sum / { s = $2 }
+    /^extapps_used_assertion_write_duration_seconds_count / { b = $2 }
+    /^extapps_used_assertions_written_total / { r = $2 }
+    END { print s + 0, r + 0, b + 0 }'
+}
 
 # Keys: one pair per algorithm, shared by both servers' clients.
 "$load" keygen --alg es256 --out "$work/es256.pk8" --kid es256 > "$work/es256.jwk"
 "$load" keygen --alg eddsa --out "$work/eddsa.pk8" --kid eddsa > "$work/eddsa.jwk"
 
-# extapps on SQLite, with an application holding a secret and both keys.
-export EXTAPPS_DATABASE_URL="sqlite://$work/bench.db?mode=rwc" EXTAPPS_KEY_FILE="$work/keys.toml"
+# extapps on SQLite and on PostgreSQL, each with an application holding a
+# secret and both keys.
 "$server" --log warn key-ring create --key-file "$work/keys.toml" >/dev/null
-admin=$("$server" --log warn keys create --organization acme --role admin)
-"$server" --log warn serve --listen 127.0.0.1:50192 &
-extapps_pid=$!
-pids+=($!)
-wait_for_port 50192
-registered=$("$cli" --url http://127.0.0.1:50192 --key "$admin" -o json apps register \
-  --organization acme --name "assertion bench" --type confidential \
-  --app-scope OR:OR.Jobs.Read --app-scope OR:OR.Queues)
-app=$(json_field '["application"]["name"]' <<<"$registered")
-extapps_id=$(json_field '["application"]["client_id"]' <<<"$registered")
-extapps_secret=$(json_field '["client_secret"]' <<<"$registered")
-for alg in es256 eddsa; do
-  "$cli" --url http://127.0.0.1:50192 --key "$admin" apps keys add "$app" \
-    --jwk-file "$work/$alg.jwk" >/dev/null
-done
+declare -A extapps_pid extapps_id extapps_secret
+extapps() {
+  local name=$1 port=$2 admin registered app
+  admin=$("$server" --log warn keys create --organization acme --role admin)
+  "$server" --log warn serve --listen "127.0.0.1:$port" &
+  extapps_pid[$name]=$!
+  pids+=($!)
+  wait_for_port "$port"
+  registered=$("$cli" --url "http://127.0.0.1:$port" --key "$admin" -o json apps register \
+    --organization acme --name "assertion bench" --type confidential \
+    --app-scope OR:OR.Jobs.Read --app-scope OR:OR.Queues)
+  app=$(json_field '["application"]["name"]' <<<"$registered")
+  extapps_id[$name]=$(json_field '["application"]["client_id"]' <<<"$registered")
+  extapps_secret[$name]=$(json_field '["client_secret"]' <<<"$registered")
+  for alg in es256 eddsa; do
+    "$cli" --url "http://127.0.0.1:$port" --key "$admin" apps keys add "$app" \
+      --jwk-file "$work/$alg.jwk" >/dev/null
+  done
+}
+if [ -z "${EXTAPPS_BENCH_POSTGRES_URL:-}" ]; then
+  runuser -u postgres -- psql -q -c "DROP DATABASE IF EXISTS extapps_bench" \
+    -c "CREATE DATABASE extapps_bench OWNER extapps"
+  EXTAPPS_BENCH_POSTGRES_URL="postgres://extapps:extapps@127.0.0.1:5432/extapps_bench?sslmode=disable"
+fi
+EXTAPPS_DATABASE_URL="sqlite://$work/bench.db?mode=rwc" EXTAPPS_KEY_FILE="$work/keys.toml" \
+  extapps sqlite 50192
+EXTAPPS_DATABASE_URL=$EXTAPPS_BENCH_POSTGRES_URL EXTAPPS_KEY_FILE="$work/keys.toml" \
+  extapps postgres 50191
 
 # node-oidc-provider, with the same public keys on its private_key_jwt client.
 jwks=$(python3 -c "import json, sys; print(json.dumps({'keys': [json.load(open(f)) for f in sys.argv[1:]]}))" \
@@ -68,26 +96,38 @@ node_pid=$!
 pids+=($!)
 wait_for_port 50193
 
-rows=(extapps-secret extapps-es256 extapps-eddsa node-secret node-es256 node-eddsa)
-declare -A label args server_pid server_ticks load_cpu seconds
+rows=(extapps-secret extapps-es256 extapps-eddsa postgres-es256 postgres-eddsa
+  node-secret node-es256 node-eddsa)
+declare -A label args server_pid port server_ticks machine_busy load_cpu seconds
+declare -A jti_seconds jti_rows jti_batches
 label[extapps-secret]="extapps, SQLite: client_secret_basic"
 label[extapps-es256]="extapps, SQLite: private_key_jwt ES256"
 label[extapps-eddsa]="extapps, SQLite: private_key_jwt EdDSA"
+label[postgres-es256]="extapps, PostgreSQL: private_key_jwt ES256"
+label[postgres-eddsa]="extapps, PostgreSQL: private_key_jwt EdDSA"
 label[node-secret]="node-oidc-provider 9.13: client_secret_basic"
 label[node-es256]="node-oidc-provider 9.13: private_key_jwt ES256"
 label[node-eddsa]="node-oidc-provider 9.13: private_key_jwt EdDSA"
-extapps_url=http://127.0.0.1:50192/oauth2/token
+sqlite_url=http://127.0.0.1:50192/oauth2/token
+postgres_url=http://127.0.0.1:50191/oauth2/token
 node_url=http://127.0.0.1:50193/token
 node_scope="scope=OR.Jobs.Read%20OR.Queues"
-args[extapps-secret]="--url $extapps_url --client-id $extapps_id --secret $extapps_secret"
-args[extapps-es256]="--url $extapps_url --client-id $extapps_id --alg es256 --kid es256 --key $work/es256.pk8"
-args[extapps-eddsa]="--url $extapps_url --client-id $extapps_id --alg eddsa --kid eddsa --key $work/eddsa.pk8"
+args[extapps-secret]="--url $sqlite_url --client-id ${extapps_id[sqlite]} --secret ${extapps_secret[sqlite]}"
+for alg in es256 eddsa; do
+  args[extapps-$alg]="--url $sqlite_url --client-id ${extapps_id[sqlite]} --alg $alg --kid $alg --key $work/$alg.pk8"
+  args[postgres-$alg]="--url $postgres_url --client-id ${extapps_id[postgres]} --alg $alg --kid $alg --key $work/$alg.pk8"
+done
 args[node-secret]="--url $node_url --client-id bench --secret bench-secret-0123456789abcdef0123456789abcdef --extra $node_scope"
 args[node-es256]="--url $node_url --client-id bench-jwt --alg es256 --kid es256 --key $work/es256.pk8 --extra $node_scope"
 args[node-eddsa]="--url $node_url --client-id bench-jwt --alg eddsa --kid eddsa --key $work/eddsa.pk8 --extra $node_scope"
 for row in "${rows[@]}"; do
-  case $row in extapps-*) server_pid[$row]=$extapps_pid ;; *) server_pid[$row]=$node_pid ;; esac
-  server_ticks[$row]=0 load_cpu[$row]=0 seconds[$row]=0
+  case $row in
+    extapps-*) server_pid[$row]=${extapps_pid[sqlite]} port[$row]=50192 ;;
+    postgres-*) server_pid[$row]=${extapps_pid[postgres]} port[$row]=50191 ;;
+    *) server_pid[$row]=$node_pid port[$row]= ;;
+  esac
+  server_ticks[$row]=0 machine_busy[$row]=0 load_cpu[$row]=0 seconds[$row]=0
+  jti_seconds[$row]=0 jti_rows[$row]=0 jti_batches[$row]=0
 done
 
 declare -A results
@@ -96,10 +136,17 @@ for connections in 16 64; do
     # The order rotates from run to run.
     order=("${rows[@]:$((run % ${#rows[@]}))}" "${rows[@]:0:$((run % ${#rows[@]}))}")
     for row in "${order[@]}"; do
-      before=$(own_ticks "${server_pid[$row]}")
+      before=$(own_ticks "${server_pid[$row]}") machine_before=$(machine_ticks)
+      [ -n "${port[$row]}" ] && read -r s0 r0 b0 < <(jti_writes "${port[$row]}")
       # shellcheck disable=SC2086
       line=$("$load" load ${args[$row]} --connections "$connections" --duration "$duration")
-      after=$(own_ticks "${server_pid[$row]}")
+      after=$(own_ticks "${server_pid[$row]}") machine_after=$(machine_ticks)
+      if [ -n "${port[$row]}" ]; then
+        read -r s1 r1 b1 < <(jti_writes "${port[$row]}")
+        jti_seconds[$row]=$(python3 -c "print(${jti_seconds[$row]} + $s1 - $s0)")
+        jti_rows[$row]=$(python3 -c "print(${jti_rows[$row]} + $r1 - $r0)")
+        jti_batches[$row]=$(python3 -c "print(${jti_batches[$row]} + $b1 - $b0)")
+      fi
       rate=$(sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$line")
       failed=$(sed -E 's/.*failed=([0-9]+).*/\1/' <<<"$line")
       cpu=$(sed -E 's/.*cpu=([0-9.]+).*/\1/' <<<"$line")
@@ -108,6 +155,7 @@ for connections in 16 64; do
       fi
       results[$row,$connections]+="$rate "
       server_ticks[$row]=$((server_ticks[$row] + after - before))
+      machine_busy[$row]=$((machine_busy[$row] + machine_after - machine_before))
       load_cpu[$row]=$(python3 -c "print(${load_cpu[$row]} + $cpu)")
       seconds[$row]=$((seconds[$row] + 1))
     done
@@ -116,11 +164,20 @@ done
 
 duration_s=$(python3 -c "import re; m=re.fullmatch(r'(\d+)(ms|s|m)?', '$duration'); n=int(m.group(1)); print(n/1000 if m.group(2)=='ms' else n*60 if m.group(2)=='m' else n)")
 median() { python3 -c "import statistics, sys; print(int(statistics.median(map(int, sys.argv[1:]))))" $1; }
-echo "| server | c=16 | c=64 | server CPU | load generator CPU |"
-echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| server | c=16 | c=64 | CPU: server / load generator / else | jti write per assertion | assertions per write |"
+echo "| --- | ---: | ---: | --- | ---: | ---: |"
 for row in "${rows[@]}"; do
-  # The server's ticks span each run's 1 s warm-up too.
-  server_cores=$(python3 -c "print(f'{${server_ticks[$row]} / $hz / (${seconds[$row]} * ($duration_s + 1)):.2f}')")
+  # The server's and the machine's ticks span each run's 1 s warm-up too.
+  span="(${seconds[$row]} * ($duration_s + 1))"
+  server_cores=$(python3 -c "print(f'{${server_ticks[$row]} / $hz / $span:.2f}')")
   load_cores=$(python3 -c "print(f'{${load_cpu[$row]} / ${seconds[$row]}:.2f}')")
-  echo "| ${label[$row]} | $(median "${results[$row,16]}") | $(median "${results[$row,64]}") | $server_cores | $load_cores |"
+  else_cores=$(python3 -c "print(f'{max(0, ${machine_busy[$row]} / $hz / $span - ${server_ticks[$row]} / $hz / $span - ${load_cpu[$row]} / ${seconds[$row]}):.2f}')")
+  write=""
+  batch=""
+  if [ "${jti_rows[$row]}" != 0 ] && [ "${jti_rows[$row]}" != 0.0 ]; then
+    write=$(python3 -c "print(f'{${jti_seconds[$row]} / ${jti_rows[$row]} * 1e6:.0f} µs')")
+    batch=$(python3 -c "print(f'{${jti_rows[$row]} / ${jti_batches[$row]}:.1f}')")
+  fi
+  echo "| ${label[$row]} | $(median "${results[$row,16]}") | $(median "${results[$row,64]}") |" \
+    "$server_cores / $load_cores / $else_cores | $write | $batch |"
 done
