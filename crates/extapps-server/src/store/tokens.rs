@@ -113,12 +113,11 @@ impl Store {
         self.cache.client(&client_id)
     }
 
-    /// The state as stored, with every secret not yet purged. The row
-    /// first, then its credentials (at once), in this order on purpose: a
-    /// change between them can only make the credentials newer than the
-    /// application row (a secret rotated away then looks ended a moment
-    /// early), never bring back a secret the row's revision has already
-    /// replaced.
+    /// The state as stored, with every secret not yet purged. Two reads, in
+    /// this order on purpose: a change between them can only make the
+    /// secrets newer than the application row (a secret rotated away then
+    /// looks ended a moment early), never bring back a secret the row's
+    /// revision has already replaced.
     async fn read_client_state(&self, client_id: ClientId) -> Result<Option<ClientState>, Error> {
         let id = client_id.to_string();
         let Some(app) = application::Entity::find_by_id(id.clone())
@@ -128,18 +127,21 @@ impl Store {
         else {
             return Ok(None);
         };
-        let (secrets, keys, federated) = tokio::try_join!(
-            application_secret::Entity::find()
-                .filter(application_secret::Column::ApplicationId.eq(id.clone()))
-                .all(&self.db),
-            application_key::Entity::find()
-                .filter(application_key::Column::ApplicationId.eq(id.clone()))
-                .all(&self.db),
-            federated_credential::Entity::find()
-                .filter(federated_credential::Column::ApplicationId.eq(id))
-                .all(&self.db),
-        )
-        .map_err(db_error)?;
+        let secrets = application_secret::Entity::find()
+            .filter(application_secret::Column::ApplicationId.eq(id.clone()))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let keys = application_key::Entity::find()
+            .filter(application_key::Column::ApplicationId.eq(id.clone()))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let federated = federated_credential::Entity::find()
+            .filter(federated_credential::Column::ApplicationId.eq(id))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
         let corrupt = || {
             tracing::error!(application = %app.id, "stored application does not parse");
             Error::Internal
