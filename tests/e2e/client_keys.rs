@@ -513,7 +513,7 @@ async fn deleting_a_key_ends_its_tokens_only_when_asked(backend: Backend) {
 
     // A key past its expiry stops by itself.
     let brief = SigningKey::generate(Alg::Es256);
-    admin
+    let brief_info = admin
         .add_application_key(pb::AddApplicationKeyRequest {
             name: client.app.name.clone(),
             jwk: brief.public_jwk().to_string(),
@@ -526,9 +526,14 @@ async fn deleting_a_key_ends_its_tokens_only_when_asked(backend: Backend) {
             ..Default::default()
         })
         .await
+        .unwrap()
+        .into_inner()
+        .key
         .unwrap();
     access_token(token_by_assertion(&server, &brief.assertion(&server, id), &[]).await);
-    server.clock.advance(time::Duration::hours(1));
+    server.clock.advance(time::Duration::minutes(30));
+    let late = access_token(token_by_assertion(&server, &brief.assertion(&server, id), &[]).await);
+    server.clock.advance(time::Duration::minutes(30));
     refused(
         token_by_assertion(&server, &brief.assertion(&server, id), &[]).await,
         "no registered key",
@@ -539,6 +544,13 @@ async fn deleting_a_key_ends_its_tokens_only_when_asked(backend: Backend) {
         "not listed"
     );
     access_token(token_by_assertion(&server, &kept.assertion(&server, id), &[]).await);
+    // Kept while a token it got can live: deleting it still ends that token.
+    server.service.housekeeping().await;
+    assert!(is_active(&server.url, &introspect, &late).await);
+    delete_key(&mut admin, &brief_info, true).await.unwrap();
+    assert!(!is_active(&server.url, &introspect, &late).await);
+    let err = error_of(delete_key(&mut admin, &brief_info, true).await);
+    assert_eq!(err.reason.as_deref(), Some("APPLICATION_KEY_NOT_FOUND"));
 }
 
 async fn an_assertion_is_accepted_once_across_replicas(backend: Backend) {

@@ -20,7 +20,7 @@ crate::on_both_backends!(
     bad_secret_requests_change_nothing,
     operators_see_secrets_that_expire_soon,
     secrets_replaced_before_the_upgrade_are_not_reported_as_expiring,
-    revoking_every_token_reaches_secrets_deleted_or_purged_before,
+    revoking_every_token_reaches_secrets_deleted_or_expired_before,
 );
 
 fn days(days: i64) -> Option<Duration> {
@@ -244,9 +244,12 @@ async fn a_secret_expires_by_itself(backend: Backend) {
     let listed = get(&mut admin, &client.app.name).await;
     assert_eq!(ids(&listed), [first.secret_id.as_str()], "no longer listed");
     // Housekeeping removes what no longer works, so expired secrets never
-    // pile up in what each authentication reads.
+    // pile up in what each authentication reads; but only once no token
+    // it got can still live, so that deleting it can end them till then.
+    server.service.housekeeping().await;
     let stored = crate::support::stored::stored_secret_hashes(&server, &client.app.client_id);
-    assert_eq!(stored.await.len(), 2);
+    assert_eq!(stored.await.len(), 2, "kept while its tokens can live");
+    server.clock.advance(time::Duration::HOUR);
     server.service.housekeeping().await;
     let stored = crate::support::stored::stored_secret_hashes(&server, &client.app.client_id);
     assert_eq!(stored.await.len(), 1);
@@ -504,14 +507,14 @@ async fn secrets_replaced_before_the_upgrade_are_not_reported_as_expiring(backen
     assert_eq!(marked, 1, "only the secret with an expiry");
 }
 
-async fn revoking_every_token_reaches_secrets_deleted_or_purged_before(backend: Backend) {
+async fn revoking_every_token_reaches_secrets_deleted_or_expired_before(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut admin = server.admin("acme").await;
     let introspect = server.key(Some("acme"), Role::Introspect, &[]).await;
     let client = service_client(&server, "Everything").await;
     let first = client.app.secrets[0].clone();
-    // One secret deleted without its tokens, one expired and purged: their
-    // tokens live on, issued before either went.
+    // One secret deleted without its tokens, one expired: their tokens
+    // live on, issued before either went.
     let (deleted_secret, after) = add_secret(&mut admin, &client.app.name, "deleted", None).await;
     let deleted = newest(&after, &[&first]);
     let (expiring_secret, _) = add_secret(
@@ -533,8 +536,18 @@ async fn revoking_every_token_reaches_secrets_deleted_or_purged_before(backend: 
     delete_secret(&mut admin, &deleted, false).await.unwrap();
     server.clock.advance(time::Duration::seconds(61));
     server.service.housekeeping().await;
+    let listed = get(&mut admin, &client.app.name).await;
+    assert_eq!(
+        ids(&listed),
+        [first.secret_id.as_str()],
+        "only the first is listed"
+    );
     let stored = crate::support::stored::stored_secret_hashes(&server, &client.app.client_id);
-    assert_eq!(stored.await.len(), 1, "only the first secret is stored");
+    assert_eq!(
+        stored.await.len(),
+        2,
+        "the expired one is kept while its token lives"
+    );
     assert!(is_active(&server.url, &introspect, &by_deleted).await);
     assert!(is_active(&server.url, &introspect, &by_expired).await);
 

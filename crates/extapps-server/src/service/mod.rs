@@ -219,12 +219,23 @@ impl Service {
             Ok(purged) => tracing::debug!(purged, "purged ended grants and answered requests"),
             Err(e) => tracing::warn!(error = %e, "could not purge ended grants; retrying later"),
         }
-        match self.store.purge_expired_secrets(now).await {
+        // An expired secret or key is kept as long as a token it got can
+        // live, so that deleting it can still end that token.
+        let credentials_expired_by = now - self.tokens.ttl;
+        match self
+            .store
+            .purge_expired_secrets(credentials_expired_by)
+            .await
+        {
             Ok(0) => {}
             Ok(purged) => tracing::debug!(purged, "purged expired secrets"),
             Err(e) => tracing::warn!(error = %e, "could not purge expired secrets; retrying later"),
         }
-        match self.store.purge_expired_assertions_and_keys(now).await {
+        match self
+            .store
+            .purge_expired_assertions_and_keys(now, credentials_expired_by)
+            .await
+        {
             Ok((0, 0)) => {}
             Ok((assertions, keys)) => {
                 tracing::debug!(

@@ -206,11 +206,13 @@ impl Store {
 
     /// Forgets the assertions that expired a while ago (they are refused
     /// for their `exp` now, by every replica whose clock is within the
-    /// margin) and deletes the keys that have expired: housekeeping.
-    /// Returns how many of each went.
+    /// margin) and deletes the keys that expired at `keys_expired_by` or
+    /// before (kept until then, one can still be deleted with the tokens it
+    /// got while it worked): housekeeping. Returns how many of each went.
     pub async fn purge_expired_assertions_and_keys(
         &self,
         now: OffsetDateTime,
+        keys_expired_by: OffsetDateTime,
     ) -> Result<(u64, u64), Error> {
         let assertions = used_assertion::Entity::delete_many()
             .filter(used_assertion::Column::ExpireTime.lte(to_micros(now - USED_ASSERTION_MARGIN)))
@@ -218,7 +220,7 @@ impl Store {
             .await
             .map_err(db_error)?;
         let keys = application_key::Entity::delete_many()
-            .filter(application_key::Column::ExpireTime.lte(to_micros(now)))
+            .filter(application_key::Column::ExpireTime.lte(to_micros(keys_expired_by)))
             .exec(&self.db)
             .await
             .map_err(db_error)?;

@@ -194,7 +194,7 @@ impl Store {
         self.change_application(of, write).await
     }
 
-    /// Deletes one live secret of a confidential application (SPEC rule
+    /// Deletes one secret (live, or expired and not purged yet) of a confidential application (SPEC rule
     /// 6a); with `revoke_tokens`, every access and refresh token it
     /// authenticated ends, by the credential each records.
     pub async fn delete_secret(
@@ -240,13 +240,15 @@ impl Store {
             .ok_or(Error::Internal)
     }
 
-    /// Deletes the secrets that no longer work (expired, or past their
-    /// grace period): they are never shown or accepted, and otherwise an
-    /// application adding secrets with an expiry would pile them up in
-    /// what every authentication reads. Returns how many went.
-    pub async fn purge_expired_secrets(&self, now: OffsetDateTime) -> Result<u64, Error> {
+    /// Deletes the secrets that stopped working (expired, or past their
+    /// grace period) at `expired_by` or before: they are never shown or
+    /// accepted, and otherwise an application adding secrets with an expiry
+    /// would pile them up in what every authentication reads. Kept until
+    /// then, one can still be deleted with the tokens it got while it
+    /// worked. Returns how many went.
+    pub async fn purge_expired_secrets(&self, expired_by: OffsetDateTime) -> Result<u64, Error> {
         let purged = application_secret::Entity::delete_many()
-            .filter(application_secret::Column::ExpireTime.lte(to_micros(now)))
+            .filter(application_secret::Column::ExpireTime.lte(to_micros(expired_by)))
             .exec(&self.db)
             .await
             .map_err(db_error)?;
