@@ -45,11 +45,13 @@ machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 hz=$(getconf CLK_TCK)
 # The jti writes so far, from a server's metrics: "seconds rows batches".
 jti_writes() {
-  curl -sf "http://127.0.0.1:$1/metrics" | awk '
-    /^extapps_used_assertion_write_duration_seconds_sum / { s = $2 }
-    /^extapps_used_assertion_write_duration_seconds_count / { b = $2 }
-    /^extapps_used_assertions_written_total / { r = $2 }
-    END { print s + 0, r + 0, b + 0 }'
+  local text
+  text=$(curl -sf "http://127.0.0.1:$1/metrics") || return 1
+  awk '
+    /^extapps_used_assertion_write_duration_seconds_sum\{outcome="ok"\} / { s = $2 }
+    /^extapps_used_assertion_write_duration_seconds_count\{outcome="ok"\} / { b = $2 }
+    /^extapps_used_assertion_rows_total / { r = $2 }
+    END { printf "%.9f %d %d\n", s, r, b }' <<<"$text"
 }
 
 # Keys: one pair per algorithm, shared by both servers' clients.
@@ -98,7 +100,7 @@ wait_for_port 50193
 
 rows=(extapps-secret extapps-es256 extapps-eddsa postgres-es256 postgres-eddsa
   node-secret node-es256 node-eddsa)
-declare -A label args server_pid port server_ticks machine_busy load_cpu seconds
+declare -A label args server_pid port server_ticks machine_busy load_cpu seconds elapsed
 declare -A jti_seconds jti_rows jti_batches
 label[extapps-secret]="extapps, SQLite: client_secret_basic"
 label[extapps-es256]="extapps, SQLite: private_key_jwt ES256"
@@ -126,7 +128,7 @@ for row in "${rows[@]}"; do
     postgres-*) server_pid[$row]=${extapps_pid[postgres]} port[$row]=50191 ;;
     *) server_pid[$row]=$node_pid port[$row]= ;;
   esac
-  server_ticks[$row]=0 machine_busy[$row]=0 load_cpu[$row]=0 seconds[$row]=0
+  server_ticks[$row]=0 machine_busy[$row]=0 load_cpu[$row]=0 seconds[$row]=0 elapsed[$row]=0
   jti_seconds[$row]=0 jti_rows[$row]=0 jti_batches[$row]=0
 done
 
@@ -136,13 +138,17 @@ for connections in 16 64; do
     # The order rotates from run to run.
     order=("${rows[@]:$((run % ${#rows[@]}))}" "${rows[@]:0:$((run % ${#rows[@]}))}")
     for row in "${order[@]}"; do
-      before=$(own_ticks "${server_pid[$row]}") machine_before=$(machine_ticks)
-      [ -n "${port[$row]}" ] && read -r s0 r0 b0 < <(jti_writes "${port[$row]}")
+      before=$(own_ticks "${server_pid[$row]}") machine_before=$(machine_ticks) t0=$EPOCHREALTIME
+      if [ -n "${port[$row]}" ]; then
+        writes=$(jti_writes "${port[$row]}")
+        read -r s0 r0 b0 <<<"$writes"
+      fi
       # shellcheck disable=SC2086
       line=$("$load" load ${args[$row]} --connections "$connections" --duration "$duration")
-      after=$(own_ticks "${server_pid[$row]}") machine_after=$(machine_ticks)
+      after=$(own_ticks "${server_pid[$row]}") machine_after=$(machine_ticks) t1=$EPOCHREALTIME
       if [ -n "${port[$row]}" ]; then
-        read -r s1 r1 b1 < <(jti_writes "${port[$row]}")
+        writes=$(jti_writes "${port[$row]}")
+        read -r s1 r1 b1 <<<"$writes"
         jti_seconds[$row]=$(python3 -c "print(${jti_seconds[$row]} + $s1 - $s0)")
         jti_rows[$row]=$(python3 -c "print(${jti_rows[$row]} + $r1 - $r0)")
         jti_batches[$row]=$(python3 -c "print(${jti_batches[$row]} + $b1 - $b0)")
@@ -158,17 +164,18 @@ for connections in 16 64; do
       machine_busy[$row]=$((machine_busy[$row] + machine_after - machine_before))
       load_cpu[$row]=$(python3 -c "print(${load_cpu[$row]} + $cpu)")
       seconds[$row]=$((seconds[$row] + 1))
+      elapsed[$row]=$(python3 -c "print(${elapsed[$row]} + $t1 - $t0)")
     done
   done
 done
 
-duration_s=$(python3 -c "import re; m=re.fullmatch(r'(\d+)(ms|s|m)?', '$duration'); n=int(m.group(1)); print(n/1000 if m.group(2)=='ms' else n*60 if m.group(2)=='m' else n)")
 median() { python3 -c "import statistics, sys; print(int(statistics.median(map(int, sys.argv[1:]))))" $1; }
 echo "| server | c=16 | c=64 | CPU: server / load generator / else | jti write per assertion | assertions per write |"
 echo "| --- | ---: | ---: | --- | ---: | ---: |"
 for row in "${rows[@]}"; do
-  # The server's and the machine's ticks span each run's 1 s warm-up too.
-  span="(${seconds[$row]} * ($duration_s + 1))"
+  # The server's and the machine's ticks span each whole run, warm-up
+  # included, as measured.
+  span="${elapsed[$row]}"
   server_cores=$(python3 -c "print(f'{${server_ticks[$row]} / $hz / $span:.2f}')")
   load_cores=$(python3 -c "print(f'{${load_cpu[$row]} / ${seconds[$row]}:.2f}')")
   else_cores=$(python3 -c "print(f'{max(0, ${machine_busy[$row]} / $hz / $span - ${server_ticks[$row]} / $hz / $span - ${load_cpu[$row]} / ${seconds[$row]}):.2f}')")

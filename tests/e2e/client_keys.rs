@@ -618,10 +618,10 @@ async fn an_assertion_is_accepted_once_across_replicas(backend: Backend) {
                 .parse()
                 .unwrap()
         };
-        assert_eq!(value("extapps_used_assertions_written_total"), rows as f64);
-        let batches = value("extapps_used_assertion_write_duration_seconds_count");
+        assert_eq!(value("extapps_used_assertion_rows_total"), rows as f64);
+        let batches = value("extapps_used_assertion_write_duration_seconds_count{outcome=\"ok\"}");
         assert!((1.0..=rows as f64).contains(&batches), "{batches} batches");
-        assert!(value("extapps_used_assertion_write_duration_seconds_sum") > 0.0);
+        assert!(value("extapps_used_assertion_write_duration_seconds_sum{outcome=\"ok\"}") > 0.0);
     }
 
     // Their jtis are kept past their expiry (replicas' clocks differ),

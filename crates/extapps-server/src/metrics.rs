@@ -1,7 +1,7 @@
 //! Prometheus metrics: calls and their latency per gRPC method and OAuth
 //! endpoint, token request outcomes, introspection answers and the hit ratio
-//! of the verified-secret cache, and the client secrets about to expire.
-//! Served at `GET /metrics`.
+//! of the verified-secret cache, the client secrets about to expire, and
+//! the writes of client assertions' jti. Served at `GET /metrics`.
 
 use std::{borrow::Cow, sync::Arc, time::Duration};
 
@@ -70,8 +70,8 @@ pub struct Metrics {
     replica_cache: Family<CacheLabels, Counter>,
     hash_upgrades: Counter,
     secrets_expiring: Family<WithinLabels, Gauge>,
-    used_assertion_writes: Histogram,
-    used_assertions_written: Counter,
+    used_assertion_writes: Family<OutcomeLabels, Histogram>,
+    used_assertion_rows: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -97,9 +97,12 @@ impl Default for Metrics {
         let replica_cache = Family::<CacheLabels, Counter>::default();
         let hash_upgrades = Counter::default();
         let secrets_expiring = Family::<WithinLabels, Gauge>::default();
-        // 0.1 ms to about 1.6 s.
-        let used_assertion_writes = Histogram::new(exponential_buckets(0.000_1, 2.0, 15));
-        let used_assertions_written = Counter::default();
+        let used_assertion_writes =
+            Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
+                // 0.1 ms to about 6.6 s, past the 5 s a request waits for it.
+                Histogram::new(exponential_buckets(0.000_1, 2.0, 17))
+            });
+        let used_assertion_rows = Counter::default();
         registry.register(
             "calls",
             "Calls answered, by endpoint and status",
@@ -158,13 +161,13 @@ impl Default for Metrics {
         );
         registry.register(
             "used_assertion_write_duration_seconds",
-            "Time to write one batch of accepted client assertions' jti (one statement, one commit)",
+            "Time to write one batch of client assertions' jti (one statement, one commit), by outcome (ok or error)",
             used_assertion_writes.clone(),
         );
         registry.register(
-            "used_assertions_written",
-            "Client assertions' jti sent in the batches written (a replay among them is refused by the write)",
-            used_assertions_written.clone(),
+            "used_assertion_rows",
+            "Client assertions' jti in the batches written without error (replays among them included: the write refuses them)",
+            used_assertion_rows.clone(),
         );
         Self {
             registry: Arc::new(registry),
@@ -180,7 +183,7 @@ impl Default for Metrics {
             hash_upgrades,
             secrets_expiring,
             used_assertion_writes,
-            used_assertions_written,
+            used_assertion_rows,
         }
     }
 }
@@ -209,10 +212,16 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Counts one batch of used assertions written.
-    pub fn used_assertions_written(&self, rows: usize, took: Duration) {
-        self.used_assertion_writes.observe(took.as_secs_f64());
-        self.used_assertions_written.inc_by(rows as u64);
+    /// Counts one batch of used assertions written (`rows` of them), or
+    /// that failed (`None`).
+    pub fn used_assertions_written(&self, rows: Option<usize>, took: Duration) {
+        let outcome = if rows.is_some() { "ok" } else { "error" };
+        self.used_assertion_writes
+            .get_or_create(&OutcomeLabels { outcome })
+            .observe(took.as_secs_f64());
+        if let Some(rows) = rows {
+            self.used_assertion_rows.inc_by(rows as u64);
+        }
     }
 
     pub fn token_request(&self, outcome: &'static str) {

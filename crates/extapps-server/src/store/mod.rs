@@ -105,7 +105,7 @@ impl Store {
         })
     }
 
-    /// Counts cache lookups in `metrics`.
+    /// Counts cache lookups and the writes of used assertions in `metrics`.
     pub fn count_in(&self, metrics: crate::metrics::Metrics) {
         self.used_assertions.count_in(metrics.clone());
         self.cache.count_in(metrics);

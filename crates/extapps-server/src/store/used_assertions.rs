@@ -138,12 +138,13 @@ async fn write_batch(db: &DatabaseConnection, mut batch: Vec<Pending>, metrics: 
     // Every replica's batches insert their rows in one order, so two
     // written at once that share a `jti` (a replay sent to two replicas)
     // wait for each other instead of deadlocking.
-    batch.sort_by_key(|pending| pending.row.key());
+    batch.sort_by(|a, b| (&a.row.issuer, &a.row.jti).cmp(&(&b.row.issuer, &b.row.jti)));
     let rows: Vec<UsedAssertion> = batch.iter().map(|p| p.row.clone()).collect();
     let started = Instant::now();
     let inserted = insert(db, &rows).await;
-    if let (Ok(_), Some(metrics)) = (&inserted, metrics) {
-        metrics.used_assertions_written(rows.len(), started.elapsed());
+    if let Some(metrics) = metrics {
+        let written = inserted.as_ref().ok().map(|_| rows.len());
+        metrics.used_assertions_written(written, started.elapsed());
     }
     let answers: Vec<Result<FirstUse, Error>> = match inserted {
         Ok(mut inserted) => rows
