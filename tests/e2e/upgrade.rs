@@ -265,5 +265,11 @@ async fn used_assertions_are_kept_through_the_upgrade_and_outlive_their_applicat
              VALUES ('b', 'https://ci.example', 'one', 5)",
         )
         .await;
-    assert!(again.is_err(), "{again:?}");
+    assert!(
+        matches!(
+            again.as_ref().map_err(|e| e.sql_err()),
+            Err(Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+        ),
+        "{again:?}"
+    );
 }

@@ -194,9 +194,10 @@ impl Store {
         self.change_application(of, write).await
     }
 
-    /// Deletes one secret (live, or expired and not purged yet) of a confidential application (SPEC rule
-    /// 6a); with `revoke_tokens`, every access and refresh token it
-    /// authenticated ends, by the credential each records.
+    /// Deletes one secret (live, or expired and not purged yet) of a
+    /// confidential application (SPEC rule 6a); with `revoke_tokens`, every
+    /// access and refresh token it authenticated ends, by the credential
+    /// each records.
     pub async fn delete_secret(
         &self,
         of: ChangeOf<'_>,
