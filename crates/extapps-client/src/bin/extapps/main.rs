@@ -377,30 +377,32 @@ fn with_causes(error: &dyn std::error::Error) -> String {
         .join(": ")
 }
 
-/// The TLS settings the flags ask for, with their files read.
-/// The JWK in `path` (`-`: standard input), at most 64 KiB read: the
-/// server takes 8 KiB and says so, which a bigger file would only delay.
 /// A JWK's text, from a file or standard input (`-`). Read up to a bound,
-/// so a wrong file (or a stream that never ends) is refused, not sent.
+/// so a wrong file (or a stream that never ends) is refused, not cut and
+/// sent: the server takes 8 KiB and says so.
 fn read_jwk(path: &std::path::Path) -> Result<String, Failure> {
     use std::io::Read;
     const LIMIT: u64 = 64 * 1024;
-    let mut text = String::new();
-    let result = if path.as_os_str() == "-" {
-        std::io::stdin().take(LIMIT + 1).read_to_string(&mut text)
-    } else {
-        std::fs::File::open(path).and_then(|f| f.take(LIMIT + 1).read_to_string(&mut text))
+    let from = match path.as_os_str() == "-" {
+        true => "standard input".to_owned(),
+        false => path.display().to_string(),
     };
-    result.map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
-    if text.len() as u64 > LIMIT {
+    let mut bytes = Vec::new();
+    let result = if path.as_os_str() == "-" {
+        std::io::stdin().take(LIMIT + 1).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(LIMIT + 1).read_to_end(&mut bytes))
+    };
+    result.map_err(|e| invalid(format!("cannot read {from}: {e}")))?;
+    if bytes.len() as u64 > LIMIT {
         return Err(invalid(format!(
-            "{} is larger than 64 KiB: a public key's JWK is a few hundred bytes",
-            path.display()
+            "{from} is larger than 64 KiB: a public key's JWK takes a few KiB at most"
         )));
     }
-    Ok(text)
+    String::from_utf8(bytes).map_err(|_| invalid(format!("{from} is not UTF-8 text")))
 }
 
+/// The TLS settings the flags ask for, with their files read.
 fn tls_options(args: &args::TlsArgs) -> Result<Option<Tls>, Failure> {
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))
