@@ -269,7 +269,7 @@ impl Service {
     /// Records a credential's last use: one small write at most every few
     /// minutes per credential and replica, not one per request.
     pub(super) async fn note_credential_use(&self, credential: Credential, now: OffsetDateTime) {
-        if !self.machinery.secret_use.due(credential.id(), now) {
+        if !self.machinery.credential_use.due(credential.id(), now) {
             return;
         }
         // Failing to record a use must not fail the request.

@@ -27,7 +27,7 @@ pub struct Machinery {
     pub pool: verify_pool::VerifyPool,
     pub recent_callers: paces::RecentCallers,
     pub rereads: paces::Rereads,
-    pub secret_use: paces::SecretUseWrites,
+    pub credential_use: paces::CredentialUseWrites,
 }
 
 impl Machinery {
@@ -44,7 +44,7 @@ impl Machinery {
             pool: verify_pool::VerifyPool::new(pool)?,
             recent_callers: paces::RecentCallers::new(),
             rereads: paces::Rereads::new(),
-            secret_use: paces::SecretUseWrites::default(),
+            credential_use: paces::CredentialUseWrites::default(),
         })
     }
 }

@@ -25,8 +25,8 @@ const RECENT_CALLER_REFRESH: time::Duration = time::Duration::MINUTE;
 /// client, whatever strangers send.
 const REREAD_EVERY: time::Duration = time::Duration::milliseconds(200);
 
-/// How often, at most, a secret's last use is written, per replica.
-const SECRET_USE_EVERY: time::Duration = time::Duration::minutes(5);
+/// How often, at most, a credential's last use is written, per replica.
+const CREDENTIAL_USE_EVERY: time::Duration = time::Duration::minutes(5);
 
 const CAPACITY: u64 = 100_000;
 
@@ -94,24 +94,26 @@ impl Rereads {
     }
 }
 
-/// When each secret's last use was last written by this replica.
+/// When each credential's (secret's, key's, federated credential's) last
+/// use was last written by this replica.
 #[derive(Default)]
-pub struct SecretUseWrites(Mutex<HashMap<Uuid, OffsetDateTime>>);
+pub struct CredentialUseWrites(Mutex<HashMap<Uuid, OffsetDateTime>>);
 
-impl SecretUseWrites {
-    /// Whether a use of `secret_id` at `now` should be written: one small
-    /// write at most every few minutes per secret, not one per request.
-    pub fn due(&self, secret_id: Uuid, now: OffsetDateTime) -> bool {
+impl CredentialUseWrites {
+    /// Whether a use of `credential_id` at `now` should be written: one
+    /// small write at most every few minutes per credential, not one per
+    /// request.
+    pub fn due(&self, credential_id: Uuid, now: OffsetDateTime) -> bool {
         let Ok(mut written) = self.0.lock() else {
             return false;
         };
         if written
-            .get(&secret_id)
-            .is_some_and(|last| now - *last < SECRET_USE_EVERY)
+            .get(&credential_id)
+            .is_some_and(|last| now - *last < CREDENTIAL_USE_EVERY)
         {
             return false;
         }
-        written.insert(secret_id, now);
+        written.insert(credential_id, now);
         true
     }
 }
@@ -150,8 +152,8 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_use_is_written_at_most_every_five_minutes() {
-        let writes = SecretUseWrites::default();
+    fn a_credential_use_is_written_at_most_every_five_minutes() {
+        let writes = CredentialUseWrites::default();
         let secret = Uuid::new_v4();
         assert!(writes.due(secret, at(0)));
         assert!(!writes.due(secret, at(299_999)));
