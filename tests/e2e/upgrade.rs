@@ -16,6 +16,7 @@ use crate::support::processes::{Serving, create_key, key_file};
 crate::on_both_backends!(
     rows_of_looser_rules_stay_readable_and_fail_nothing_silently,
     used_assertions_are_kept_through_the_upgrade_and_outlive_their_application,
+    going_down_restores_the_used_assertions_table_as_it_was,
 );
 
 const SIGNIN: &str = "https://signin.example/";
@@ -272,4 +273,86 @@ async fn used_assertions_are_kept_through_the_upgrade_and_outlive_their_applicat
         ),
         "{again:?}"
     );
+}
+
+/// `used_assertions` as the database describes it: columns, keys, foreign
+/// keys and indexes, whatever the text it was created with.
+async fn used_assertions_schema(db: &sea_orm::DatabaseConnection, backend: Backend) -> Vec<String> {
+    let queries: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || pk FROM pragma_table_info('used_assertions')",
+            "SELECT \"table\" || ' ' || \"from\" || ' ' || \"to\" || ' ' || on_delete FROM pragma_foreign_key_list('used_assertions')",
+            "SELECT l.name || ' ' || l.\"unique\" || ' ' || l.origin || ' ' || \
+             (SELECT group_concat(name, ',') FROM pragma_index_info(l.name)) \
+             FROM pragma_index_list('used_assertions') l",
+            "SELECT sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE name = 'used_assertions'",
+        ],
+        Backend::Postgres => &[
+            "SELECT column_name || ' ' || data_type || ' ' || is_nullable FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'used_assertions'",
+            "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = 'used_assertions'::regclass",
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+             AND tablename = 'used_assertions'",
+        ],
+    };
+    let mut described = Vec::new();
+    for sql in queries {
+        let rows = db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), *sql))
+            .await
+            .unwrap();
+        for row in rows {
+            let value: Option<String> = row
+                .try_get_by_index::<String>(0)
+                .ok()
+                .or_else(|| row.try_get_by_index::<i64>(0).ok().map(|n| n.to_string()))
+                .or_else(|| row.try_get_by_index::<bool>(0).ok().map(|b| b.to_string()));
+            described.push(value.unwrap());
+        }
+    }
+    described.sort();
+    described
+}
+
+async fn going_down_restores_the_used_assertions_table_as_it_was(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(backend, &dir).await;
+    let db = sea_orm::Database::connect(&database).await.unwrap();
+    Migrator::up(&db, Some(13)).await.unwrap();
+    let before = used_assertions_schema(&db, backend).await;
+    db.execute_unprepared(
+        "INSERT INTO applications (id, organization, display_name, display_name_key, \
+         app_type, grants, redirect_urls, revision, tokens_not_before, create_time, update_time) \
+         VALUES ('a', 'acme', 'Deploys', 'deploys', 'confidential', '{}', '[]', 1, NULL, 1, 1)",
+    )
+    .await
+    .unwrap();
+    db.execute_unprepared(
+        "INSERT INTO used_assertions (application_id, issuer, jti, expire_time) \
+         VALUES ('a', 'https://ci.example', 'one', 5)",
+    )
+    .await
+    .unwrap();
+
+    Migrator::up(&db, None).await.unwrap();
+    let after = used_assertions_schema(&db, backend).await;
+    assert_ne!(after, before, "the upgrade changes the table");
+    // Down the two steps that changed it: the table as it was, row kept.
+    Migrator::down(&db, Some(2)).await.unwrap();
+    assert_eq!(used_assertions_schema(&db, backend).await, before);
+    let kept = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT jti FROM used_assertions",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<String>(0)
+        .unwrap();
+    assert_eq!(kept, "one");
+    // And up again.
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(used_assertions_schema(&db, backend).await, after);
 }
