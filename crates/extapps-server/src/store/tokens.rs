@@ -49,8 +49,9 @@ impl Store {
         client_id: ClientId,
         jti: Uuid,
         grant: Option<Uuid>,
+        now: OffsetDateTime,
     ) -> Result<Option<IntrospectionState>, Error> {
-        let Some(state) = self.client_state(client_id).await? else {
+        let Some(state) = self.client_state(client_id, now).await? else {
             return Ok(None);
         };
         let revoked = self.token_revoked(jti).await?
@@ -69,9 +70,10 @@ impl Store {
     pub async fn client_state(
         &self,
         client_id: ClientId,
+        now: OffsetDateTime,
     ) -> Result<Option<Arc<ClientState>>, Error> {
         Ok(self
-            .client_state_and_origin(client_id)
+            .client_state_and_origin(client_id, now)
             .await?
             .map(|(state, _)| state))
     }
@@ -81,12 +83,13 @@ impl Store {
     pub async fn client_state_and_origin(
         &self,
         client_id: ClientId,
+        now: OffsetDateTime,
     ) -> Result<Option<(Arc<ClientState>, bool)>, Error> {
         if let Some(state) = self.cache.client(&client_id) {
             return Ok(Some((state, true)));
         }
         Ok(self
-            .reread_client_state(client_id)
+            .reread_client_state(client_id, now)
             .await?
             .map(|state| (state, false)))
     }
@@ -96,9 +99,10 @@ impl Store {
     pub async fn reread_client_state(
         &self,
         client_id: ClientId,
+        now: OffsetDateTime,
     ) -> Result<Option<Arc<ClientState>>, Error> {
         let epoch = self.cache.epoch();
-        let state = retrying(|| self.read_client_state(client_id))
+        let state = retrying(|| self.read_client_state(client_id, now))
             .await?
             .map(Arc::new);
         if let Some(state) = &state {
@@ -118,7 +122,11 @@ impl Store {
     /// secrets newer than the application row (a secret rotated away then
     /// looks ended a moment early), never bring back a secret the row's
     /// revision has already replaced.
-    async fn read_client_state(&self, client_id: ClientId) -> Result<Option<ClientState>, Error> {
+    async fn read_client_state(
+        &self,
+        client_id: ClientId,
+        now: OffsetDateTime,
+    ) -> Result<Option<ClientState>, Error> {
         let id = client_id.to_string();
         let Some(app) = application::Entity::find_by_id(id.clone())
             .one(&self.db)
@@ -127,12 +135,14 @@ impl Store {
         else {
             return Ok(None);
         };
-        let secrets = application_secret::Entity::find()
+        // Credentials expired at `now` are kept a while (so that deleting
+        // one can still end its tokens) but never work again: not read.
+        let secrets = super::applications::live_secrets(now)
             .filter(application_secret::Column::ApplicationId.eq(id.clone()))
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        let keys = application_key::Entity::find()
+        let keys = super::applications::live_keys(now)
             .filter(application_key::Column::ApplicationId.eq(id.clone()))
             .all(&self.db)
             .await

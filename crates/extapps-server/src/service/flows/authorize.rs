@@ -121,7 +121,7 @@ impl Service {
         if let Some(retry_after) = self.machinery.budget.refused_for(source) {
             return Err(OAuthError::TooManyAttempts { retry_after });
         }
-        let Some(state) = self.store.client_state(client_id).await? else {
+        let Some(state) = self.store.client_state(client_id, self.clock.now()).await? else {
             self.machinery.budget.record_failure(source);
             return Err(unknown());
         };

@@ -105,7 +105,7 @@ impl Service {
             }
             _ => self
                 .store
-                .client_state_and_origin(client_id)
+                .client_state_and_origin(client_id, now)
                 .await?
                 .ok_or(OAuthError::InvalidClient)?,
         };
@@ -121,7 +121,7 @@ impl Service {
             {
                 let fresh = self
                     .store
-                    .reread_client_state(client_id)
+                    .reread_client_state(client_id, now)
                     .await?
                     .ok_or(OAuthError::InvalidClient)?;
                 match self.credential_of(&fresh, &assertion, checks, now).await {

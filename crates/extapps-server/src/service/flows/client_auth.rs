@@ -122,7 +122,7 @@ impl Service {
             }
             _ => self
                 .store
-                .client_state_and_origin(client_id)
+                .client_state_and_origin(client_id, self.clock.now())
                 .await?
                 .ok_or(OAuthError::InvalidClient)?,
         };
@@ -152,7 +152,7 @@ impl Service {
             (true, None) if self.machinery.rereads.claim(client_id, now) => {
                 let fresh = self
                     .store
-                    .reread_client_state(client_id)
+                    .reread_client_state(client_id, now)
                     .await?
                     .ok_or(OAuthError::InvalidClient)?;
                 if let Some(secret_id) = self.verify_current(client_id, secret, &fresh, now) {
@@ -307,7 +307,7 @@ impl Service {
         }
         let state = self
             .store
-            .client_state(client_id)
+            .client_state(client_id, self.clock.now())
             .await?
             .ok_or(OAuthError::InvalidClient)?;
         if state.app_type != ApplicationType::NonConfidential {

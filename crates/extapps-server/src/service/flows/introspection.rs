@@ -95,7 +95,7 @@ impl Service {
         }
         let Some(found) = self
             .store
-            .introspection_state(claims.client_id, claims.id, claims.grant)
+            .introspection_state(claims.client_id, claims.id, claims.grant, now)
             .await?
         else {
             return Ok(None);

@@ -116,7 +116,7 @@ impl Service {
             .ok_or_else(request_not_found)?;
         let state = self
             .store
-            .client_state(pending.client_id)
+            .client_state(pending.client_id, self.clock.now())
             .await?
             .ok_or_else(request_not_found)?;
         if !caller.sees(&state.organization) {

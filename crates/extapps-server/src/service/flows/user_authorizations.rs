@@ -82,7 +82,7 @@ impl Service {
         }
         let state = self
             .store
-            .client_state(application.client_id)
+            .client_state(application.client_id, self.clock.now())
             .await?
             .filter(|s| s.organization == application.organization)
             .ok_or_else(not_found)?;
