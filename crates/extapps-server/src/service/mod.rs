@@ -219,9 +219,11 @@ impl Service {
             Ok(purged) => tracing::debug!(purged, "purged ended grants and answered requests"),
             Err(e) => tracing::warn!(error = %e, "could not purge ended grants; retrying later"),
         }
-        // An expired secret or key is kept as long as a token it got can
-        // live, so that deleting it can still end that token.
-        let credentials_expired_by = now - self.tokens.ttl;
+        // An expired secret or key is kept as long as an access token it
+        // got can live, on any replica (whatever its own token lifetime)
+        // and across their clocks, so that deleting it can still end that
+        // token.
+        let credentials_expired_by = now - MAX_TOKEN_TTL * 2;
         match self
             .store
             .purge_expired_secrets(credentials_expired_by)

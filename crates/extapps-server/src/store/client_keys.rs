@@ -134,9 +134,9 @@ impl Store {
             .ok_or(Error::Internal)
     }
 
-    /// Deletes one live key of an application; with `revoke_tokens`, every
-    /// access and refresh token it authenticated ends, by the credential
-    /// each records.
+    /// Deletes one key (live, or expired and not purged yet) of an
+    /// application; with `revoke_tokens`, every access and refresh token it
+    /// authenticated ends, by the credential each records.
     pub async fn delete_key(
         &self,
         of: ChangeOf<'_>,

@@ -91,13 +91,9 @@ impl Store {
             } else if rotation.grace_period.is_positive() {
                 // The live secrets stay live through the grace period.
                 check_live_count(live + 1)?;
+                // Secrets expired already are left as they are: kept a
+                // while, so that deleting one can still end its tokens.
                 let grace_end = to_micros(now + rotation.grace_period);
-                application_secret::Entity::delete_many()
-                    .filter(of_app.clone())
-                    .filter(application_secret::Column::ExpireTime.lte(to_micros(now)))
-                    .exec(txn)
-                    .await
-                    .map_err(db_error)?;
                 application_secret::Entity::update_many()
                     .col_expr(
                         application_secret::Column::ExpireTime,
@@ -119,6 +115,11 @@ impl Store {
                     )
                     .filter(of_app)
                     .filter(application_secret::Column::ReplaceTime.is_null())
+                    .filter(
+                        Condition::any()
+                            .add(application_secret::Column::ExpireTime.is_null())
+                            .add(application_secret::Column::ExpireTime.gt(to_micros(now))),
+                    )
                     .exec(txn)
                     .await
                     .map_err(db_error)?;

@@ -1,8 +1,8 @@
 //! Small memories, kept on the service clock, that spare the database
 //! writes and reads a busy client would otherwise cause: which caller keys
 //! authenticated lately, when a client's application was last read again
-//! for a secret the remembered copy did not know, and when a secret's last
-//! use was last written. Each is bounded: real-time expiry bounds memory,
+//! for a credential the remembered copy did not know, and when a
+//! credential's last use was last written. Each is bounded: real-time expiry bounds memory,
 //! the service clock decides what counts as lately.
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
@@ -21,8 +21,8 @@ const RECENT_CALLER: time::Duration = time::Duration::HOUR;
 const RECENT_CALLER_REFRESH: time::Duration = time::Duration::MINUTE;
 
 /// How often, at most, a client's application is read again to check a
-/// secret the remembered copy does not know: a few reads a second per
-/// client, whatever strangers send.
+/// secret or key the remembered copy does not know: a few reads a second
+/// per client, whatever strangers send.
 const REREAD_EVERY: time::Duration = time::Duration::milliseconds(200);
 
 /// How often, at most, a credential's last use is written, per replica.
