@@ -233,6 +233,15 @@ async fn an_administrator_runs_the_whole_cycle_with_the_cli(backend: Backend) {
     let (code, _, err) = run(&["apps", "keys", "add", &name, "--jwk-file", jwk_path]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is larger than 64 KiB"), "{err}");
+    // Cut inside a character, still too large; and text that is not UTF-8.
+    std::fs::write(&jwk_file, "é".repeat(32 * 1024 + 1)).unwrap();
+    let (code, _, err) = run(&["apps", "keys", "add", &name, "--jwk-file", jwk_path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is larger than 64 KiB"), "{err}");
+    std::fs::write(&jwk_file, [0xff, 0xfe, b'{', b'}']).unwrap();
+    let (code, _, err) = run(&["apps", "keys", "add", &name, "--jwk-file", jwk_path]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not UTF-8 text"), "{err}");
     let (code, out, err) = run(&[
         "-o",
         "json",
