@@ -19,6 +19,8 @@
 #
 #   crates/extapps-load/assertion-bench.sh [DURATION] [RUNS]      (10s, 3)
 set -euo pipefail
+# EPOCHREALTIME and python's arithmetic agree on the decimal point.
+export LC_ALL=C
 cd "$(dirname "$0")/../.."
 duration=${1:-10s}
 runs=${2:-3}
@@ -46,7 +48,10 @@ hz=$(getconf CLK_TCK)
 # The jti writes so far, from a server's metrics: "seconds rows batches".
 jti_writes() {
   local text
-  text=$(curl -sf "http://127.0.0.1:$1/metrics") || return 1
+  text=$(curl -sSf "http://127.0.0.1:$1/metrics") || {
+    echo "error: cannot read the metrics of the server on port $1" >&2
+    return 1
+  }
   awk '
     /^extapps_used_assertion_write_duration_seconds_sum\{outcome="ok"\} / { s = $2 }
     /^extapps_used_assertion_write_duration_seconds_count\{outcome="ok"\} / { b = $2 }
