@@ -553,6 +553,16 @@ async fn deleting_a_key_ends_its_tokens_only_when_asked(backend: Backend) {
     assert_eq!(err.reason.as_deref(), Some("APPLICATION_KEY_NOT_FOUND"));
 }
 
+/// A fresh assertion of client `id`, addressed to both replicas' token
+/// endpoints, as one deployment's issuer would be.
+fn for_both(key: &SigningKey, server: &TestServer, replica: &TestServer, id: &str) -> String {
+    let both = with(
+        claims(server, id),
+        json!({"aud": [format!("{}/oauth2/token", server.url), format!("{}/oauth2/token", replica.url)]}),
+    );
+    key.sign(&key.header(), &both)
+}
+
 async fn an_assertion_is_accepted_once_across_replicas(backend: Backend) {
     let server = TestServer::start(backend).await;
     let replica = server.beside(server.ring.clone()).await;
@@ -560,13 +570,7 @@ async fn an_assertion_is_accepted_once_across_replicas(backend: Backend) {
     let key = SigningKey::generate(Alg::EdDsa);
     let (client, _) = keyed_client(&server, &mut admin, "Replicated", &[&key]).await;
     let id = client.app.client_id.as_str();
-    // Addressed to both replicas' token endpoints, as one deployment's
-    // issuer would be.
-    let both = with(
-        claims(&server, id),
-        json!({"aud": [format!("{}/oauth2/token", server.url), format!("{}/oauth2/token", replica.url)]}),
-    );
-    let assertion = key.sign(&key.header(), &both);
+    let assertion = for_both(&key, &server, &replica, id);
     access_token(token_by_assertion(&replica, &assertion, &[]).await);
     refused(
         token_by_assertion(&server, &assertion, &[]).await,
@@ -579,13 +583,7 @@ async fn an_assertion_is_accepted_once_across_replicas(backend: Backend) {
 
     // The same assertion sent many times at once (its jti then lands
     // several times in one batch of writes): one token, exactly.
-    let burst = key.sign(
-        &key.header(),
-        &with(
-            claims(&server, id),
-            json!({"aud": [format!("{}/oauth2/token", server.url), format!("{}/oauth2/token", replica.url)]}),
-        ),
-    );
+    let burst = for_both(&key, &server, &replica, id);
     let sends: Vec<_> = (0..16)
         .map(|i| {
             let target = if i % 2 == 0 { &server } else { &replica };
@@ -662,13 +660,7 @@ async fn replays_sent_at_once_leave_one_token_each_and_no_error(backend: Backend
     // to two replicas: their batches, written side by side, share jtis in
     // every order, and must neither deadlock nor let a jti through twice.
     let assertions: Vec<String> = (0..8)
-        .map(|_| {
-            let both = with(
-                claims(&server, id),
-                json!({"aud": [format!("{}/oauth2/token", server.url), format!("{}/oauth2/token", replica.url)]}),
-            );
-            key.sign(&key.header(), &both)
-        })
+        .map(|_| for_both(&key, &server, &replica, id))
         .collect();
     let (server, replica) = (&server, &replica);
     // Each replica knows the client already: the burst is about the writes.
