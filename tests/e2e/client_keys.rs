@@ -544,9 +544,18 @@ async fn deleting_a_key_ends_its_tokens_only_when_asked(backend: Backend) {
         "not listed"
     );
     access_token(token_by_assertion(&server, &kept.assertion(&server, id), &[]).await);
-    // Kept while a token it got can live: deleting it still ends that token.
+    // Kept while a token it got can live. Added again, it comes back with
+    // its ID, so deleting it still ends that token.
     server.service.housekeeping().await;
     assert!(is_active(&server.url, &introspect, &late).await);
+    let again = add_key(&mut admin, &client.app.name, &brief.public_jwk())
+        .await
+        .unwrap()
+        .key
+        .unwrap();
+    assert_eq!(again.key_id, brief_info.key_id);
+    assert_eq!(again.expire_time, None, "as added this time");
+    access_token(token_by_assertion(&server, &brief.assertion(&server, id), &[]).await);
     delete_key(&mut admin, &brief_info, true).await.unwrap();
     assert!(!is_active(&server.url, &introspect, &late).await);
     let err = error_of(delete_key(&mut admin, &brief_info, true).await);

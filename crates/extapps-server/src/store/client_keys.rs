@@ -5,7 +5,8 @@
 //! replica.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    EntityTrait, QueryFilter,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -75,17 +76,21 @@ impl Store {
             // `before` was read in this transaction, with its live keys; a
             // concurrent change fails the revision check below.
             check_key_count(before.keys.len() + 1)?;
-            // An expired key with the same thumbprint is no reason to refuse
-            // it again: it goes, and the key comes back with a new ID.
-            application_key::Entity::delete_many()
+            // An expired key with the same thumbprint is kept a while, so
+            // that deleting it can still end its tokens: added again, it
+            // comes back with its ID, and deleting it later ends the tokens
+            // of both its lives.
+            let expired_twin = application_key::Entity::find()
                 .filter(application_key::Column::ApplicationId.eq(app_id.clone()))
                 .filter(application_key::Column::Thumbprint.eq(new.key.thumbprint.clone()))
                 .filter(application_key::Column::ExpireTime.lte(to_micros(now)))
-                .exec(txn)
+                .one(txn)
                 .await
                 .map_err(db_error)?;
-            let inserted = application_key::Entity::insert(application_key::ActiveModel {
-                id: Set(new.id.to_string()),
+            let row = application_key::ActiveModel {
+                id: Set(expired_twin
+                    .as_ref()
+                    .map_or_else(|| new.id.to_string(), |twin| twin.id.clone())),
                 application_id: Set(app_id.clone()),
                 algorithm: Set(new.key.algorithm.as_str().to_owned()),
                 thumbprint: Set(new.key.thumbprint.clone()),
@@ -93,12 +98,21 @@ impl Store {
                 description: Set(new.description.clone()),
                 create_time: Set(to_micros(now)),
                 expire_time: Set(new.expire_time.map(to_micros)),
-                last_use_time: Set(None),
-            })
-            .exec(txn)
-            .await;
-            match inserted {
-                Ok(_) => {}
+                last_use_time: match &expired_twin {
+                    Some(twin) => Set(twin.last_use_time),
+                    None => Set(None),
+                },
+            };
+            let key_id = row.id.clone().unwrap();
+            let written = match expired_twin {
+                Some(_) => row.update(txn).await.map(|_| ()),
+                None => application_key::Entity::insert(row)
+                    .exec(txn)
+                    .await
+                    .map(|_| ()),
+            };
+            match written {
+                Ok(()) => {}
                 Err(e) if is_unique_violation(&e) => return Err(key_already_registered()),
                 Err(e) => return Err(db_error(e)),
             }
@@ -106,7 +120,6 @@ impl Store {
             let after = load(txn, organization, client_id, now)
                 .await?
                 .ok_or(Error::Internal)?;
-            let key_id = new.id.to_string();
             let key = after
                 .keys
                 .iter()
