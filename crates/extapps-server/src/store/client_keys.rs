@@ -87,10 +87,11 @@ impl Store {
                 .one(txn)
                 .await
                 .map_err(db_error)?;
+            let key_id = expired_twin
+                .as_ref()
+                .map_or_else(|| new.id.to_string(), |twin| twin.id.clone());
             let row = application_key::ActiveModel {
-                id: Set(expired_twin
-                    .as_ref()
-                    .map_or_else(|| new.id.to_string(), |twin| twin.id.clone())),
+                id: Set(key_id.clone()),
                 application_id: Set(app_id.clone()),
                 algorithm: Set(new.key.algorithm.as_str().to_owned()),
                 thumbprint: Set(new.key.thumbprint.clone()),
@@ -103,7 +104,6 @@ impl Store {
                     None => Set(None),
                 },
             };
-            let key_id = row.id.clone().unwrap();
             let written = match expired_twin {
                 Some(_) => row.update(txn).await.map(|_| ()),
                 None => application_key::Entity::insert(row)
