@@ -14,7 +14,7 @@ use crate::domain::{
     names::{ApplicationName, KeyName},
     secret_rules::{self, Expiration},
 };
-use crate::store::{DeleteKey, NewKey};
+use crate::store::{Credential, NewKey};
 
 /// What `AddApplicationKey` asks for.
 #[derive(Debug, Clone)]
@@ -87,12 +87,10 @@ impl Service {
         )?;
         let now = self.clock.now();
         self.store
-            .delete_key(
+            .delete_credential(
                 self.change_of(caller, &name.application, etag),
-                DeleteKey {
-                    key_id: name.key_id,
-                    revoke_tokens: revoke_tokens.then(|| tokens_all_expired_by(now)),
-                },
+                Credential::Key(name.key_id),
+                revoke_tokens.then(|| tokens_all_expired_by(now)),
             )
             .await
     }

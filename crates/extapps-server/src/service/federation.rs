@@ -14,7 +14,7 @@ use crate::domain::{
     names::{ApplicationName, FederatedCredentialName},
     secret_rules,
 };
-use crate::store::{DeleteFederated, NewFederated};
+use crate::store::{Credential, NewFederated};
 
 /// What `AddFederatedCredential` asks for, as given.
 #[derive(Debug, Clone)]
@@ -104,12 +104,10 @@ impl Service {
         )?;
         let now = self.clock.now();
         self.store
-            .delete_federated(
+            .delete_credential(
                 self.change_of(caller, &name.application, etag),
-                DeleteFederated {
-                    credential_id: name.credential_id,
-                    revoke_tokens: revoke_tokens.then(|| tokens_all_expired_by(now)),
-                },
+                Credential::Federated(name.credential_id),
+                revoke_tokens.then(|| tokens_all_expired_by(now)),
             )
             .await
     }

@@ -14,7 +14,7 @@ use crate::domain::{
     names::{ApplicationName, SecretName},
     secret_rules::{self, Expiration},
 };
-use crate::store::{DeleteSecret, NewSecret, RotateSecret};
+use crate::store::{Credential, NewSecret, RotateSecret};
 
 /// What `GenerateApplicationSecret` asks for.
 #[derive(Debug, Clone)]
@@ -186,12 +186,10 @@ impl Service {
         )?;
         let now = self.clock.now();
         self.store
-            .delete_secret(
+            .delete_credential(
                 self.change_of(caller, &name.application, etag),
-                DeleteSecret {
-                    secret_id: name.secret_id,
-                    revoke_tokens: revoke_tokens.then(|| tokens_all_expired_by(now)),
-                },
+                Credential::Secret(name.secret_id),
+                revoke_tokens.then(|| tokens_all_expired_by(now)),
             )
             .await
     }

@@ -9,7 +9,6 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, UpdateMany, sea_query::Expr,
 };
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::audit::insert_audit;
 use super::convert::{
@@ -19,14 +18,17 @@ use super::entities::{
     application, application_key, application_secret, federated_credential, idempotency_record,
 };
 use super::shared_cache::Change;
-use super::{Store, commit, db_error, is_unique_violation};
+use super::{Credential, Store, commit, db_error, is_unique_violation};
 use crate::domain::{
     Error, Reason,
     application::{Application, Etag},
     audit::{AuditAction, NewAuditEvent},
+    client_key::key_not_found,
     clock::to_micros,
+    federation,
     idempotency::RETENTION,
     names::{ClientId, OrganizationId},
+    secret_rules::secret_not_found,
     token_rules::{CredentialCutoffs, ScopeRemovals},
 };
 
@@ -572,68 +574,95 @@ pub(super) async fn apply_revision(
         .map_err(db_error)?;
     guarded(updated.rows_affected)
 }
-
-/// One credential (a secret, a key or a federated credential) whose row a
-/// change just deleted.
-pub(super) struct DeletedCredential<'a> {
-    pub organization: &'a OrganizationId,
-    pub client_id: ClientId,
-    pub before: &'a Application,
-    pub now: OffsetDateTime,
-    pub credential: Uuid,
-    /// End every token it authenticated: `Some` with an instant after
-    /// which none of them can be live any more.
-    pub revoke_tokens: Option<OffsetDateTime>,
-    pub action: AuditAction,
-    /// The audit detail that names it.
-    pub id_field: &'static str,
-}
-
-/// What deleting a credential writes besides its row: the application's
-/// next revision and, with `revoke_tokens`, a cut-off that ends the tokens
-/// it authenticated; then the audit record of the change.
-pub(super) async fn credential_deleted(
-    txn: &DatabaseTransaction,
-    deleted: DeletedCredential<'_>,
-) -> Result<Option<Written<Application>>, Error> {
-    let DeletedCredential {
-        organization,
-        client_id,
-        before,
-        now,
-        credential,
-        revoke_tokens,
-        action,
-        id_field,
-    } = deleted;
-    let mut update = next_revision(before, now);
-    if let Some(kept_until) = revoke_tokens {
-        // Not pruned here: a cut-off also ends refresh tokens, which
-        // outlive `kept_until`, and only a rotation that revokes every grant
-        // of the application may forget it.
-        let (_, mut cutoffs) = token_rules(txn, client_id).await?;
-        cutoffs.end(credential, before.revision + 1, to_micros(kept_until));
-        update = update.col_expr(
-            application::Column::CredentialCutoffs,
-            Expr::value(to_json(&cutoffs)?),
-        );
+impl Store {
+    /// Deletes one credential of an application: a secret or key (live, or
+    /// expired and kept yet: its tokens may still be live) or a federated
+    /// credential. With `revoke_tokens` (an instant after which none of its
+    /// tokens can be live any more), every access and refresh token it
+    /// authenticated ends, by the credential each records.
+    pub async fn delete_credential(
+        &self,
+        of: ChangeOf<'_>,
+        credential: Credential,
+        revoke_tokens: Option<OffsetDateTime>,
+    ) -> Result<Application, Error> {
+        let ChangeOf {
+            organization,
+            client_id,
+            now,
+            ..
+        } = of;
+        let write = async |txn: &DatabaseTransaction, before: &Application| {
+            let (id, app_id) = (credential.id().to_string(), client_id.to_string());
+            let (deleted, action, id_field) = match credential {
+                Credential::Secret(_) => (
+                    application_secret::Entity::delete_many()
+                        .filter(application_secret::Column::Id.eq(id))
+                        .filter(application_secret::Column::ApplicationId.eq(app_id.clone()))
+                        .exec(txn)
+                        .await,
+                    AuditAction::ApplicationSecretDeleted,
+                    "secret_id",
+                ),
+                Credential::Key(_) => (
+                    application_key::Entity::delete_many()
+                        .filter(application_key::Column::Id.eq(id))
+                        .filter(application_key::Column::ApplicationId.eq(app_id.clone()))
+                        .exec(txn)
+                        .await,
+                    AuditAction::ApplicationKeyDeleted,
+                    "key_id",
+                ),
+                Credential::Federated(_) => (
+                    federated_credential::Entity::delete_many()
+                        .filter(federated_credential::Column::Id.eq(id))
+                        .filter(federated_credential::Column::ApplicationId.eq(app_id.clone()))
+                        .exec(txn)
+                        .await,
+                    AuditAction::FederatedCredentialDeleted,
+                    "credential_id",
+                ),
+            };
+            if deleted.map_err(db_error)?.rows_affected == 0 {
+                return Err(match credential {
+                    Credential::Secret(_) => secret_not_found(),
+                    Credential::Key(_) => key_not_found(),
+                    Credential::Federated(_) => federation::not_found(),
+                });
+            }
+            let mut update = next_revision(before, now);
+            if let Some(kept_until) = revoke_tokens {
+                // Not pruned here: a cut-off also ends refresh tokens, which
+                // outlive `kept_until`, and only a rotation that revokes
+                // every grant of the application may forget it.
+                let (_, mut cutoffs) = token_rules(txn, client_id).await?;
+                cutoffs.end(credential.id(), before.revision + 1, to_micros(kept_until));
+                update = update.col_expr(
+                    application::Column::CredentialCutoffs,
+                    Expr::value(to_json(&cutoffs)?),
+                );
+            }
+            apply_revision(txn, update, &app_id, before).await?;
+            let after = load(txn, organization, client_id, now)
+                .await?
+                .ok_or(Error::Internal)?;
+            let details = [
+                (id_field.to_owned(), credential.id().to_string()),
+                (
+                    "revoke_tokens".to_owned(),
+                    revoke_tokens.is_some().to_string(),
+                ),
+            ]
+            .into();
+            Ok(Some(Written {
+                action,
+                after: Some(after.clone()),
+                details,
+                answer: after,
+            }))
+        };
+        self.change_application(of, write)
+            .await?
+            .ok_or(Error::Internal)
     }
-    apply_revision(txn, update, &client_id.to_string(), before).await?;
-    let after = load(txn, organization, client_id, now)
-        .await?
-        .ok_or(Error::Internal)?;
-    let details = [
-        (id_field.to_owned(), credential.to_string()),
-        (
-            "revoke_tokens".to_owned(),
-            revoke_tokens.is_some().to_string(),
-        ),
-    ]
-    .into();
-    Ok(Some(Written {
-        action,
-        after: Some(after.clone()),
-        details,
-        answer: after,
-    }))
 }

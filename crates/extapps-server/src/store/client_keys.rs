@@ -11,16 +11,14 @@ use sea_orm::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::applications::{
-    ChangeOf, DeletedCredential, Written, apply_revision, credential_deleted, load, next_revision,
-};
+use super::applications::{ChangeOf, Written, apply_revision, load, next_revision};
 use super::entities::{application_key, used_assertion};
 use super::{Store, db_error, is_unique_violation};
 use crate::domain::{
     Error,
     application::{Application, KeyInfo},
     audit::AuditAction,
-    client_key::{PublicKey, check_key_count, key_already_registered, key_not_found},
+    client_key::{PublicKey, check_key_count, key_already_registered},
     clock::to_micros,
 };
 
@@ -31,15 +29,6 @@ pub struct NewKey {
     pub key: PublicKey,
     pub description: String,
     pub expire_time: Option<OffsetDateTime>,
-}
-
-/// Deleting one key.
-#[derive(Debug, Clone, Copy)]
-pub struct DeleteKey {
-    pub key_id: Uuid,
-    /// End every token the key authenticated: `Some` with an instant after
-    /// which none of them can be live any more.
-    pub revoke_tokens: Option<OffsetDateTime>,
 }
 
 /// Whether an assertion's `jti` was new.
@@ -141,54 +130,6 @@ impl Store {
                 details,
                 answer: (after, key),
             }))
-        };
-        self.change_application(of, write)
-            .await?
-            .ok_or(Error::Internal)
-    }
-
-    /// Deletes one key (live, or expired and not purged yet) of an
-    /// application; with `revoke_tokens`, every access and refresh token it
-    /// authenticated ends, by the credential each records.
-    pub async fn delete_key(
-        &self,
-        of: ChangeOf<'_>,
-        deletion: DeleteKey,
-    ) -> Result<Application, Error> {
-        let ChangeOf {
-            organization,
-            client_id,
-            now,
-            ..
-        } = of;
-        let write = async |txn: &DatabaseTransaction, before: &Application| {
-            let key_id = deletion.key_id.to_string();
-            let app_id = client_id.to_string();
-            // An expired key not purged yet may be deleted too, with its
-            // tokens.
-            let deleted = application_key::Entity::delete_many()
-                .filter(application_key::Column::Id.eq(key_id.clone()))
-                .filter(application_key::Column::ApplicationId.eq(app_id.clone()))
-                .exec(txn)
-                .await
-                .map_err(db_error)?;
-            if deleted.rows_affected == 0 {
-                return Err(key_not_found());
-            }
-            credential_deleted(
-                txn,
-                DeletedCredential {
-                    organization,
-                    client_id,
-                    before,
-                    now,
-                    credential: deletion.key_id,
-                    revoke_tokens: deletion.revoke_tokens,
-                    action: AuditAction::ApplicationKeyDeleted,
-                    id_field: "key_id",
-                },
-            )
-            .await
         };
         self.change_application(of, write)
             .await?

@@ -5,12 +5,8 @@
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
 };
-use time::OffsetDateTime;
-use uuid::Uuid;
 
-use super::applications::{
-    ChangeOf, DeletedCredential, Written, apply_revision, credential_deleted, load, next_revision,
-};
+use super::applications::{ChangeOf, Written, apply_revision, load, next_revision};
 use super::entities::federated_credential;
 use super::{Store, db_error, is_unique_violation};
 use crate::domain::{
@@ -26,15 +22,6 @@ use crate::domain::{
 pub struct NewFederated {
     pub credential: FederatedCredential,
     pub description: String,
-}
-
-/// Deleting one federated credential.
-#[derive(Debug, Clone, Copy)]
-pub struct DeleteFederated {
-    pub credential_id: Uuid,
-    /// End every token it authenticated: `Some` with an instant after which
-    /// none of them can be live any more.
-    pub revoke_tokens: Option<OffsetDateTime>,
 }
 
 impl Store {
@@ -101,52 +88,6 @@ impl Store {
                 details,
                 answer: (after, info),
             }))
-        };
-        self.change_application(of, write)
-            .await?
-            .ok_or(Error::Internal)
-    }
-
-    /// Deletes one federated credential of an application; with
-    /// `revoke_tokens`, every access and refresh token it authenticated
-    /// ends, by the credential each records.
-    pub async fn delete_federated(
-        &self,
-        of: ChangeOf<'_>,
-        deletion: DeleteFederated,
-    ) -> Result<Application, Error> {
-        let ChangeOf {
-            organization,
-            client_id,
-            now,
-            ..
-        } = of;
-        let write = async |txn: &DatabaseTransaction, before: &Application| {
-            let id = deletion.credential_id.to_string();
-            let app_id = client_id.to_string();
-            let deleted = federated_credential::Entity::delete_many()
-                .filter(federated_credential::Column::Id.eq(id.clone()))
-                .filter(federated_credential::Column::ApplicationId.eq(app_id.clone()))
-                .exec(txn)
-                .await
-                .map_err(db_error)?;
-            if deleted.rows_affected == 0 {
-                return Err(federation::not_found());
-            }
-            credential_deleted(
-                txn,
-                DeletedCredential {
-                    organization,
-                    client_id,
-                    before,
-                    now,
-                    credential: deletion.credential_id,
-                    revoke_tokens: deletion.revoke_tokens,
-                    action: AuditAction::FederatedCredentialDeleted,
-                    id_field: "credential_id",
-                },
-            )
-            .await
         };
         self.change_application(of, write)
             .await?

@@ -25,10 +25,10 @@ use sea_orm::{
 };
 
 pub use applications::{ChangeOf, IdempotencyWrite, Inserted, NewSecret};
-pub use client_keys::{DeleteKey, FirstUse, NewKey};
-pub use federation::{DeleteFederated, NewFederated};
+pub use client_keys::{FirstUse, NewKey};
+pub use federation::NewFederated;
 pub use keys::{CallerKeyRecord, NewCallerKey};
-pub use secrets::{DeleteSecret, RotateSecret};
+pub use secrets::RotateSecret;
 pub use tokens::{Credential, IntrospectionState};
 pub use user_grants::{Answer, NewGrant, UserGrantsOf};
 

@@ -11,18 +11,14 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::applications::{
-    ChangeOf, DeletedCredential, IdempotencyWrite, Inserted, NewSecret, Written, apply_revision,
-    credential_deleted, insert_idempotency, insert_secret, load, next_revision, to_json,
-    token_rules,
+    ChangeOf, IdempotencyWrite, Inserted, NewSecret, Written, apply_revision, insert_idempotency,
+    insert_secret, load, next_revision, to_json, token_rules,
 };
 use super::entities::{application, application_secret};
 use super::{Store, db_error};
 use crate::domain::{
-    Error,
-    application::Application,
-    audit::AuditAction,
-    clock::to_micros,
-    secret_rules::{check_live_count, secret_not_found},
+    Error, application::Application, audit::AuditAction, clock::to_micros,
+    secret_rules::check_live_count,
 };
 
 /// A new secret (SPEC rules 6a and 7).
@@ -36,15 +32,6 @@ pub struct RotateSecret {
     pub grace_period: Duration,
     /// End every token the older secrets authenticated: `Some` with an
     /// instant after which none of them can be live any more.
-    pub revoke_tokens: Option<OffsetDateTime>,
-}
-
-/// Deleting one secret (SPEC rule 6a).
-#[derive(Debug, Clone, Copy)]
-pub struct DeleteSecret {
-    pub secret_id: Uuid,
-    /// End every token the secret authenticated: `Some` with an instant
-    /// after which none of them can be live any more.
     pub revoke_tokens: Option<OffsetDateTime>,
 }
 
@@ -193,53 +180,6 @@ impl Store {
             }))
         };
         self.change_application(of, write).await
-    }
-
-    /// Deletes one secret (live, or expired and not purged yet) of a
-    /// confidential application (SPEC rule 6a); with `revoke_tokens`, every
-    /// access and refresh token it authenticated ends, by the credential
-    /// each records.
-    pub async fn delete_secret(
-        &self,
-        of: ChangeOf<'_>,
-        deletion: DeleteSecret,
-    ) -> Result<Application, Error> {
-        let ChangeOf {
-            organization,
-            client_id,
-            now,
-            ..
-        } = of;
-        let write = async |txn: &DatabaseTransaction, before: &Application| {
-            // An expired secret not purged yet may be deleted too: its
-            // tokens may still be live.
-            let deleted = application_secret::Entity::delete_many()
-                .filter(application_secret::Column::Id.eq(deletion.secret_id.to_string()))
-                .filter(application_secret::Column::ApplicationId.eq(client_id.to_string()))
-                .exec(txn)
-                .await
-                .map_err(db_error)?;
-            if deleted.rows_affected == 0 {
-                return Err(secret_not_found());
-            }
-            credential_deleted(
-                txn,
-                DeletedCredential {
-                    organization,
-                    client_id,
-                    before,
-                    now,
-                    credential: deletion.secret_id,
-                    revoke_tokens: deletion.revoke_tokens,
-                    action: AuditAction::ApplicationSecretDeleted,
-                    id_field: "secret_id",
-                },
-            )
-            .await
-        };
-        self.change_application(of, write)
-            .await?
-            .ok_or(Error::Internal)
     }
 
     /// Deletes the secrets that stopped working (expired, or past their
