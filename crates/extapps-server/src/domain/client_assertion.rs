@@ -126,8 +126,9 @@ impl Refusal {
 }
 
 /// An assertion whose form and claims passed, its signature not yet
-/// checked.
-#[derive(Debug)]
+/// checked. Its `Debug` leaves out the signed text and the signature:
+/// together they are the token, and a provider's token is a bearer token
+/// elsewhere too.
 pub struct Assertion<'a> {
     /// `header.payload`: what the signature covers.
     pub signed: &'a str,
@@ -143,6 +144,20 @@ pub struct Assertion<'a> {
     pub audiences: Vec<String>,
     pub jti: String,
     pub expire_time: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Assertion<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assertion")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
+            .field("subject", &self.subject)
+            .field("audiences", &self.audiences)
+            .field("jti", &self.jti)
+            .field("expire_time", &self.expire_time)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Assertion<'_> {
@@ -358,6 +373,19 @@ mod tests {
 
     fn refusal(header: serde_json::Value, claims: serde_json::Value) -> Refusal {
         read(&jwt(header, claims), None, &ours, now()).unwrap_err()
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let text = jwt(header(), claims());
+        let assertion = read(&text, None, &ours, now()).unwrap();
+        let shown = format!("{assertion:?}");
+        assert!(shown.contains("\"one\""), "{shown}");
+        let (signed, signature) = text.rsplit_once('.').unwrap();
+        assert!(
+            !shown.contains(signature) && !shown.contains(signed),
+            "{shown}"
+        );
     }
 
     #[test]
