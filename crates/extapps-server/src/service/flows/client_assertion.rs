@@ -113,10 +113,12 @@ impl Service {
             Ok(credential) => (state, credential),
             // A key or credential added a moment ago through another
             // replica may not have reached this one's memory yet: read once
-            // more, at most once per client in a while, as for secrets.
+            // more, at most once per client in a while, as for secrets. A
+            // provider's signature that failed does not depend on it.
             Err(Miss::Refused(refusal))
                 if remembered
                     && refused.is_none()
+                    && (assertion.is_self_signed() || refusal != Refusal::Signature)
                     && self.machinery.rereads.claim(client_id, now) =>
             {
                 let fresh = self
