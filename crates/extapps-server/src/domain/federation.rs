@@ -129,15 +129,15 @@ impl AllowedIssuers {
         self.0.is_empty()
     }
 
-    /// Whether `url` is canonical (see [`issuer_url`]) and starts with an
-    /// allowed prefix at a path boundary.
+    /// Whether `url` starts with an allowed prefix at a path boundary and
+    /// is canonical (see [`issuer_url`]): the cheap test first, so a
+    /// stranger's made-up issuer costs no URL parse.
     pub fn allows(&self, url: &str) -> bool {
-        is_canonical(url)
-            && self.0.iter().any(|prefix| {
-                url.strip_prefix(prefix.as_str()).is_some_and(|rest| {
-                    rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/')
-                })
+        self.0.iter().any(|prefix| {
+            url.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/')
             })
+        }) && is_canonical(url)
     }
 }
 
