@@ -59,11 +59,11 @@ pub struct ClientState {
     pub scope_removals: ScopeRemovals,
     /// Credentials whose earlier tokens were ended.
     pub credential_cutoffs: CredentialCutoffs,
-    /// Every stored secret, including one whose grace period has ended but
-    /// that is not purged yet: use [`ClientState::live_secrets`].
+    /// The secrets live when the state was read; some may have ended since
+    /// (a grace period, an expiry): use [`ClientState::live_secrets`].
     pub secrets: Vec<StoredSecret>,
-    /// Every stored public key, including expired ones not purged yet: use
-    /// [`ClientState::live_keys`].
+    /// The public keys live when the state was read; some may have expired
+    /// since: use [`ClientState::live_keys`].
     pub keys: Vec<VerifyingKey>,
     /// The outside providers' tokens it accepts.
     pub federated: Vec<FederatedCredential>,
