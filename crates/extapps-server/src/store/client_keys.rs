@@ -93,9 +93,19 @@ impl Store {
                     None => Set(None),
                 },
             };
-            let written = match expired_twin {
-                Some(_) => row.update(txn).await.map(|_| ()),
-                None => application_key::Entity::insert(row)
+            // Purged meanwhile (its retention ended), the twin is simply
+            // gone, and the key goes in as a new row.
+            let revived = match expired_twin {
+                Some(_) => match row.clone().update(txn).await {
+                    Ok(_) => true,
+                    Err(sea_orm::DbErr::RecordNotUpdated) => false,
+                    Err(e) => return Err(db_error(e)),
+                },
+                None => false,
+            };
+            let written = match revived {
+                true => Ok(()),
+                false => application_key::Entity::insert(row)
                     .exec(txn)
                     .await
                     .map(|_| ()),
