@@ -33,18 +33,8 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
 
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
-    sleep 0.1
-  done
-  echo "error: nothing listens on port $1" >&2
-  exit 1
-}
-json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
-own_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-hz=$(getconf CLK_TCK)
+# shellcheck source=crates/extapps-load/bench-lib.sh
+. crates/extapps-load/bench-lib.sh
 # The jti writes so far, from a server's metrics: "seconds rows batches".
 jti_writes() {
   local text
@@ -174,7 +164,6 @@ for connections in 16 64; do
   done
 done
 
-median() { python3 -c "import statistics, sys; print(int(statistics.median(map(int, sys.argv[1:]))))" $1; }
 echo "| server | c=16 | c=64 | CPU: server / load generator / else | jti write per assertion | assertions per write |"
 echo "| --- | ---: | ---: | --- | ---: | ---: |"
 for row in "${rows[@]}"; do
@@ -190,6 +179,6 @@ for row in "${rows[@]}"; do
     write=$(python3 -c "print(f'{${jti_seconds[$row]} / ${jti_rows[$row]} * 1e6:.0f} µs')")
     batch=$(python3 -c "print(f'{${jti_rows[$row]} / ${jti_batches[$row]}:.1f}')")
   fi
-  echo "| ${label[$row]} | $(median "${results[$row,16]}") | $(median "${results[$row,64]}") |" \
+  echo "| ${label[$row]} | $(tr ' ' '\n' <<<"${results[$row,16]}" | grep . | median) | $(tr ' ' '\n' <<<"${results[$row,64]}" | grep . | median) |" \
     "$server_cores / $load_cores / $else_cores | $write | $batch |"
 done

@@ -21,12 +21,8 @@ work=$(mktemp -d)
 port=50151
 export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1}
 
-# CPU clock ticks so far: a process's own, its waited-for children (the load
-# generator, for the shell that runs it), and the whole machine's busy time.
-own_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-children_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat"; }
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-hz=$(getconf CLK_TCK)
+# shellcheck source=crates/extapps-load/bench-lib.sh
+. crates/extapps-load/bench-lib.sh
 
 run_on() {
   local label=$1

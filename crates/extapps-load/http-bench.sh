@@ -43,23 +43,8 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
 form=application/x-www-form-urlencoded
 
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
-    sleep 0.1
-  done
-  echo "error: nothing listens on port $1" >&2
-  exit 1
-}
-
-json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
-
-# CPU clock ticks so far: a process's own, this shell's waited-for children
-# (oha), and the whole machine's busy time.
-own_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-children_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-hz=$(getconf CLK_TCK)
+# shellcheck source=crates/extapps-load/bench-lib.sh
+. crates/extapps-load/bench-lib.sh
 
 # The rows, in table order, and for each: its server's PID, its base URL,
 # its token and introspection paths, the token request's oha arguments and
@@ -156,7 +141,7 @@ one_run() {
   local row=$1 kind=$2 connections=$3 t0 s0 c0 m0
   set_args "$row" "$kind"
   "$oha" -z 1s -c "$connections" --no-tui --output-format json "${args[@]}" >/dev/null
-  t0=$(date +%s.%N) s0=$(own_ticks "${pid[$row]}") c0=$(children_ticks) m0=$(machine_ticks)
+  t0=$(date +%s.%N) s0=$(own_ticks "${pid[$row]}") c0=$(children_ticks $$) m0=$(machine_ticks)
   rate=$("$oha" -z "$duration" -c "$connections" --no-tui --output-format json "${args[@]}" |
     python3 -c '
 import json, sys
@@ -166,12 +151,11 @@ if set(codes) != {"200"}:
     sys.exit(f"error: not every answer was a 200: {codes}")
 print(round(report["summary"]["requestsPerSec"]))') || exit 1
   server_ticks[$row]=$((server_ticks[$row] + $(own_ticks "${pid[$row]}") - s0))
-  oha_ticks[$row]=$((oha_ticks[$row] + $(children_ticks) - c0))
+  oha_ticks[$row]=$((oha_ticks[$row] + $(children_ticks $$) - c0))
   machine_busy[$row]=$((machine_busy[$row] + $(machine_ticks) - m0))
   seconds[$row]=$(python3 -c "print(${seconds[$row]} + $(date +%s.%N) - $t0)")
 }
 
-median() { sort -n | awk '{ r[NR] = $1 } END { printf "%.0f", r[int((NR + 1) / 2)] }'; }
 
 declare -A cell
 for kind in token introspect; do
