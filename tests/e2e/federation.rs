@@ -69,6 +69,11 @@ async fn add_federated(
         .await
         .map(tonic::Response::into_inner)
 }
+/// A provider token naming the registered subject and audience, from
+/// the issuer's `mode` endpoint.
+fn ci_token(issuer: &Issuer, server: &TestServer, mode: &str) -> String {
+    issuer.token(mode, now(server), json!({"sub": SUBJECT, "aud": AUDIENCE}))
+}
 
 /// A client-credentials request with the provider's token and the
 /// application's ID.
@@ -116,24 +121,23 @@ async fn a_ci_job_gets_tokens_with_its_providers_token_and_no_secret(backend: Ba
         .unwrap();
 
     // The CI job's token, ten minutes long, with its audience among others.
-    let ci_token = issuer.token(
+    let job_token = issuer.token(
         "good",
         now(&server),
         json!({"sub": SUBJECT, "aud": ["https://other.example", AUDIENCE]}),
     );
-    let (status, body) = token_with(&server, &client, &ci_token).await;
+    let (status, body) = token_with(&server, &client, &job_token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let access = body["access_token"].as_str().unwrap().to_owned();
     assert!(is_active(&server.url, &introspect, &access).await);
     assert_eq!(issuer.requests(), 2, "discovery and key set, once");
     // Once only (stored as for private_key_jwt, so on every replica).
-    refused(token_with(&server, &client, &ci_token).await, "used before");
-    // The next job's token: the keys come from the cache.
-    let next = issuer.token(
-        "good",
-        now(&server),
-        json!({"sub": SUBJECT, "aud": AUDIENCE}),
+    refused(
+        token_with(&server, &client, &job_token).await,
+        "used before",
     );
+    // The next job's token: the keys come from the cache.
+    let next = ci_token(&issuer, &server, "good");
     let (status, body) = token_with(&server, &client, &next).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(issuer.requests(), 2, "no fetch");
@@ -145,20 +149,12 @@ async fn a_ci_job_gets_tokens_with_its_providers_token_and_no_secret(backend: Ba
     // is not.
     server.clock.advance(time::Duration::seconds(61));
     issuer.rotate("ci-2");
-    let rotated = issuer.token(
-        "good",
-        now(&server),
-        json!({"sub": SUBJECT, "aud": AUDIENCE}),
-    );
+    let rotated = ci_token(&issuer, &server, "good");
     let (status, body) = token_with(&server, &client, &rotated).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(issuer.requests(), 4);
     issuer.rotate("ci-3");
-    let again = issuer.token(
-        "good",
-        now(&server),
-        json!({"sub": SUBJECT, "aud": AUDIENCE}),
-    );
+    let again = ci_token(&issuer, &server, "good");
     unavailable(token_with(&server, &client, &again).await);
     assert_eq!(issuer.requests(), 4, "at most one fetch a minute");
     server.clock.advance(time::Duration::seconds(61));
@@ -172,11 +168,7 @@ async fn a_ci_job_gets_tokens_with_its_providers_token_and_no_secret(backend: Ba
         .await
         .unwrap();
     assert!(!is_active(&server.url, &introspect, &access).await);
-    let after = issuer.token(
-        "good",
-        now(&server),
-        json!({"sub": SUBJECT, "aud": AUDIENCE}),
-    );
+    let after = ci_token(&issuer, &server, "good");
     refused(
         token_with(&server, &client, &after).await,
         "no federated credential",
@@ -297,7 +289,7 @@ async fn issuers_that_misbehave_cost_bounded_time_and_nothing_else(backend: Back
     for mode in modes {
         let started = std::time::Instant::now();
         let before = issuer.requests();
-        let token = issuer.token(mode, now(&server), json!({"sub": SUBJECT, "aud": AUDIENCE}));
+        let token = ci_token(&issuer, &server, mode);
         unavailable(token_with(&server, &client, &token).await);
         // Discovery and the key set at most: never the other origin a
         // redirect or a foreign jwks_uri names (the same server, counted).
@@ -314,7 +306,7 @@ async fn issuers_that_misbehave_cost_bounded_time_and_nothing_else(backend: Back
         );
         // Within the minute, no second fetch: told to retry later.
         let before = issuer.requests();
-        let token = issuer.token(mode, now(&server), json!({"sub": SUBJECT, "aud": AUDIENCE}));
+        let token = ci_token(&issuer, &server, mode);
         unavailable(token_with(&server, &client, &token).await);
         assert_eq!(
             issuer.requests(),
@@ -593,11 +585,7 @@ async fn rfc_8414_issuers_work_and_a_token_serves_once_even_after_deletion(backe
         .unwrap();
     }
     // Discovery answers 404; the RFC 8414 metadata is read instead.
-    let token = issuer.token(
-        "rfc8414",
-        now(&server),
-        json!({"sub": SUBJECT, "aud": AUDIENCE}),
-    );
+    let token = ci_token(&issuer, &server, "rfc8414");
     let (status, body) = token_with(&server, &first, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -617,11 +605,7 @@ async fn rfc_8414_issuers_work_and_a_token_serves_once_even_after_deletion(backe
         .await
         .unwrap();
     refused(token_with(&server, &second, &token).await, "used before");
-    let fresh = issuer.token(
-        "rfc8414",
-        now(&server),
-        json!({"sub": SUBJECT, "aud": AUDIENCE}),
-    );
+    let fresh = ci_token(&issuer, &server, "rfc8414");
     let (status, body) = token_with(&server, &second, &fresh).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
