@@ -503,6 +503,12 @@ async fn the_cli_adds_and_deletes_federated_credentials() {
         err.contains("issuer: is not an issuer this server's operator allows"),
         "{err}"
     );
+    // A token it got ends with it, as `--revoke-tokens` asks.
+    let (status, body) = token_with(&server, &client, &ci_token(&issuer, &server, "good")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let introspect = server.key(Some("acme"), Role::Introspect, &[]).await;
+    assert!(is_active(&server.url, &introspect, &access).await);
     let (code, out, err) = run(&[
         "-o",
         "json",
@@ -516,6 +522,7 @@ async fn the_cli_adds_and_deletes_federated_credentials() {
     assert_eq!(code, 0, "{err}");
     let app: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(app["federated_credentials"], json!([]));
+    assert!(!is_active(&server.url, &introspect, &access).await);
 }
 
 /// The README's walk-through, run as written: a stand-in provider served
